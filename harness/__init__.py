@@ -1,0 +1,16 @@
+"""rnnbench: benchmark and profile LSTM/GRU in PyTorch.
+
+The pipeline runs one way, one module per stage:
+
+    suite.py      load and validate a YAML suite into immutable objects
+    cases.py      expand the suite's grid into cases (the case key lives here)
+    backends/     build each backend's model from the same reference weights
+    parity.py     compare outputs and gradients with the cudnn backend before timing
+    timing.py     time forward / backward / step regions on the case's device
+    stats.py      derived statistics of a list of samples
+    results.py    immutable case results and the versioned results file
+    runner.py     one case through backend -> parity -> timing -> result
+    cli.py        wires the stages together; the only module that prints
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,145 @@
+"""The environment a run measured: machine, Python, torch and its libraries, GPU, project commit."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import socket
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+import harness
+
+PROJECT_ROOT = Path(harness.__file__).resolve().parent.parent
+ENV_VARS = ("CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUBLAS_WORKSPACE_CONFIG",
+            "PYTORCH_CUDA_ALLOC_CONF", "TORCHINDUCTOR_CACHE_DIR", "TORCHINDUCTOR_FX_GRAPH_CACHE")
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def resolve_device(requested: str) -> torch.device:
+    """'auto' means the GPU when there is one. Raises ValueError when the device is not on this machine."""
+    if requested == "auto":
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    device = torch.device(requested)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {requested!r} asked for, but this machine has no usable CUDA GPU "
+                             f"(torch {torch.__version__}, built with CUDA {torch.version.cuda or 'none'})")
+        index = device.index or 0
+        if index >= torch.cuda.device_count():
+            raise ValueError(f"device {requested!r} asked for, but only {torch.cuda.device_count()} "
+                             f"CUDA device(s) are visible")
+        device = torch.device("cuda", index)
+    elif device.type != "cpu":
+        raise ValueError(f"unsupported device {requested!r}; use auto, cpu, cuda or cuda:N")
+    return device
+
+
+def collect_environment(device: torch.device) -> dict:
+    return {
+        "rnnbench_version": harness.__version__,
+        "collected_utc": utc_now(),
+        "device": str(device),
+        "machine": machine_info(),
+        "commit": commit_info(),
+        "torch": torch_info(),
+        "gpu": gpu_info(device) if device.type == "cuda" else None,
+        "threads": {"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()},
+        "env_vars": {name: os.environ[name] for name in ENV_VARS if name in os.environ},
+    }
+
+
+def machine_info() -> dict:
+    """Named as pytest-benchmark's machine_info, so exported results read the same there."""
+    uname = platform.uname()
+    try:
+        usable_cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable_cores = os.cpu_count()
+    return {
+        "node": socket.gethostname(),
+        "processor": uname.processor,
+        "machine": uname.machine,
+        "system": uname.system,
+        "release": uname.release,
+        "python_implementation": platform.python_implementation(),
+        "python_version": platform.python_version(),
+        "python_compiler": platform.python_compiler(),
+        "cpu": {"brand_raw": _cpu_model(), "count": os.cpu_count(), "usable_cores": usable_cores},
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "unknown"
+    match = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
+    return match.group(1).strip() if match else (platform.processor() or "unknown")
+
+
+def commit_info() -> dict:
+    """The project's git commit (pytest-benchmark's commit_info names); empty fields outside a checkout."""
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return {"id": None, "dirty": None, "branch": None, "time": None, "project": "rnnbench"}
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "id": commit,
+        "dirty": bool(status),
+        "branch": git("rev-parse", "--abbrev-ref", "HEAD"),
+        "time": git("show", "-s", "--format=%cI", "HEAD"),
+        "project": "rnnbench",
+    }
+
+
+def torch_info() -> dict:
+    cudnn_version = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    onednn = re.search(r"DNN v([\d.]+)", torch.__config__.show())
+    return {
+        "version": torch.__version__,
+        "git_version": getattr(torch.version, "git_version", None),
+        "cuda": torch.version.cuda,
+        "cudnn": cudnn_version,
+        "onednn": onednn.group(1) if onednn else None,
+        "mkldnn_enabled": torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled,
+        "debug": torch.version.debug,
+    }
+
+
+def gpu_info(device: torch.device) -> dict:
+    properties = torch.cuda.get_device_properties(device)
+    return {
+        "index": device.index,
+        "name": properties.name,
+        "capability": f"{properties.major}.{properties.minor}",
+        "total_memory_bytes": properties.total_memory,
+        "multiprocessors": properties.multi_processor_count,
+    }
+
+
+def check_device_supports(device: torch.device, dtype: str) -> None:
+    """Raise ValueError when this device and torch cannot run an RNN step in ``dtype``."""
+    torch_dtype = getattr(torch, dtype)
+    try:
+        module = torch.nn.LSTM(2, 2).to(device=device, dtype=torch_dtype)
+        output, _ = module(torch.zeros(2, 1, 2, device=device, dtype=torch_dtype))
+        output.sum().backward()
+    except (RuntimeError, TypeError, NotImplementedError) as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"dtype {dtype} cannot run on {device} with torch {torch.__version__}: {message}") from None

@@ -1,0 +1,17 @@
+"""The project's own error types: each carries a message fit for one line on a terminal."""
+
+
+class RnnbenchError(Exception):
+    """Base of every error the CLI turns into a one-line message and exit code 2."""
+
+
+class SuiteError(RnnbenchError):
+    """A suite file that cannot be loaded or does not validate."""
+
+
+class ResultsFileError(RnnbenchError):
+    """A results file that cannot be read: missing, truncated, wrong schema."""
+
+
+class BackendUnavailable(RnnbenchError):
+    """A backend cannot run in this environment (the case is skipped, with this as reason)."""

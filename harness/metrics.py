@@ -1,0 +1,58 @@
+"""The figures a person can ask of a case result, by name: one place for their labels, units and
+direction, shared by the summary table, the charts and the comparator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from harness.results import CaseResult
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    label: str
+    unit: str
+    value: Callable[[CaseResult], float | None]
+    lower_is_better: bool
+    region: str | None = None  # the timed region whose samples the metric comes from, if any
+
+
+def _median(region: str):
+    return lambda result: result.median_ms(region)
+
+
+def _derived(key: str):
+    def value(result: CaseResult):
+        return result.derived.get(result.primary_region, {}).get(key)
+    return value
+
+
+def peak_memory_bytes(result: CaseResult) -> float | None:
+    memory = result.memory
+    return memory.get("peak_allocated_bytes", memory.get("peak_rss_bytes"))
+
+
+def energy_per_sequence_j(result: CaseResult) -> float | None:
+    window = (result.telemetry.get("windows") or {}).get(result.primary_region) or {}
+    return window.get("energy_per_sequence_j")
+
+
+METRICS = {metric.name: metric for metric in (
+    Metric("step", "step time (median)", "ms", _median("step"), True, "step"),
+    Metric("forward", "forward time (median)", "ms", _median("forward"), True, "forward"),
+    Metric("backward", "backward time (median)", "ms", _median("backward"), True, "backward"),
+    Metric("sequences_per_s", "throughput", "sequences/s", _derived("sequences_per_s"), False),
+    Metric("tokens_per_s", "throughput", "tokens/s", _derived("tokens_per_s"), False),
+    Metric("achieved_tflops", "achieved compute", "TFLOP/s", _derived("achieved_tflops"), False),
+    Metric("peak_memory", "peak memory", "bytes", peak_memory_bytes, True),
+    Metric("energy_per_sequence", "energy per sequence", "J", energy_per_sequence_j, True),
+)}
+
+
+def get_metric(name: str) -> Metric:
+    try:
+        return METRICS[name]
+    except KeyError:
+        raise KeyError(f"unknown metric {name!r}; known: {', '.join(METRICS)}") from None

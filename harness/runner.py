@@ -1,0 +1,163 @@
+"""One case through the pipeline: reference -> backend -> parity -> timing -> CaseResult.
+
+Nothing here prints. Whatever goes wrong in a case becomes that case's failed (or skipped) result with a
+one-line reason, so one case cannot sink a run.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+from harness.backends import build_backend
+from harness.backends.cudnn import detect_kernel_library
+from harness.cases import Case
+from harness.env import utc_now
+from harness.errors import BackendUnavailable
+from harness.parity import comparable_tensors, compare, tolerance_for
+from harness.results import CaseResult
+from harness.suite import Telemetry, Timing
+from harness.timing import CaseTimeout, Workload, clock_for, measure, run_iteration
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+RNN_CLASSES = {"lstm": nn.LSTM, "gru": nn.GRU}
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    device: torch.device
+    precision: str = "fp32"
+    seed: int = 0
+    timing: Timing = field(default_factory=Timing)
+    telemetry: Telemetry = field(default_factory=Telemetry)
+
+
+def make_reference(case: Case, settings: RunSettings) -> nn.RNNBase:
+    """The case's nn.LSTM / nn.GRU, initialised on the CPU from the case seed (same weights on any device)."""
+    torch.manual_seed(case.seed(settings.seed))
+    module = RNN_CLASSES[case.cell](case.input_size, case.hidden_size, num_layers=case.num_layers,
+                                    bidirectional=case.bidirectional)
+    return module.to(device=settings.device, dtype=DTYPES[case.dtype])
+
+
+def make_inputs(case: Case, settings: RunSettings) -> tuple[torch.Tensor, torch.Tensor]:
+    """Input (T, B, I) and an MSE target shaped like the output (T, B, directions*H)."""
+    generator = torch.Generator().manual_seed(case.seed(settings.seed) + 1)
+    x = torch.randn(case.seq_len, case.batch, case.input_size, generator=generator)
+    target = torch.randn(case.seq_len, case.batch, case.directions * case.hidden_size, generator=generator)
+    dtype = DTYPES[case.dtype]
+    return x.to(settings.device, dtype), target.to(settings.device, dtype)
+
+
+def run_case(case: Case, settings: RunSettings, *,
+             build: Callable[[str, nn.RNNBase], object] = build_backend) -> CaseResult:
+    started_utc = utc_now()
+    started = time.perf_counter()
+    deadline = started + settings.timing.case_timeout_s
+
+    def finished(status: str, reason: str | None = None, **fields) -> CaseResult:
+        return CaseResult(case=case, status=status, reason=reason, started_utc=started_utc,
+                          duration_s=round(time.perf_counter() - started, 3), **fields)
+
+    try:
+        return _measure_case(case, settings, build, deadline, finished)
+    except BackendUnavailable as exc:
+        return finished("skipped", str(exc))
+    except CaseTimeout as exc:
+        return finished("failed", f"time limit of {settings.timing.case_timeout_s:g} s exceeded: {exc}")
+    except (torch.cuda.OutOfMemoryError, MemoryError) as exc:
+        return finished("failed", f"out of memory: {_first_line(exc)}")
+    except Exception as exc:  # one case must not sink the run; the reason is kept with the case
+        if _is_out_of_memory(exc):
+            return finished("failed", f"out of memory: {_first_line(exc)}")
+        return finished("failed", f"{type(exc).__name__}: {_first_line(exc)}")
+    finally:
+        _release_memory(settings.device)
+
+
+def _measure_case(case: Case, settings: RunSettings, build, deadline: float, finished) -> CaseResult:
+    device = settings.device
+    clock = clock_for(device)
+    reference = make_reference(case, settings)
+    x, target = make_inputs(case, settings)
+    # Parity always checks gradients too, unless the case is inference (no autograd at all).
+    parity_mode = "inference" if case.mode == "inference" else "forward_backward"
+
+    expected = _outputs_and_grads(reference, dict(reference.named_parameters()), x, target, parity_mode, clock)
+    build_started = time.perf_counter()
+    backend = build(case.backend, reference)
+    build_s = round(time.perf_counter() - build_started, 4)
+    del reference
+
+    kept: list = []
+    parity_work = Workload(backend.model, x, target, parity_mode, tuple(backend.parameters.values()))
+    first_iteration_ms = run_iteration(parity_work, clock, keep=kept)
+    output, state = kept.pop()
+    actual = comparable_tensors(output, state, backend.parameters)
+    del output, state
+    parity = compare(expected, actual, tolerance_for(case.dtype, settings.precision, device.type),
+                     is_reference=case.backend == "cudnn")
+    del expected, actual
+    facts = dict(backend.facts)
+    if not parity.passed:
+        facts.update(backend.runtime_facts())
+        return finished("failed", parity.reason, parity=parity.to_dict(), backend=facts, build_s=build_s,
+                        first_iteration_ms=first_iteration_ms)
+    if case.backend in ("cudnn", "compile_module"):
+        facts.update(detect_kernel_library(backend.model, x))
+
+    work = Workload(backend.model, x, target, case.mode, tuple(backend.parameters.values()))
+    memory_before = _reset_peak_memory(device)
+    measured = measure(work, clock, settings.timing, deadline)
+    memory = _peak_memory(device, memory_before)
+    facts.update(backend.runtime_facts())
+    return finished("ok", parity=parity.to_dict(), backend=facts, build_s=build_s,
+                    first_iteration_ms=first_iteration_ms, warmup_ms=measured.warmup_ms,
+                    samples_ms=measured.samples_ms, memory=memory)
+
+
+def _outputs_and_grads(model, parameters: dict, x, target, mode: str, clock) -> dict:
+    kept: list = []
+    run_iteration(Workload(model, x, target, mode, tuple(parameters.values())), clock, keep=kept)
+    output, state = kept.pop()
+    return comparable_tensors(output, state, parameters)
+
+
+def _reset_peak_memory(device: torch.device) -> dict:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        return {"allocated_bytes": torch.cuda.memory_allocated(device)}
+    return {}
+
+
+def _peak_memory(device: torch.device, before: dict) -> dict:
+    if device.type == "cuda":
+        return {
+            "source": "torch.cuda allocator",
+            "peak_allocated_bytes": torch.cuda.max_memory_allocated(device),
+            "peak_reserved_bytes": torch.cuda.max_memory_reserved(device),
+            "allocated_before_bytes": before["allocated_bytes"],
+        }
+    return {}
+
+
+def _release_memory(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _is_out_of_memory(exc: Exception) -> bool:
+    text = str(exc)
+    return "out of memory" in text.lower() or "can't allocate memory" in text
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

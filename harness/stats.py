@@ -1,0 +1,75 @@
+"""Statistics of a list of timing samples: the numbers a case result derives from what was measured."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+NOISY_RELATIVE_IQR = 0.10
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class SampleStats:
+    n: int
+    median_ms: float
+    mean_ms: float
+    stdev_ms: float
+    min_ms: float
+    max_ms: float
+    p5_ms: float
+    p25_ms: float
+    p75_ms: float
+    p95_ms: float
+    iqr_ms: float
+    relative_iqr: float
+    # Distribution-free 95 % confidence interval of the median (binomial order statistics);
+    # None when there are too few samples for one (n < 6).
+    median_ci95_low_ms: float | None
+    median_ci95_high_ms: float | None
+    noisy: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def summarize(samples_ms: Sequence[float]) -> SampleStats:
+    values = np.asarray(samples_ms, dtype=float)
+    if values.size == 0:
+        raise ValueError("no samples to summarize")
+    p5, p25, median, p75, p95 = np.percentile(values, [5, 25, 50, 75, 95])
+    iqr = p75 - p25
+    relative_iqr = float(iqr / median) if median > 0 else float("inf")
+    low, high = median_confidence_interval(values)
+    return SampleStats(
+        n=int(values.size),
+        median_ms=float(median),
+        mean_ms=float(values.mean()),
+        stdev_ms=float(values.std(ddof=1)) if values.size > 1 else 0.0,
+        min_ms=float(values.min()),
+        max_ms=float(values.max()),
+        p5_ms=float(p5),
+        p25_ms=float(p25),
+        p75_ms=float(p75),
+        p95_ms=float(p95),
+        iqr_ms=float(iqr),
+        relative_iqr=relative_iqr,
+        median_ci95_low_ms=low,
+        median_ci95_high_ms=high,
+        noisy=relative_iqr > NOISY_RELATIVE_IQR,
+    )
+
+
+def median_confidence_interval(values, confidence: float = CONFIDENCE) -> tuple[float | None, float | None]:
+    """Order-statistic interval [x_(l), x_(n-l+1)] with P(l <= Binomial(n, 1/2) <= n-l) >= confidence."""
+    ordered = np.sort(np.asarray(values, dtype=float))
+    n = ordered.size
+    alpha = 1.0 - confidence
+    # ppf gives the smallest l with P(B <= l) >= alpha/2, so P(B <= l-1) < alpha/2: rank l (1-based) is safe.
+    lower_rank = int(scipy_stats.binom.ppf(alpha / 2, n, 0.5))
+    if lower_rank < 1:
+        return None, None
+    return float(ordered[lower_rank - 1]), float(ordered[n - lower_rank])

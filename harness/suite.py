@@ -1,0 +1,343 @@
+"""Load a YAML suite and validate it into immutable objects.
+
+YAML is read as data only (``yaml.safe_load``); nothing in a suite can construct an object.
+Every problem becomes a :class:`SuiteError` with one line naming the file, the key, the YAML line
+where there is one, and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from harness.errors import SuiteError
+
+CELLS = ("lstm", "gru")
+BACKENDS = ("cudnn", "eager", "torchscript", "compile", "compile_module")
+MODES = ("forward", "forward_backward", "inference")
+DTYPES = ("float32", "float16", "bfloat16")
+PRECISIONS = ("fp32", "tf32")
+
+# The grid's axes, in the order cases are expanded and keys are written.
+CHOICE_AXES = {"cell": CELLS, "backend": BACKENDS, "mode": MODES}
+SIZE_AXES = ("batch", "seq_len", "input_size", "hidden_size", "num_layers")
+BOOL_AXES = ("bidirectional",)
+AXES = ("cell", "backend", "mode", *SIZE_AXES, *BOOL_AXES)
+AXIS_DEFAULTS: dict[str, tuple] = {
+    "cell": ("lstm",),
+    "backend": ("cudnn",),
+    "mode": ("forward_backward",),
+    "num_layers": (1,),
+    "bidirectional": (False,),
+}
+REQUIRED_AXES = ("batch", "seq_len", "input_size", "hidden_size")
+
+TOP_KEYS = ("name", "description", "device", "dtype", "precision", "seed", "timing", "telemetry",
+            "grid", "exclude", "include")
+TIMING_KEYS = ("warmup_iters", "min_iters", "max_iters", "budget_s", "case_timeout_s")
+TELEMETRY_KEYS = ("enabled", "nvml_period_ms")
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How long each case is measured. The loop runs until both min_iters and budget_s are met."""
+
+    warmup_iters: int = 3
+    min_iters: int = 10
+    max_iters: int = 10_000
+    budget_s: float = 1.0
+    case_timeout_s: float = 600.0
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    """Sampling of the GPU (NVML) while timing; ignored on the CPU."""
+
+    enabled: bool = True
+    nvml_period_ms: float = 20.0
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    source: str
+    device: str = "auto"
+    dtype: str = "float32"
+    precision: str = "fp32"
+    seed: int = 0
+    description: str = ""
+    timing: Timing = field(default_factory=Timing)
+    telemetry: Telemetry = field(default_factory=Telemetry)
+    # axis -> allowed values, as (axis, values) pairs so the object stays hashable and immutable
+    grid: tuple[tuple[str, tuple], ...] = ()
+    exclude: tuple[tuple[tuple[str, tuple], ...], ...] = ()
+    include: tuple[tuple[tuple[str, tuple], ...], ...] = ()
+    sha256: str = ""
+
+    def grid_values(self, axis: str) -> tuple:
+        return dict(self.grid)[axis]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The suite as loaded, with defaults filled in: what a results file records."""
+
+        def entries(rows):
+            return [{axis: list(values) for axis, values in row} for row in rows]
+
+        return {
+            "name": self.name,
+            "description": self.description,
+            "source": self.source,
+            "sha256": self.sha256,
+            "device": self.device,
+            "dtype": self.dtype,
+            "precision": self.precision,
+            "seed": self.seed,
+            "timing": vars(self.timing).copy(),
+            "telemetry": vars(self.telemetry).copy(),
+            "grid": {axis: list(values) for axis, values in self.grid},
+            "exclude": entries(self.exclude),
+            "include": entries(self.include),
+        }
+
+
+def load_suite(path: str | Path) -> Suite:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SuiteError(f"{path}: no such suite file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SuiteError(f"{path}: cannot read suite: {exc}") from None
+    return parse_suite(text, source=str(path))
+
+
+def parse_suite(text: str, source: str = "<suite>") -> Suite:
+    try:
+        data = yaml.safe_load(text)
+        nodes = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SuiteError(f"{source}{where}: malformed YAML: {problem}") from None
+    suite = _Checker(source, nodes).suite(data)
+    return replace(suite, sha256=hashlib.sha256(text.encode("utf-8")).hexdigest())
+
+
+class _Checker:
+    """Validates the parsed mapping, turning every problem into a one-line SuiteError."""
+
+    def __init__(self, source: str, root_node: yaml.Node | None):
+        self.source = source
+        self.root_node = root_node
+
+    def fail(self, path: tuple, message: str):
+        line = _line_of(self.root_node, path)
+        where = f"{self.source}:{line}" if line else self.source
+        key = ".".join(str(p) for p in path)
+        raise SuiteError(f"{where}: {key + ': ' if key else ''}{message}")
+
+    def keys(self, mapping: Mapping, allowed: tuple, path: tuple):
+        for key in mapping:
+            if not isinstance(key, str) or key not in allowed:
+                close = difflib.get_close_matches(str(key), allowed, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                self.fail(path + (key,), f"unknown key{hint}; allowed: {', '.join(allowed)}")
+
+    def mapping(self, value, path: tuple) -> Mapping:
+        if not isinstance(value, dict):
+            self.fail(path, f"must be a mapping, got {_describe(value)}")
+        return value
+
+    def suite(self, data) -> Suite:
+        if data is None:
+            self.fail((), "the suite is empty; it needs at least 'name' and 'grid'")
+        data = self.mapping(data, ())
+        self.keys(data, TOP_KEYS, ())
+        for required in ("name", "grid"):
+            if required not in data:
+                self.fail((), f"missing required key '{required}'")
+        name = self.string(data["name"], ("name",))
+        if not name.strip():
+            self.fail(("name",), "must not be empty")
+        grid = self.grid(data["grid"])
+        exclude = self.entries(data.get("exclude", []), ("exclude",))
+        include = self.entries(data.get("include", []), ("include",))
+        suite = Suite(
+            name=name,
+            source=self.source,
+            description=self.string(data.get("description", ""), ("description",)),
+            device=self.device(data.get("device", "auto")),
+            dtype=self.choice(data.get("dtype", "float32"), DTYPES, ("dtype",)),
+            precision=self.choice(data.get("precision", "fp32"), PRECISIONS, ("precision",)),
+            seed=self.integer(data.get("seed", 0), ("seed",), minimum=0),
+            timing=self.timing(data.get("timing", {})),
+            telemetry=self.telemetry(data.get("telemetry", {})),
+            grid=grid,
+            exclude=exclude,
+            include=include,
+        )
+        from harness.cases import expand_cases  # the expansion rules live with the cases
+
+        if not expand_cases(suite, device_type="cpu"):
+            self.fail(("exclude",), "the grid is empty after exclusions; nothing would run")
+        return suite
+
+    def string(self, value, path: tuple) -> str:
+        if not isinstance(value, str):
+            self.fail(path, f"must be a string, got {_describe(value)}")
+        return value
+
+    def choice(self, value, allowed: tuple, path: tuple) -> str:
+        if not isinstance(value, str) or value not in allowed:
+            close = difflib.get_close_matches(str(value), allowed, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            self.fail(path, f"unknown value {value!r}{hint}; allowed: {', '.join(allowed)}")
+        return value
+
+    def integer(self, value, path: tuple, minimum: int = 1) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(path, f"must be an integer, got {_describe(value)}")
+        if value < minimum:
+            qualifier = "positive" if minimum == 1 else f">= {minimum}"
+            self.fail(path, f"must be {qualifier}, got {value}")
+        return value
+
+    def number(self, value, path: tuple) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            self.fail(path, f"must be a number, got {_describe(value)}")
+        if value <= 0:
+            self.fail(path, f"must be positive, got {value}")
+        return float(value)
+
+    def boolean(self, value, path: tuple) -> bool:
+        if not isinstance(value, bool):
+            self.fail(path, f"must be true or false, got {_describe(value)}")
+        return value
+
+    def device(self, value) -> str:
+        value = self.string(value, ("device",))
+        if value in ("auto", "cpu", "cuda"):
+            return value
+        prefix, _, index = value.partition(":")
+        if prefix == "cuda" and index.isdigit():
+            return value
+        self.fail(("device",), f"unknown device {value!r}; allowed: auto, cpu, cuda, cuda:N")
+
+    def timing(self, value) -> Timing:
+        path = ("timing",)
+        value = self.mapping(value, path)
+        self.keys(value, TIMING_KEYS, path)
+        defaults = Timing()
+        timing = Timing(
+            warmup_iters=self.integer(value.get("warmup_iters", defaults.warmup_iters),
+                                      path + ("warmup_iters",), minimum=0),
+            min_iters=self.integer(value.get("min_iters", defaults.min_iters), path + ("min_iters",)),
+            max_iters=self.integer(value.get("max_iters", defaults.max_iters), path + ("max_iters",)),
+            budget_s=self.number(value.get("budget_s", defaults.budget_s), path + ("budget_s",)),
+            case_timeout_s=self.number(value.get("case_timeout_s", defaults.case_timeout_s),
+                                       path + ("case_timeout_s",)),
+        )
+        if timing.max_iters < timing.min_iters:
+            self.fail(path + ("max_iters",),
+                      f"must be >= min_iters ({timing.min_iters}), got {timing.max_iters}")
+        return timing
+
+    def telemetry(self, value) -> Telemetry:
+        path = ("telemetry",)
+        value = self.mapping(value, path)
+        self.keys(value, TELEMETRY_KEYS, path)
+        defaults = Telemetry()
+        return Telemetry(
+            enabled=self.boolean(value.get("enabled", defaults.enabled), path + ("enabled",)),
+            nvml_period_ms=self.number(value.get("nvml_period_ms", defaults.nvml_period_ms),
+                                       path + ("nvml_period_ms",)),
+        )
+
+    def axis_values(self, axis: str, value, path: tuple) -> tuple:
+        values = value if isinstance(value, list) else [value]
+        if not values:
+            self.fail(path, "must list at least one value")
+        checked = []
+        for index, item in enumerate(values):
+            item_path = path + (index,) if isinstance(value, list) else path
+            if axis in CHOICE_AXES:
+                checked.append(self.choice(item, CHOICE_AXES[axis], item_path))
+            elif axis in BOOL_AXES:
+                checked.append(self.boolean(item, item_path))
+            else:
+                checked.append(self.integer(item, item_path))
+        if len(set(checked)) != len(checked):
+            self.fail(path, f"lists a value twice: {checked}")
+        return tuple(checked)
+
+    def grid(self, value) -> tuple[tuple[str, tuple], ...]:
+        path = ("grid",)
+        value = self.mapping(value, path)
+        self.keys(value, AXES, path)
+        for axis in REQUIRED_AXES:
+            if axis not in value:
+                self.fail(path, f"missing required axis '{axis}'")
+        return tuple(
+            (axis, self.axis_values(axis, value[axis], path + (axis,)) if axis in value
+             else AXIS_DEFAULTS[axis])
+            for axis in AXES
+        )
+
+    def entries(self, value, path: tuple):
+        if not isinstance(value, list):
+            self.fail(path, f"must be a list of mappings, got {_describe(value)}")
+        rows = []
+        for index, entry in enumerate(value):
+            entry_path = path + (index,)
+            entry = self.mapping(entry, entry_path)
+            if not entry:
+                self.fail(entry_path, "must name at least one axis")
+            self.keys(entry, AXES, entry_path)
+            rows.append(tuple((axis, self.axis_values(axis, entry[axis], entry_path + (axis,)))
+                              for axis in AXES if axis in entry))
+        return tuple(rows)
+
+
+def _describe(value) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, (int, float)):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return f"a string ({value!r})"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _line_of(node: yaml.Node | None, path: tuple) -> int | None:
+    """The 1-based YAML line of the deepest part of ``path`` that exists in the node tree."""
+    line = None
+    for part in path:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if key_node.value == str(part):
+                    line = key_node.start_mark.line + 1
+                    node = value_node
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    if line is None and node is not None and path == ():
+        return None
+    return line

@@ -1,0 +1,147 @@
+"""Time forward, backward and the full training step of a model, one iteration at a time.
+
+Regions of one iteration (``mode``):
+    inference         forward under ``torch.no_grad()``                      -> forward
+    forward           forward with autograd recording (graph discarded)     -> forward
+    forward_backward  forward, then MSE loss against a target and backward  -> forward, backward, step
+``step`` is measured from the same marks as the other two: step = forward + backward of that iteration.
+
+CUDA: CUDA events are recorded around each region on the current stream and read after a device
+synchronisation at the end of the iteration. CPU: ``time.perf_counter_ns`` (CPU kernels have returned
+when the call returns). Gradients are cleared outside the timed regions.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from harness.suite import Timing
+
+REGIONS_BY_MODE = {
+    "inference": ("forward",),
+    "forward": ("forward",),
+    "forward_backward": ("forward", "backward", "step"),
+}
+
+
+class CaseTimeout(Exception):
+    """A case ran past its time limit."""
+
+
+class CpuClock:
+    def mark(self) -> int:
+        return time.perf_counter_ns()
+
+    def elapsed_ms(self, start: int, end: int) -> float:
+        return (end - start) / 1e6
+
+    def synchronize(self) -> None:
+        pass
+
+
+class CudaClock:
+    def __init__(self, device: torch.device):
+        self.device = device
+
+    def mark(self) -> torch.cuda.Event:
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
+
+    def elapsed_ms(self, start: torch.cuda.Event, end: torch.cuda.Event) -> float:
+        return start.elapsed_time(end)
+
+    def synchronize(self) -> None:
+        torch.cuda.synchronize(self.device)
+
+
+def clock_for(device: torch.device) -> CpuClock | CudaClock:
+    return CudaClock(device) if device.type == "cuda" else CpuClock()
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What one iteration runs: ``model(x)`` returns (output, state) as nn.LSTM / nn.GRU do."""
+
+    model: Callable[[Tensor], tuple]
+    x: Tensor
+    target: Tensor
+    mode: str
+    parameters: Sequence[Tensor]
+
+
+def run_iteration(work: Workload, clock, keep: list | None = None) -> dict[str, float]:
+    """One timed iteration; returns milliseconds per region. ``keep`` receives (output, state)."""
+    for parameter in work.parameters:
+        parameter.grad = None
+    if work.mode == "inference":
+        with torch.no_grad():
+            start = clock.mark()
+            output, state = work.model(work.x)
+            forward_end = clock.mark()
+    else:
+        start = clock.mark()
+        output, state = work.model(work.x)
+        forward_end = clock.mark()
+    if work.mode == "forward_backward":
+        F.mse_loss(output, work.target).backward()
+        backward_end = clock.mark()
+    clock.synchronize()
+    if keep is not None:
+        keep.append((output, state))
+    forward_ms = clock.elapsed_ms(start, forward_end)
+    if work.mode != "forward_backward":
+        return {"forward": forward_ms}
+    return {"forward": forward_ms,
+            "backward": clock.elapsed_ms(forward_end, backward_end),
+            "step": clock.elapsed_ms(start, backward_end)}
+
+
+@dataclass(frozen=True)
+class Measured:
+    samples_ms: dict[str, tuple[float, ...]]
+    warmup_ms: dict[str, tuple[float, ...]]
+    loop_s: float
+
+
+def measure(work: Workload, clock, timing: Timing, deadline: float = float("inf")) -> Measured:
+    """Warm up, then iterate until both ``min_iters`` and ``budget_s`` are met (or ``max_iters``).
+
+    Every sample is kept. Python's garbage collector is paused inside the timed loop, as ``timeit``
+    does, so a collection of unrelated objects does not land in one iteration.
+    """
+    warmup = [run_iteration(work, clock) for _ in range(timing.warmup_iters)]
+    if time.perf_counter() > deadline:
+        raise CaseTimeout("time limit reached during warm-up")
+    gc.collect()
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    samples: list[dict[str, float]] = []
+    try:
+        started = time.perf_counter()
+        while True:
+            samples.append(run_iteration(work, clock))
+            now = time.perf_counter()
+            count = len(samples)
+            if count >= timing.max_iters or (count >= timing.min_iters and now - started >= timing.budget_s):
+                break
+            if now > deadline:
+                raise CaseTimeout(f"time limit reached after {count} timed iterations")
+        loop_s = time.perf_counter() - started
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return Measured(samples_ms=_by_region(samples), warmup_ms=_by_region(warmup), loop_s=loop_s)
+
+
+def _by_region(iterations: list[dict[str, float]]) -> dict[str, tuple[float, ...]]:
+    if not iterations:
+        return {}
+    return {region: tuple(it[region] for it in iterations) for region in iterations[0]}
