@@ -43,6 +43,7 @@ def resolve_device(requested: str) -> torch.device:
 
 
 def collect_environment(device: torch.device) -> dict:
+    gpu_state = nvml_environment(device)
     return {
         "rnnbench_version": harness.__version__,
         "collected_utc": utc_now(),
@@ -50,7 +51,9 @@ def collect_environment(device: torch.device) -> dict:
         "machine": machine_info(),
         "commit": commit_info(),
         "torch": torch_info(),
-        "gpu": gpu_info(device) if device.type == "cuda" else None,
+        "gpu": gpu_info(device, gpu_state) if device.type == "cuda" else None,
+        # The GPU's state as the run starts (NVML): clocks, power, modes, other processes on it.
+        "gpu_state": gpu_state,
         "threads": {"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()},
         "env_vars": {name: os.environ[name] for name in ENV_VARS if name in os.environ},
     }
@@ -122,15 +125,84 @@ def torch_info() -> dict:
     }
 
 
-def gpu_info(device: torch.device) -> dict:
+def gpu_info(device: torch.device, state: dict | None = None) -> dict:
+    """torch's view of the GPU, with the driver, NVML version and UUID from NVML (None without NVML)."""
     properties = torch.cuda.get_device_properties(device)
+    state = state if state is not None else nvml_environment(device)
+    gpus = state.get("gpus") or [{}]
     return {
         "index": device.index,
         "name": properties.name,
         "capability": f"{properties.major}.{properties.minor}",
         "total_memory_bytes": properties.total_memory,
         "multiprocessors": properties.multi_processor_count,
+        "driver": state.get("driver"),
+        "nvml_version": state.get("nvml_version"),
+        "uuid": gpus[0].get("uuid") or _torch_uuid(properties),
     }
+
+
+def _torch_uuid(properties) -> str | None:
+    uuid = getattr(properties, "uuid", None)
+    return f"GPU-{uuid}" if uuid is not None else None
+
+
+def nvml_environment(device: torch.device) -> dict:
+    """The GPU's state from NVML, once, in this process (never while timing): the run's GPU on a CUDA
+    device, every GPU NVML sees otherwise. ``{"available": False, "reason": "NVML unavailable: ..."}``
+    where NVML cannot be used. ``warnings`` names other processes using the GPU."""
+    from harness.telemetry.case import UNAVAILABLE, device_spec
+    from harness.telemetry.nvml import (NvmlUnavailable, all_gpu_states, gpu_state, init, load_nvml,
+                                        resolve_handle, shutdown, system_info)
+
+    try:
+        nvml = load_nvml()
+        init(nvml)
+    except NvmlUnavailable as exc:
+        return {"available": False, "reason": f"{UNAVAILABLE}: {exc}"}
+    try:
+        info: dict = {"available": True, **system_info(nvml)}
+        if device.type == "cuda":
+            handle, found_by = resolve_handle(nvml, device_spec(device))
+            info["gpus"] = [{**gpu_state(nvml, handle), "found_by": found_by}]
+        else:
+            info["gpus"] = all_gpu_states(nvml)
+        info["warnings"] = _other_process_warnings(info["gpus"], device)
+        return info
+    except NvmlUnavailable as exc:
+        return {"available": False, "reason": f"{UNAVAILABLE}: {exc}"}
+    except Exception as exc:  # a broken binding must not stop the run
+        return {"available": False, "reason": f"{UNAVAILABLE}: {type(exc).__name__}: {exc}"}
+    finally:
+        shutdown(nvml)
+
+
+def _other_process_warnings(gpus: list[dict], device: torch.device) -> list[str]:
+    """Other processes on a GPU share it with the benchmark and make its numbers worthless.
+
+    NVML reports pids of its own pid namespace: in a container this process may be listed under a pid
+    that is not ``os.getpid()``. When this process has a CUDA context and its pid is not listed, one
+    listed process is taken to be this one.
+    """
+    own = os.getpid()
+    warnings = []
+    for gpu in gpus:
+        processes = gpu.get("processes")
+        if not processes:
+            continue
+        others = [p for p in processes if p["pid"] != own]
+        ours_listed = len(others) < len(processes)
+        uses_this_gpu = (device.type == "cuda" and torch.cuda.is_initialized()
+                         and gpu.get("found_by") is not None)
+        allowance = 1 if uses_this_gpu and not ours_listed else 0
+        if len(others) > allowance:
+            pids = ", ".join(str(p["pid"]) for p in others)
+            maybe = (" (this process is not listed under its own pid, so one of them may be this one)"
+                     if allowance else "")
+            warnings.append(f"{len(others)} other process(es) on GPU {gpu.get('nvml_index', '?')} "
+                            f"({gpu.get('name', '?')}): pids {pids}{maybe}; they share the GPU and "
+                            f"make timings, power and energy worthless")
+    return warnings
 
 
 def check_device_supports(device: torch.device, dtype: str) -> None:

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import gc
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, ContextManager, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -111,11 +112,14 @@ class Measured:
     loop_s: float
 
 
-def measure(work: Workload, clock, timing: Timing, deadline: float = float("inf")) -> Measured:
+def measure(work: Workload, clock, timing: Timing, deadline: float = float("inf"),
+            around_loop: Callable[[], ContextManager] | None = None) -> Measured:
     """Warm up, then iterate until both ``min_iters`` and ``budget_s`` are met (or ``max_iters``).
 
     Every sample is kept. Python's garbage collector is paused inside the timed loop, as ``timeit``
-    does, so a collection of unrelated objects does not land in one iteration.
+    does, so a collection of unrelated objects does not land in one iteration. ``around_loop`` (the
+    telemetry window) is entered just before the timed loop and left just after its last iteration
+    has synchronised, outside every timed region.
     """
     warmup = [run_iteration(work, clock) for _ in range(timing.warmup_iters)]
     if time.perf_counter() > deadline:
@@ -125,16 +129,17 @@ def measure(work: Workload, clock, timing: Timing, deadline: float = float("inf"
     gc.disable()
     samples: list[dict[str, float]] = []
     try:
-        started = time.perf_counter()
-        while True:
-            samples.append(run_iteration(work, clock))
-            now = time.perf_counter()
-            count = len(samples)
-            if count >= timing.max_iters or (count >= timing.min_iters and now - started >= timing.budget_s):
-                break
-            if now > deadline:
-                raise CaseTimeout(f"time limit reached after {count} timed iterations")
-        loop_s = time.perf_counter() - started
+        with around_loop() if around_loop is not None else nullcontext():
+            started = time.perf_counter()
+            while True:
+                samples.append(run_iteration(work, clock))
+                now = time.perf_counter()
+                count = len(samples)
+                if count >= timing.max_iters or (count >= timing.min_iters and now - started >= timing.budget_s):
+                    break
+                if now > deadline:
+                    raise CaseTimeout(f"time limit reached after {count} timed iterations")
+            loop_s = time.perf_counter() - started
     finally:
         if gc_was_enabled:
             gc.enable()
