@@ -15,3 +15,7 @@ class ResultsFileError(RnnbenchError):
 
 class BackendUnavailable(RnnbenchError):
     """A backend cannot run in this environment (the case is skipped, with this as reason)."""
+
+
+class ReportError(RnnbenchError):
+    """Results that cannot be charted as asked: an unknown metric or axis, a metric no case recorded."""

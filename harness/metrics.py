@@ -56,3 +56,23 @@ def get_metric(name: str) -> Metric:
         return METRICS[name]
     except KeyError:
         raise KeyError(f"unknown metric {name!r}; known: {', '.join(METRICS)}") from None
+
+
+# Rates computed from the median time of the primary region (the _derived metrics above).
+RATE_METRICS = ("sequences_per_s", "tokens_per_s", "achieved_tflops")
+
+
+def metric_spread(metric: Metric, result: CaseResult) -> tuple[float, float] | None:
+    """The metric at the 25th and 75th percentile of the timed samples it comes from, as (low, high);
+    None for a figure not computed from timed samples (memory, energy) or without samples."""
+    if metric.region:
+        stats = result.stats.get(metric.region)
+        return (stats.p25_ms, stats.p75_ms) if stats else None
+    if metric.name not in RATE_METRICS:
+        return None
+    stats = result.stats.get(result.primary_region)
+    value = metric.value(result)
+    if not stats or value is None or stats.p25_ms <= 0:
+        return None
+    # a rate at the median time: the faster samples (25th percentile of time) give the higher rate
+    return value * stats.median_ms / stats.p75_ms, value * stats.median_ms / stats.p25_ms

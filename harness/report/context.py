@@ -1,0 +1,59 @@
+"""What a chart or a page says about where its numbers come from: suite, device, dtype, torch."""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+from harness.results import RunResults
+
+
+def device_name(run: RunResults) -> str:
+    """The GPU's name, or the CPU's model with the threads torch used."""
+    environment = run.environment
+    gpu = environment.get("gpu")
+    if gpu:
+        return f"{gpu.get('name', 'GPU')} ({environment.get('device', 'cuda')})"
+    cpu = ((environment.get("machine") or {}).get("cpu") or {}).get("brand_raw") or "unknown CPU"
+    threads = (environment.get("threads") or {}).get("intra_op")
+    return f"{cpu} (CPU{f', {threads} threads' if threads else ''})"
+
+
+def torch_versions(run: RunResults) -> str:
+    torch = run.environment.get("torch") or {}
+    parts = [f"torch {torch.get('version', '?')}"]
+    if torch.get("cuda"):
+        parts.append(f"CUDA {torch['cuda']}")
+    if torch.get("cudnn"):
+        parts.append(f"cuDNN {torch['cudnn']}")
+    return ", ".join(parts)
+
+
+def dtype_and_precision(run: RunResults) -> str:
+    suite = run.suite
+    return f"{suite.get('dtype', '?')} ({suite.get('precision', '?')} math)"
+
+
+def commit(run: RunResults) -> str:
+    facts = run.environment.get("commit") or {}
+    if not facts.get("id"):
+        return "not in a git checkout"
+    dirty = " (uncommitted changes)" if facts.get("dirty") else ""
+    branch = f" on {facts['branch']}" if facts.get("branch") else ""
+    return f"{facts['id'][:12]}{branch}{dirty}"
+
+
+def context_line(runs: Sequence[RunResults]) -> str:
+    """One line for a chart title: 'suite scaling · AMD EPYC (CPU, 2 threads) · float32 (fp32 math) ·
+    torch 2.13.0+cpu'; where several files differ, their values joined with ' / '."""
+    parts = [
+        "suite " + _joined(run.suite.get("name", "?") for run in runs),
+        _joined(device_name(run) for run in runs),
+        _joined(dtype_and_precision(run) for run in runs),
+        _joined(torch_versions(run) for run in runs),
+    ]
+    return " · ".join(parts)
+
+
+def _joined(values: Iterable[str]) -> str:
+    distinct = list(dict.fromkeys(values))
+    return " / ".join(distinct)

@@ -1,0 +1,50 @@
+"""The facts about a results file that a report must not let a reader miss: failed and skipped cases,
+noisy measurements, compiled backends that ran eagerly. Shared by the HTML page and the Markdown summary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.report.text import ran_eagerly
+from harness.results import CaseResult, RunResults
+from harness.stats import NOISY_RELATIVE_IQR
+
+
+@dataclass(frozen=True)
+class Flagged:
+    key: str
+    what: str  # failed, skipped, noisy, not compiled
+    detail: str
+
+
+def problems(run: RunResults) -> list[Flagged]:
+    """Failed and skipped cases, with their reasons."""
+    return [Flagged(r.key, r.status, r.reason or "no reason given") for r in run.cases if not r.ok]
+
+
+def noisy(run: RunResults) -> list[Flagged]:
+    """Ok cases with a region whose interquartile range exceeds NOISY_RELATIVE_IQR of its median."""
+    flagged = []
+    for result in run.cases:
+        regions = result.noisy_regions if result.ok else []
+        if regions:
+            worst = max(result.stats[r].relative_iqr for r in regions)
+            flagged.append(Flagged(result.key, "noisy", f"{', '.join(regions)}: IQR {worst:.0%} of the median"))
+    return flagged
+
+
+def eager_fallbacks(run: RunResults) -> list[Flagged]:
+    """Compiled backends that Dynamo could not compile: their times are eager PyTorch's."""
+    flagged = []
+    for result in run.cases:
+        if result.ok and ran_eagerly(result):
+            reasons = "; ".join(result.backend["compile"].get("break_reasons", ())) or "no graph"
+            flagged.append(Flagged(result.key, "not compiled", f"NOT COMPILED, ran eagerly (Dynamo: {reasons})"))
+    return flagged
+
+
+def is_noisy(result: CaseResult) -> bool:
+    return result.ok and bool(result.noisy_regions)
+
+
+NOISY_RULE = f"interquartile range above {NOISY_RELATIVE_IQR:.0%} of the median"

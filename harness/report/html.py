@@ -1,0 +1,226 @@
+"""One self-contained HTML page: charts embedded as PNG data URIs, the environment, the summary tables,
+failed and skipped cases with their reasons, noisy measurements and eager fallbacks flagged, and the
+A-vs-B comparisons. No scripts, no external files, no timestamp of its own."""
+
+from __future__ import annotations
+
+import base64
+import math
+from html import escape
+from typing import Sequence
+
+from harness.report import context
+from harness.report.flags import NOISY_RULE, Flagged, eager_fallbacks, is_noisy, noisy, problems
+from harness.report.ratios import CI_METHOD, FASTER, SLOWER, Comparison, Pair
+from harness.report.text import SUMMARY_HEADER, configuration_groups, format_ms, ran_eagerly, summary_row
+from harness.results import RunResults
+
+STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem auto;
+       max-width: 1250px; padding: 0 1rem; color: #222; line-height: 1.45; }
+h1 { font-size: 1.6rem; margin-bottom: .2rem; } h2 { margin-top: 2.5rem; border-bottom: 2px solid #ddd; }
+h3 { margin-top: 1.6rem; } .context { color: #555; margin-top: 0; }
+table { border-collapse: collapse; margin: .6rem 0 1rem; font-size: .85rem; }
+th, td { border: 1px solid #ddd; padding: .25rem .5rem; text-align: left; vertical-align: top; }
+th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.failed td, tr.skipped td { background: #fde8e8; } tr.noisy td { background: #fff8e1; }
+tr.eager td { background: #fff0e0; } tr.slower td { background: #fde8e8; } tr.faster td { background: #e8f6e8; }
+figure { margin: 1rem 0 2rem; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { color: #555; font-size: .9rem; } .flag { font-weight: 600; color: #b00020; }
+.ok { color: #1b7f1b; font-weight: 600; } details > summary { cursor: pointer; font-weight: 600; margin: .4rem 0; }
+dl.env { display: grid; grid-template-columns: max-content auto; gap: .15rem 1rem; font-size: .9rem; }
+dl.env dt { font-weight: 600; } dl.env dd { margin: 0; }
+"""
+
+
+def report_html(sections: Sequence[tuple[str, RunResults, Sequence]], comparisons: Sequence[Comparison],
+                comparison_charts: Sequence) -> str:
+    """``sections``: (label, run, charts) per results file; charts have .name, .title and .png."""
+    runs = [run for _, run, _ in sections]
+    body = ["<h1>rnnbench report</h1>", f"<p class=context>{escape(context.context_line(runs))}</p>"]
+    body.append(_contents(sections, comparisons))
+    for label, run, charts in sections:
+        body.append(_run_section(label, run, charts))
+    charts_by_label = {chart.title: chart for chart in comparison_charts}
+    for comparison in comparisons:
+        body.append(_comparison_section(comparison, charts_by_label.get(f"{comparison.b_label} vs {comparison.a_label}")))
+    title = "rnnbench report: " + ", ".join(label for label, _, _ in sections)
+    return ("<!DOCTYPE html>\n<html lang=en>\n<head>\n<meta charset=utf-8>\n"
+            f"<meta name=viewport content=\"width=device-width, initial-scale=1\">\n<title>{escape(title)}</title>\n"
+            f"<style>{STYLE}</style>\n</head>\n<body>\n" + "\n".join(body) + "\n</body>\n</html>\n")
+
+
+def _contents(sections, comparisons) -> str:
+    items = [f"<li><a href=\"#{_anchor(label)}\">{escape(label)}</a>: {_counts_text(run)}</li>"
+             for label, run, _ in sections]
+    items += [f"<li><a href=\"#{_anchor('compare-' + c.b_label + '-' + c.a_label)}\">{escape(c.b_label)} vs "
+              f"{escape(c.a_label)}</a>: {_comparison_text(c)}</li>" for c in comparisons]
+    return "<ul>" + "".join(items) + "</ul>"
+
+
+def _counts_text(run: RunResults) -> str:
+    counts = run.counts()
+    text = (f"{len(run.cases)} cases: {counts['ok']} ok, "
+            + (f"<span class=flag>{counts['failed']} failed</span>" if counts["failed"] else "0 failed")
+            + f", {counts['skipped']} skipped")
+    if run.status != "complete":
+        text += f" — <span class=flag>run {escape(run.status)}: not every case ran</span>"
+    return text
+
+
+def _run_section(label: str, run: RunResults, charts) -> str:
+    suite = run.suite
+    parts = [f"<h2 id=\"{_anchor(label)}\">{escape(label)}: suite {escape(str(suite.get('name', '?')))}</h2>",
+             f"<p>{escape(str(suite.get('description') or ''))}</p>",
+             f"<p>{_counts_text(run)}. File: <code>{escape(run.source or '?')}</code></p>",
+             _environment(run)]
+    for chart in charts:
+        parts.append(_figure(chart))
+    parts.append(_flag_lists(run))
+    parts.append(_summary_tables(run))
+    return "\n".join(parts)
+
+
+def _environment(run: RunResults) -> str:
+    environment = run.environment
+    torch = environment.get("torch") or {}
+    machine = environment.get("machine") or {}
+    threads = environment.get("threads") or {}
+    precision = environment.get("math_precision") or {}
+    facts = [
+        ("device", context.device_name(run)),
+        ("dtype, precision", context.dtype_and_precision(run)),
+        ("torch", torch.get("version")),
+        ("CUDA / cuDNN", f"{torch.get('cuda') or '-'} / {torch.get('cudnn') or '-'}"),
+        ("oneDNN", torch.get("onednn")),
+        ("math precision", ", ".join(f"{k}={v}" for k, v in precision.items() if k != "requested") or None),
+        ("threads", f"intra-op {threads.get('intra_op')}, inter-op {threads.get('inter_op')}" if threads else None),
+        ("Python", f"{machine.get('python_implementation', '')} {machine.get('python_version', '')}".strip() or None),
+        ("system", f"{machine.get('system', '')} {machine.get('release', '')} {machine.get('machine', '')}".strip() or None),
+        ("commit", context.commit(run)),
+        ("rnnbench", environment.get("rnnbench_version")),
+        ("run", f"{run.started_utc or '?'} to {run.finished_utc or '?'} (UTC), {run.status}"),
+        ("suite file", f"{run.suite.get('source', '?')} (sha256 {str(run.suite.get('sha256', '?'))[:12]})"),
+    ]
+    env_vars = environment.get("env_vars") or {}
+    if env_vars:
+        facts.append(("environment variables", ", ".join(f"{k}={v}" for k, v in env_vars.items())))
+    rows = "".join(f"<dt>{escape(name)}</dt><dd>{escape(str(value))}</dd>" for name, value in facts if value)
+    return f"<h3>Environment</h3><dl class=env>{rows}</dl>"
+
+
+def _figure(chart) -> str:
+    data = base64.b64encode(chart.png).decode("ascii")
+    return (f"<figure><img src=\"data:image/png;base64,{data}\" alt=\"{escape(chart.title)}\">"
+            f"<figcaption>{escape(chart.title)} — <code>{escape(chart.name)}</code></figcaption></figure>")
+
+
+def _flag_lists(run: RunResults) -> str:
+    parts = []
+    failed = problems(run)
+    parts.append(f"<h3>Failed and skipped cases ({len(failed)})</h3>")
+    parts.append(_flag_table(failed, "reason") if failed else "<p class=ok>None: every case ran.</p>")
+    fallbacks = eager_fallbacks(run)
+    if fallbacks:
+        parts.append(f"<h3>Compiled backends that ran eagerly ({len(fallbacks)})</h3>"
+                     "<p>Their times are eager PyTorch's, not compiled code's.</p>" + _flag_table(fallbacks, "why"))
+    flagged = noisy(run)
+    parts.append(f"<h3>Noisy measurements ({len(flagged)})</h3>")
+    parts.append(f"<p>Flagged: {NOISY_RULE}. Their medians are less certain than the rest.</p>"
+                 + _flag_table(flagged, "spread") if flagged else "<p class=ok>None.</p>")
+    return "\n".join(parts)
+
+
+def _flag_table(flagged: Sequence[Flagged], detail: str) -> str:
+    rows = "".join(f"<tr class=\"{ROW_CLASSES.get(f.what, '')}\"><td><code>{escape(f.key)}</code></td>"
+                   f"<td>{escape(f.what)}</td><td>{escape(f.detail)}</td></tr>" for f in flagged)
+    table = f"<table><tr><th>case</th><th>flag</th><th>{escape(detail)}</th></tr>{rows}</table>"
+    return f"<details><summary>show {len(flagged)}</summary>{table}</details>" if len(flagged) > 12 else table
+
+
+ROW_CLASSES = {"failed": "failed", "skipped": "skipped", "noisy": "noisy", "not compiled": "eager"}
+
+
+def _summary_tables(run: RunResults) -> str:
+    groups = configuration_groups(run)
+    blocks = []
+    numeric = {2, 3, 4, 5, 6, 7, 8, 9}
+    for (cell, mode, shape, dtype, device), results in groups.items():
+        region = results[0].primary_region
+        head = "".join(f"<th>{escape(h)}</th>" for h in SUMMARY_HEADER)
+        rows = []
+        for result in results:
+            cells = summary_row(run, result)
+            css = (result.status if not result.ok else "eager" if ran_eagerly(result)
+                   else "noisy" if is_noisy(result) else "")
+            rows.append(f"<tr class=\"{css}\">" + "".join(
+                f"<td{' class=num' if i in numeric else ''}>{escape(c)}</td>" for i, c in enumerate(cells)) + "</tr>")
+        blocks.append(f"<h4>{escape(f'{cell} {mode} {shape} {dtype} {device}')} "
+                      f"<small>(median of the {escape(region)}, ms)</small></h4>"
+                      f"<table><tr>{head}</tr>{''.join(rows)}</table>")
+    return (f"<h3>Summary tables ({len(groups)} configurations)</h3>"
+            "<p>Rows: <span style=\"background:#fde8e8\">failed or skipped</span>, "
+            "<span style=\"background:#fff0e0\">not compiled (ran eagerly)</span>, "
+            "<span style=\"background:#fff8e1\">noisy</span>.</p>"
+            f"<details{' open' if len(groups) <= 6 else ''}><summary>{len(groups)} configurations</summary>"
+            + "".join(blocks) + "</details>")
+
+
+def _comparison_section(comparison: Comparison, chart) -> str:
+    a, b = comparison.a_label, comparison.b_label
+    parts = [f"<h2 id=\"{_anchor('compare-' + b + '-' + a)}\">{escape(b)} (B) vs {escape(a)} (A)</h2>",
+             f"<p>{_comparison_text(comparison)}. Ratio: B's median over A's "
+             f"({escape(comparison.region or 'each case’s primary region')}), &gt; 1 means B is slower; "
+             f"{escape(CI_METHOD)}. Slower or faster only when the whole interval is above or below 1.</p>"]
+    if chart is not None:
+        parts.append(_figure(chart))
+    by_backend = comparison.geomean_by_backend()
+    if by_backend:
+        rows = "".join(f"<tr><td>{escape(backend)}</td><td class=num>{value:.3f}×</td>"
+                       f"<td class=num>{comparison.counts(p for p in comparison.pairs if p.a.case.backend == backend)[SLOWER]}</td>"
+                       f"<td class=num>{comparison.counts(p for p in comparison.pairs if p.a.case.backend == backend)[FASTER]}</td></tr>"
+                       for backend, value in by_backend.items())
+        parts.append("<table><tr><th>backend</th><th>geomean B/A</th><th>slower</th><th>faster</th></tr>"
+                     f"{rows}</table>")
+    changed = sorted((p for p in comparison.pairs if p.verdict in (SLOWER, FASTER)),
+                     key=lambda p: -abs(_log(p.ratio.value)))
+    parts.append(f"<h3>Slower and faster cases ({len(changed)})</h3>")
+    parts.append(_pair_table(changed) if changed else "<p>None beyond their confidence intervals.</p>")
+    left_out = ([(key, "only in A") for key in comparison.only_in_a] + [(key, "only in B") for key in comparison.only_in_b]
+                + list(comparison.not_compared))
+    if left_out:
+        rows = "".join(f"<tr><td><code>{escape(key)}</code></td><td>{escape(why)}</td></tr>" for key, why in left_out)
+        parts.append(f"<h3>Not compared ({len(left_out)})</h3><details><summary>show</summary>"
+                     f"<table><tr><th>case</th><th>why</th></tr>{rows}</table></details>")
+    return "\n".join(parts)
+
+
+def _pair_table(pairs: Sequence[Pair]) -> str:
+    rows = "".join(
+        f"<tr class=\"{p.verdict}\"><td><code>{escape(p.key)}</code></td><td>{escape(p.region)}</td>"
+        f"<td class=num>{format_ms(p.a.median_ms(p.region))}</td><td class=num>{format_ms(p.b.median_ms(p.region))}</td>"
+        f"<td class=num>{p.ratio.value:.3f}×</td><td class=num>{_ci(p)}</td><td>{p.verdict}</td></tr>"
+        for p in pairs)
+    return ("<table><tr><th>case</th><th>region</th><th>A ms</th><th>B ms</th><th>B/A</th><th>95% CI</th>"
+            f"<th>verdict</th></tr>{rows}</table>")
+
+
+def _comparison_text(comparison: Comparison) -> str:
+    counts = comparison.counts()
+    geomean = comparison.geomean
+    if geomean is None:
+        return "no case ran in both files"
+    return (f"geometric mean B/A {geomean:.3f}× over {len(comparison.pairs)} matched cases: "
+            f"{counts[SLOWER]} slower, {counts[FASTER]} faster, {counts['unchanged']} unchanged")
+
+
+def _ci(pair: Pair) -> str:
+    return f"[{pair.ratio.low:.3f}, {pair.ratio.high:.3f}]" if pair.ratio.has_ci else "-"
+
+
+def _log(value: float) -> float:
+    return math.log(value) if value > 0 else 0.0
+
+
+def _anchor(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in text)

@@ -1,0 +1,151 @@
+"""A Markdown summary that reads well as a pull-request comment or a CI step summary
+(``$GITHUB_STEP_SUMMARY``): a headline, the speedups over cudnn, one compact table (configuration x
+backend: median and speedup, flags), failures and comparisons. Long lists fold into <details>."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from harness.report import context
+from harness.report.flags import NOISY_RULE, eager_fallbacks, noisy, problems
+from harness.report.ratios import FASTER, SLOWER, Comparison, geometric_mean_speedups, speedups_over_cudnn
+from harness.report.text import configuration_groups, format_ms, ran_eagerly
+from harness.results import CaseResult, RunResults
+from harness.suite import BACKENDS, CELLS
+
+FOLD_ROWS = 12  # longer tables and lists go into a <details> block
+NOISY_MARK, EAGER_MARK, FAILED_MARK, SKIPPED_MARK = "⚠", "†", "✗", "⊘"
+
+
+def report_markdown(sections: Sequence[tuple[str, RunResults, Sequence]], comparisons: Sequence[Comparison]) -> str:
+    lines: list[str] = []
+    for label, run, charts in sections:
+        lines += _run_summary(label, run, charts)
+    for comparison in comparisons:
+        lines += _comparison_summary(comparison)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _run_summary(label: str, run: RunResults, charts) -> list[str]:
+    counts = run.counts()
+    status = "" if run.status == "complete" else f" · **run {run.status}: not every case ran**"
+    lines = [f"### rnnbench `{label}`: suite `{run.suite.get('name', '?')}`", "",
+             f"{context.device_name(run)} · {context.dtype_and_precision(run)} · {context.torch_versions(run)} · "
+             f"commit {context.commit(run)}", "",
+             f"**{len(run.cases)} cases: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped**"
+             f"{status}", ""]
+    geomeans = geometric_mean_speedups(speedups_over_cudnn(run))
+    if geomeans:
+        ordered = sorted(geomeans, key=lambda b: BACKENDS.index(b) if b in BACKENDS else len(BACKENDS))
+        lines += ["Speedup over cudnn, geometric mean over cases (> 1: faster): "
+                  + " · ".join(f"**{b}** {geomeans[b]:.2f}×" for b in ordered), ""]
+    lines += _fold(_pivot_table(run), f"Median {_regions(run)} time per configuration "
+                   f"({len(configuration_groups(run))} configurations)", open_when_short=True)
+    lines += [f"{NOISY_MARK} noisy ({NOISY_RULE}) · {EAGER_MARK} NOT compiled, ran eagerly · "
+              f"{FAILED_MARK} failed · {SKIPPED_MARK} skipped", ""]
+    failed = problems(run)
+    if failed:
+        lines += _fold([f"- {FAILED_MARK if f.what == 'failed' else SKIPPED_MARK} `{f.key}`: {_inline(f.detail)}"
+                        for f in failed], f"Failed and skipped ({len(failed)})", open_when_short=True)
+    fallbacks = eager_fallbacks(run)
+    if fallbacks:
+        lines += _fold([f"- {EAGER_MARK} `{f.key}`: {_inline(f.detail)}" for f in fallbacks],
+                       f"Compiled backends that ran eagerly ({len(fallbacks)})", open_when_short=True)
+    flagged = noisy(run)
+    if flagged:
+        lines += _fold([f"- {NOISY_MARK} `{f.key}`: {f.detail}" for f in flagged], f"Noisy measurements ({len(flagged)})")
+    if charts:
+        lines += ["Charts: " + ", ".join(f"`{chart.name}`" for chart in charts) + " (and `report.html`)", ""]
+    return lines
+
+
+def _regions(run: RunResults) -> str:
+    return "/".join(sorted({r.primary_region for r in run.cases}))
+
+
+def _pivot_table(run: RunResults) -> list[str]:
+    """One row per configuration, one column per backend: median (speedup over cudnn) and flags."""
+    groups = configuration_groups(run)
+    backends = [b for b in BACKENDS if any(r.case.backend == b for r in run.cases)]
+    backends += sorted({r.case.backend for r in run.cases} - set(backends))
+    cells = {key[0] for key in groups}
+    modes = {key[1] for key in groups}
+    lines = ["| configuration | " + " | ".join(backends) + " |", "|---|" + "---:|" * len(backends)]
+    order = list(groups)
+    ordered = sorted(order, key=lambda k: (CELLS.index(k[0]) if k[0] in CELLS else len(CELLS), k[1], order.index(k)))
+    for cell, mode, shape, dtype, device in ordered:
+        results = groups[(cell, mode, shape, dtype, device)]
+        label = " ".join(([cell] if len(cells) > 1 else []) + ([mode] if len(modes) > 1 else []) + [shape])
+        by_backend = {r.case.backend: r for r in results}
+        row = [_cell(run, by_backend.get(b)) for b in backends]
+        lines.append(f"| {label} | " + " | ".join(row) + " |")
+    if len(cells) == 1 or len(modes) == 1:
+        fixed = ", ".join(([f"cell {next(iter(cells))}"] if len(cells) == 1 else [])
+                          + ([f"mode {next(iter(modes))}"] if len(modes) == 1 else []))
+        lines.append(f"\n({fixed})")
+    return lines
+
+
+def _cell(run: RunResults, result: CaseResult | None) -> str:
+    if result is None:
+        return ""
+    if result.status == "failed":
+        return f"{FAILED_MARK} failed"
+    if result.status == "skipped":
+        return f"{SKIPPED_MARK} skipped"
+    text = f"{format_ms(result.median_ms())} ms"
+    if result.case.backend != "cudnn":
+        speedup = run.speedup_over_cudnn(result)
+        if speedup:
+            text += f" ({speedup:.2f}×)"
+    if ran_eagerly(result):
+        text += f" {EAGER_MARK}"
+    if result.noisy_regions:
+        text += f" {NOISY_MARK}"
+    return text
+
+
+def _comparison_summary(comparison: Comparison) -> list[str]:
+    a, b = comparison.a_label, comparison.b_label
+    lines = [f"### `{b}` (B) vs `{a}` (A)", ""]
+    geomean = comparison.geomean
+    if geomean is None:
+        return lines + ["No case ran in both files.", ""]
+    counts = comparison.counts()
+    lines += [f"Median time B/A (> 1: B slower), geometric mean **{geomean:.3f}×** over {len(comparison.pairs)} "
+              f"matched cases: **{counts[SLOWER]} slower**, **{counts[FASTER]} faster**, "
+              f"{counts['unchanged']} unchanged (slower/faster: the whole 95% interval above/below 1).", ""]
+    by_backend = comparison.geomean_by_backend()
+    lines += ["| backend | geomean B/A | slower | faster |", "|---|---:|---:|---:|"]
+    for backend, value in by_backend.items():
+        mine = comparison.counts(p for p in comparison.pairs if p.a.case.backend == backend)
+        lines.append(f"| {backend} | {value:.3f}× | {mine[SLOWER]} | {mine[FASTER]} |")
+    lines.append("")
+    changed = sorted((p for p in comparison.pairs if p.verdict in (SLOWER, FASTER)),
+                     key=lambda p: -abs(p.ratio.value - 1))
+    if changed:
+        rows = ["| case | A ms | B ms | B/A [95% CI] |", "|---|---:|---:|---:|"]
+        for p in changed:
+            mark = "🔴" if p.verdict == SLOWER else "🟢"
+            ci = f" [{p.ratio.low:.2f}, {p.ratio.high:.2f}]" if p.ratio.has_ci else ""
+            rows.append(f"| {mark} `{p.key}` | {format_ms(p.a.median_ms(p.region))} | "
+                        f"{format_ms(p.b.median_ms(p.region))} | {p.ratio.value:.2f}×{ci} |")
+        lines += _fold(rows, f"Slower and faster cases ({len(changed)})", open_when_short=True)
+    left_out = ([f"- `{key}`: only in A" for key in comparison.only_in_a]
+                + [f"- `{key}`: only in B" for key in comparison.only_in_b]
+                + [f"- `{key}`: {_inline(why)}" for key, why in comparison.not_compared])
+    if left_out:
+        lines += _fold(left_out, f"Not compared ({len(left_out)})")
+    return lines
+
+
+def _fold(lines: list[str], summary: str, open_when_short: bool = False) -> list[str]:
+    """Lines under a bold heading when short (and open_when_short), else inside a <details> block."""
+    if open_when_short and len(lines) <= FOLD_ROWS:
+        return [f"**{summary}**", "", *lines, ""]
+    return [f"<details><summary>{summary}</summary>", "", *lines, "", "</details>", ""]
+
+
+def _inline(text: str) -> str:
+    """One line, safe inside a Markdown table or list item."""
+    return " ".join(str(text).split()).replace("|", "\\|")

@@ -1,0 +1,392 @@
+"""Charts drawn from the data of scaling.py and ratios.py: scaling curves, speedup over cudnn, A versus B.
+
+Each ``*_figure`` function returns a matplotlib Figure (built on the Agg canvas, no pyplot, no global
+state), so tests can read back what was drawn; :func:`png_bytes` renders one the same way every time.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Sequence
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator
+from matplotlib.transforms import blended_transform_factory
+
+from harness.report.ratios import (CI_METHOD, FASTER, SLOWER, UNCHANGED, Comparison, Speedup,
+                                   geometric_mean_speedups)
+from harness.report.scaling import AXIS_LABELS, AXIS_NAMES, AXIS_SYMBOLS, ScalingChart
+from harness.report.text import format_bytes, format_count, ran_eagerly
+from harness.suite import BACKENDS, CELLS, SIZE_AXES
+
+DPI = 110
+PALETTE = ("#1f77b4", "#ff7f0e", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#bcbd22", "#7f7f7f")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "h")
+VERDICT_COLORS = {SLOWER: "#d62728", FASTER: "#2ca02c", UNCHANGED: "#8c8c8c"}
+VERDICT_LABELS = {SLOWER: "slower: whole CI above 1", FASTER: "faster: whole CI below 1",
+                  UNCHANGED: "unchanged: CI spans 1 (or too few samples)"}
+BAND_ALPHA = 0.18
+FAILED_MARKER = "x"
+
+
+# --- styles -----------------------------------------------------------------------------------------
+
+
+def line_style(dimension: str, value: str, order: Sequence[str] = ()) -> dict:
+    """The same backend (or cell) gets the same colour and marker in every chart."""
+    known = {"backend": BACKENDS, "cell": CELLS}.get(dimension) or tuple(order)
+    index = known.index(value) if value in known else len(known)
+    return {"color": PALETTE[index % len(PALETTE)], "marker": MARKERS[index % len(MARKERS)]}
+
+
+def _value_formatter(unit: str):
+    if unit == "ms":
+        return FuncFormatter(lambda v, _: f"{v:g}")
+    if unit == "bytes":
+        return FuncFormatter(lambda v, _: format_bytes(v))
+    if unit.endswith("/s") and unit != "TFLOP/s":
+        return FuncFormatter(lambda v, _: format_count(v))
+    return FuncFormatter(lambda v, _: f"{v:.3g}")
+
+
+def _unit_label(unit: str) -> str:
+    return "B, KiB, MiB, GiB" if unit == "bytes" else unit
+
+
+def _ratio_formatter():
+    return FuncFormatter(lambda v, _: f"{v:.3g}×")
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def png_bytes(figure: Figure) -> bytes:
+    """The figure as PNG, byte-identical for identical figures: no software name, no timestamp."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+# --- scaling curves ---------------------------------------------------------------------------------
+
+
+def scaling_figure(chart: ScalingChart, context: str) -> Figure:
+    """One facet per cell/mode/... with one line per ``chart.by`` value: the medians as points and line,
+    the interquartile range as a band, and the fitted exponent in the legend."""
+    count = len(chart.facets)
+    columns = min(count, 3)
+    rows = math.ceil(count / columns)
+    lines = len({c.line for c in chart.curves})
+    legend_rows = lines + 1 if any(len(c.line) + (15 if c.ran_eagerly else 0) > 18 for c in chart.curves) \
+        else math.ceil((lines + 1) / 2)
+    figure = _new_figure(5.4 * columns, (3.6 + 0.28 * legend_rows) * rows + 1.3)
+    grid = figure.subplots(rows, columns, sharey=True, squeeze=False)
+    metric = chart.metric
+    symbol = AXIS_SYMBOLS[chart.axis]
+    x_values = sorted({p.x for c in chart.curves for p in c.points} | {m.x for c in chart.curves for m in c.missing})
+    line_values = list(dict.fromkeys(c.line for c in chart.curves))
+    for ax, facet in zip(grid.flat, chart.facets):
+        for curve in facet.curves:
+            style = line_style(chart.by, curve.line, line_values)
+            xs = [p.x for p in curve.points]
+            label = curve.line + (" (NOT compiled)" if curve.ran_eagerly else "")
+            if curve.exponent is not None:
+                label += rf"  $\propto {symbol}^{{{curve.exponent:.2f}}}$"
+            ax.plot(xs, [p.y for p in curve.points], label=label, linewidth=1.8, markersize=5, **style)
+            banded = [p for p in curve.points if p.low is not None]
+            if len(banded) > 1:
+                ax.fill_between([p.x for p in banded], [p.low for p in banded], [p.high for p in banded],
+                                color=style["color"], alpha=BAND_ALPHA, linewidth=0)
+            _draw_missing(ax, [m.x for m in curve.missing], style["color"], vertical=False)
+        if any(c.missing for c in facet.curves):
+            ax.plot([], [], linestyle="none", marker=FAILED_MARKER, color="0.3", label="failed / skipped / no value")
+        if facet.title:
+            ax.set_title(facet.title, fontsize=11)
+        ax.set_xlabel(AXIS_LABELS[chart.axis] + (", log scale" if chart.x_log else ""), fontsize=10)
+        _set_x_axis(ax, x_values, chart.x_log)
+        ax.grid(True, which="major", alpha=0.3)
+        longest = max(len(c.line) + (15 if c.ran_eagerly else 0) for c in facet.curves)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=1 if longest > 18 else 2, frameon=False,
+                  fontsize=9.5, handlelength=2.2, columnspacing=1.5)
+    for ax in grid.flat[count:]:
+        ax.set_visible(False)
+    for ax in grid[:, 0]:
+        ax.set_ylabel(f"{metric.label} [{_unit_label(metric.unit)}]" + (", log scale" if chart.y_log else ""),
+                      fontsize=10)
+    first = grid.flat[0]
+    if chart.y_log:
+        first.set_yscale("log")
+        first.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        first.yaxis.set_minor_locator(NullLocator())
+    first.yaxis.set_major_formatter(_value_formatter(metric.unit))
+    constant = dict(chart.constant)
+    facts = [constant[d] for d in ("cell", "mode", "backend") if d in constant]
+    if "fixed" in constant:
+        facts.append(f"{constant['fixed']} fixed")
+    title = f"{metric.label[0].upper()}{metric.label[1:]} vs {AXIS_NAMES[chart.axis]}"
+    figure.suptitle(f"{title}{' · ' + ' · '.join(facts) if facts else ''}\n{context}", fontsize=12)
+    band = "interquartile range of the samples" if metric.region or any(
+        p.low is not None for c in chart.curves for p in c.points) else "none (not from timed samples)"
+    points = ("median per case" if metric.region else f"{metric.label} at each case's median time"
+              if band.startswith("inter") else "value per case")
+    figure.supxlabel(f"points: {points} · band: {band} · "
+                     rf"$\propto {symbol}^k$: least-squares slope k of log {metric.label} on log {chart.axis}",
+                     fontsize=8.5, color="0.3")
+    return figure
+
+
+def _set_x_axis(ax, values: Sequence[float], log: bool) -> None:
+    if log:
+        ax.set_xscale("log")
+    ax.xaxis.set_major_locator(FixedLocator(values))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    if values:
+        low, high = min(values), max(values)
+        pad = (high / low) ** 0.05 if log and low > 0 else None
+        if pad:
+            ax.set_xlim(low / pad, high * pad)
+
+
+def _draw_missing(ax, positions: Sequence[float], color: str, vertical: bool) -> None:
+    """A cross on the edge of the plot where a case gave no value (failed, skipped)."""
+    if not positions:
+        return
+    if vertical:  # positions on the y axis, cross at the left edge
+        transform = blended_transform_factory(ax.transAxes, ax.transData)
+        ax.plot([0.015] * len(positions), positions, linestyle="none", marker=FAILED_MARKER, color=color,
+                markersize=7, transform=transform, clip_on=False)
+    else:  # positions on the x axis, cross at the bottom edge
+        transform = blended_transform_factory(ax.transData, ax.transAxes)
+        ax.plot(positions, [0.03] * len(positions), linestyle="none", marker=FAILED_MARKER, color=color,
+                markersize=7, transform=transform, clip_on=False)
+
+
+# --- speedup over cudnn -----------------------------------------------------------------------------
+
+
+def speedup_figure(speedups: Sequence[Speedup], context: str) -> Figure:
+    """Per configuration (row) and backend (marker): cudnn's median over the backend's, with its CI.
+    One facet per cell and mode; > 1 means faster than cudnn."""
+    facets = _group(speedups, lambda s: (s.result.case.cell, s.result.case.mode))
+    rows, row_labels = _row_labels([s.result.case for s in speedups])
+    backends = [b for b in BACKENDS if any(s.result.case.backend == b for s in speedups)]
+    geomeans = geometric_mean_speedups(speedups)
+    columns = min(max(len(facets), 1), 3)
+    facet_rows = math.ceil(max(len(facets), 1) / columns)
+    figure = _new_figure(max(4.8 * columns, 7.5), facet_rows * (0.3 * len(rows) + 1.2) + 1.6)
+    grid = figure.subplots(facet_rows, columns, sharey=True, sharex=True, squeeze=False)
+    for ax in grid.flat[len(facets):]:
+        ax.set_visible(False)
+    offsets = _offsets(len(backends))
+    for ax, ((cell, mode), members) in zip(grid.flat, facets.items()):
+        _shade_rows(ax, len(rows))
+        for backend, offset in zip(backends, offsets):
+            style = line_style("backend", backend)
+            ok = [s for s in members if s.result.case.backend == backend and s.ratio is not None]
+            ys = [rows[_shape(s.result.case)] + offset for s in ok]
+            if ok:
+                ax.errorbar([s.ratio.value for s in ok], ys, xerr=_xerr([s.ratio for s in ok]), linestyle="none",
+                            color=style["color"], marker=style["marker"], markersize=5, capsize=2, elinewidth=1,
+                            label=backend)
+            failed = [rows[_shape(s.result.case)] + offset for s in members
+                      if s.result.case.backend == backend and s.ratio is None]
+            _draw_missing(ax, failed, style["color"], vertical=True)
+        ax.axvline(1.0, color="black", linewidth=1)
+        ax.set_title(f"{cell} · {mode}", fontsize=11)
+        ax.set_xlabel("speedup over cudnn (× faster), log scale", fontsize=10)
+        ax.grid(True, axis="x", which="major", alpha=0.3)
+    first = grid.flat[0]
+    first.set_yticks(range(len(rows)), row_labels)
+    first.set_ylim(len(rows) - 0.5, -0.5)
+    _finish_ratio_axes(grid, [s.ratio for s in speedups if s.ratio is not None])
+    eager = {s.result.case.backend for s in speedups if ran_eagerly(s.result)}
+    handles = [Line2D([], [], linestyle="none", **line_style("backend", b),
+                      label=(f"{b}: geomean {geomeans[b]:.2f}×" if geomeans.get(b) else f"{b}: no ratio")
+                      + (" (NOT compiled: ran eagerly)" if b in eager else ""))
+               for b in backends]
+    if any(s.ratio is None for s in speedups):
+        handles.append(Line2D([], [], linestyle="none", marker=FAILED_MARKER, color="0.3",
+                              label="failed / skipped"))
+    region = _region_time(speedups)
+    caption = (f"point: cudnn median / backend median of the {region}; right of the black line: faster than "
+               f"cudnn\nwhiskers: {CI_METHOD}\n(whiskers longer than the plot are cut at its edge)")
+    long_labels = any(len(h.get_label()) > 32 for h in handles)
+    _caption_legend(figure, handles, caption, columns=min(len(handles), 2 if long_labels else 3))
+    figure.suptitle(f"Speedup over cudnn per case (median {region})\n{context}", fontsize=12)
+    return figure
+
+
+def _region_time(speedups: Sequence[Speedup]) -> str:
+    regions = sorted({s.region for s in speedups})
+    return " / ".join(regions) + " time"
+
+
+# --- A versus B -------------------------------------------------------------------------------------
+
+
+def comparison_figure(comparison: Comparison, context_a: str, context_b: str) -> Figure:
+    """Per case, B's median over A's with its CI, coloured by verdict; one facet per backend with its
+    geometric mean. Only cases in both files, ok in both, are drawn; the caption counts the others."""
+    pairs = comparison.pairs
+    facets = _group(pairs, lambda p: p.a.case.backend, order=BACKENDS)
+    rows, row_labels = _row_labels([p.a.case for p in pairs], with_cell_and_mode=True)
+    columns = min(max(len(facets), 1), 4 if len(rows) > 10 else 3)
+    facet_rows = math.ceil(max(len(facets), 1) / columns)
+    figure = _new_figure(max(3.5 * columns + 2.4, 7.5), facet_rows * (0.3 * len(rows) + 1.4) + 2.4)
+    grid = figure.subplots(facet_rows, columns, sharey=True, sharex=True, squeeze=False)
+    for ax in grid.flat[len(facets):]:
+        ax.set_visible(False)
+    for ax, (backend, members) in zip(grid.flat, facets.items()):
+        _shade_rows(ax, len(rows))
+        for verdict_name, color in VERDICT_COLORS.items():
+            chosen = [p for p in members if p.verdict == verdict_name]
+            if chosen:
+                ax.errorbar([p.ratio.value for p in chosen], [rows[_row_key(p.a.case)] for p in chosen],
+                            xerr=_xerr([p.ratio for p in chosen]), linestyle="none", color=color, marker="o",
+                            markersize=5, capsize=2, elinewidth=1, label=verdict_name)
+        ax.axvline(1.0, color="black", linewidth=1)
+        geomean = comparison.geomean_by_backend().get(backend)
+        if geomean:
+            ax.axvline(geomean, color="0.25", linewidth=1, linestyle="--")
+        counts = comparison.counts(members)
+        eager = " (NOT compiled: ran eagerly)" if any(ran_eagerly(p.a) or ran_eagerly(p.b) for p in members) else ""
+        ax.set_title(f"{backend}{eager}: geomean {geomean:.3g}×\n{counts[SLOWER]} slower · {counts[FASTER]} faster",
+                     fontsize=10.5)
+        ax.set_xlabel("B / A, log scale", fontsize=10)
+        ax.grid(True, axis="x", which="major", alpha=0.3)
+    first = grid.flat[0]
+    if rows:
+        first.set_yticks(range(len(rows)), row_labels)
+        first.set_ylim(len(rows) - 0.5, -0.5)
+    _finish_ratio_axes(grid, [p.ratio for p in pairs])
+    handles = [Line2D([], [], linestyle="none", marker="o", color=color, label=VERDICT_LABELS[name])
+               for name, color in VERDICT_COLORS.items()]
+    handles.append(Line2D([], [], color="0.25", linestyle="--", label="geometric mean"))
+    overall = comparison.geomean
+    counts = comparison.counts()
+    region = comparison.region or "/".join(sorted({p.region for p in pairs})) or "step"
+    figure.suptitle(f"{comparison.b_label} (B) vs {comparison.a_label} (A): median {region} time, B / A "
+                    f"(> 1: B slower)\noverall geomean {overall:.3g}× · {counts[SLOWER]} slower, "
+                    f"{counts[FASTER]} faster, {counts[UNCHANGED]} unchanged of {len(pairs)} matched cases"
+                    if overall else f"{comparison.b_label} (B) vs {comparison.a_label} (A): no matched case",
+                    fontsize=12)
+    left_out = []
+    if comparison.only_in_a:
+        left_out.append(f"{len(comparison.only_in_a)} only in A")
+    if comparison.only_in_b:
+        left_out.append(f"{len(comparison.only_in_b)} only in B")
+    if comparison.not_compared:
+        left_out.append(f"{len(comparison.not_compared)} failed or skipped in A or B")
+    caption = (f"A: {context_a}\nB: {context_b}\nwhiskers: {CI_METHOD}\n(whiskers longer than the plot are cut at its edge)"
+               + (f"\nnot drawn: {', '.join(left_out)} (listed in the report)" if left_out else ""))
+    _caption_legend(figure, handles, caption, columns=2)
+    return figure
+
+
+# --- shared helpers ---------------------------------------------------------------------------------
+
+
+def _group(items, key, order: Sequence[str] = ()):
+    groups: dict = {}
+    for item in items:
+        groups.setdefault(key(item), []).append(item)
+    if order:
+        return {k: groups[k] for k in sorted(groups, key=lambda k: (order.index(k) if k in order else len(order), k))}
+    return groups
+
+
+def _shape(case) -> tuple:
+    return tuple(getattr(case, axis) for axis in SIZE_AXES) + (case.bidirectional,)
+
+
+def _row_key(case) -> tuple:
+    return (case.cell, case.mode) + _shape(case)
+
+
+def _row_labels(cases, with_cell_and_mode: bool = False) -> tuple[dict, list[str]]:
+    """Row positions keyed by shape (or by cell, mode and shape), in the order the cases first appear in
+    the results (the suite's order, which keeps each sweep together), and their labels."""
+    if not with_cell_and_mode:
+        keys = list(dict.fromkeys(_shape(c) for c in cases))
+        return {key: row for row, key in enumerate(keys)}, [_shape_label(key) for key in keys]
+    shapes = list(dict.fromkeys(_shape(c) for c in cases))
+    keys = sorted(dict.fromkeys(_row_key(c) for c in cases),
+                  key=lambda k: (CELLS.index(k[0]) if k[0] in CELLS else len(CELLS), k[0], k[1], shapes.index(k[2:])))
+    vary_cell = len({k[0] for k in keys}) > 1
+    vary_mode = len({k[1] for k in keys}) > 1
+    labels = [" ".join(([key[0]] if vary_cell else []) + ([key[1]] if vary_mode else []) + [_shape_label(key[2:])])
+              for key in keys]
+    return {key: row for row, key in enumerate(keys)}, labels
+
+
+def _shape_label(shape: tuple) -> str:
+    *sizes, bidirectional = shape
+    text = "-".join(f"{AXIS_SYMBOLS[a]}{v}" for a, v in zip(SIZE_AXES, sizes))
+    return text + ("-bi" if bidirectional else "")
+
+
+def _offsets(count: int) -> list[float]:
+    if count <= 1:
+        return [0.0]
+    spread = min(0.6, 0.15 * (count - 1))
+    return [-spread / 2 + spread * i / (count - 1) for i in range(count)]
+
+
+def _caption_legend(figure: Figure, handles, caption: str, columns: int) -> None:
+    """The legend below the plots with the caption as its title: constrained layout keeps both clear of the
+    data and of each other."""
+    legend = figure.legend(handles=handles, loc="outside lower center", ncol=columns, frameon=False,
+                           fontsize=9.5, title=caption, title_fontsize=8.5)
+    legend.get_title().set_color("0.3")
+    legend.get_title().set_multialignment("center")
+
+
+def _shade_rows(ax, count: int) -> None:
+    for row in range(0, count, 2):
+        ax.axhspan(row - 0.5, row + 0.5, color="0.95", zorder=0, linewidth=0)
+
+
+def _xerr(ratios) -> list[list[float]]:
+    lows = [r.value - r.low if r.has_ci else 0.0 for r in ratios]
+    highs = [r.high - r.value if r.has_ci else 0.0 for r in ratios]
+    return [lows, highs]
+
+
+WHISKER_REACH = 2.0  # the x range reaches at most this factor beyond the points; longer whiskers are cut
+
+
+def ratio_limits(ratios) -> tuple[float, float]:
+    """The x range of a ratio chart: every point and 1, plus the intervals up to WHISKER_REACH beyond them,
+    so that one very uncertain case (a handful of samples) does not squash every other point onto 1."""
+    values = [r.value for r in ratios] + [1.0]
+    low, high = min(values), max(values)
+    lows = [r.low for r in ratios if r.has_ci] or [low]
+    highs = [r.high for r in ratios if r.has_ci] or [high]
+    low = min(max(min(lows + [low]), low / WHISKER_REACH), 0.8)  # never narrower than 0.8x to 1.25x
+    high = max(min(max(highs + [high]), high * WHISKER_REACH), 1.25)
+    pad = (high / low) ** 0.04
+    return low / pad, high * pad
+
+
+def _finish_ratio_axes(grid, ratios) -> None:
+    """Shared log x axes of ratios, after the data is drawn: the range of ratio_limits, ticks as dense as
+    the range allows, tick labels on every facet (one above an empty cell of the grid would have none)."""
+    first = grid.flat[0]
+    first.set_xscale("log")
+    low, high = ratio_limits(ratios)
+    first.set_xlim(low, high)
+    decades = math.log10(high / low)
+    subs = (1.0, 1.5, 2.0, 3.0, 5.0, 7.0) if decades < 1.2 else (1.0, 2.0, 5.0) if decades < 2.2 else (1.0,)
+    first.xaxis.set_major_locator(LogLocator(base=10, subs=subs))
+    first.xaxis.set_minor_locator(NullLocator())
+    first.xaxis.set_major_formatter(_ratio_formatter())
+    for ax in grid.flat:
+        ax.tick_params(axis="x", labelbottom=True)
+        ax.tick_params(axis="y", labelsize=8.5)

@@ -1,0 +1,162 @@
+"""What ``rnnbench plot`` and ``rnnbench report`` write: which charts for which results, under which file
+names. Reads results files, draws, writes; never measures. Same results in, same bytes out."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Sequence
+
+from harness.cases import select_cases
+from harness.errors import ReportError
+from harness.report.context import context_line
+from harness.report.ratios import TIME_REGIONS, Comparison, compare_runs, speedups_over_cudnn
+from harness.report.scaling import (LINE_DIMENSIONS, entries_of, file_labels, resolve_metric, scaling_chart,
+                                    swept_axes)
+from harness.results import RunResults, read_journal, read_results
+from harness.suite import SIZE_AXES
+
+CHARTS = ("curves", "speedup", "compare")
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A rendered chart: its file name, a one-line title (the image's alt text) and the PNG."""
+
+    name: str
+    title: str
+    png: bytes
+
+
+def load_runs(paths: Sequence[str | Path]) -> list[RunResults]:
+    """Results files (or the journal of a run that was killed); ResultsFileError, one line, otherwise."""
+    return [read_journal(path) if str(path).endswith(".journal") else read_results(path) for path in paths]
+
+
+def filter_runs(runs: Sequence[RunResults], filters: Sequence[str]) -> list[RunResults]:
+    """Only the cases that pass every --filter (axis=values or a glob on the key), as ``rnnbench run``."""
+    if not filters:
+        return list(runs)
+    kept = []
+    for run in runs:
+        chosen = {case.key for case in select_cases([r.case for r in run.cases], (), filters)}
+        kept.append(replace(run, cases=tuple(r for r in run.cases if r.key in chosen)))
+    if not any(run.cases for run in kept):
+        raise ReportError(f"no case of {', '.join(run.source or '?' for run in runs)} matches "
+                          f"--filter {' '.join(filters)}")
+    return kept
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "results"
+
+
+def curve_charts(runs: Sequence[RunResults], axes: Sequence[str] | None = None, metric: str | None = None,
+                 by: str = "backend", prefix: str | None = None) -> list[Chart]:
+    """Scaling curves of ``metric`` along each of ``axes`` (default: every axis the results swept)."""
+    from harness.report.plots import png_bytes, scaling_figure
+
+    entries = entries_of(runs)
+    if metric is not None:
+        resolve_metric(metric)
+    if by not in LINE_DIMENSIONS:
+        raise ReportError(f"--by {by!r}: choose one of {', '.join(LINE_DIMENSIONS)}")
+    if axes is None:
+        axes = swept_axes(entries)
+    prefix = prefix or slug("+".join(file_labels(runs)))
+    charts = []
+    for axis in axes:
+        chart = scaling_chart(entries, axis, metric, by)
+        name = f"{prefix}-{chart.metric.name}-vs-{axis}{'' if by == 'backend' else f'-by-{by}'}.png"
+        charts.append(Chart(name, f"{chart.metric.label} vs {axis}", png_bytes(scaling_figure(chart, context_line(runs)))))
+    return charts
+
+
+def speedup_chart(run: RunResults, prefix: str) -> Chart | None:
+    """The speedup of every backend over cudnn; None when the results have no cudnn to compare with."""
+    from harness.report.plots import png_bytes, speedup_figure
+
+    speedups = speedups_over_cudnn(run)
+    if not speedups:
+        return None
+    return Chart(f"{prefix}-speedup-over-cudnn.png", "speedup over cudnn per case",
+                 png_bytes(speedup_figure(speedups, context_line([run]))))
+
+
+def comparisons(runs: Sequence[RunResults], region: str | None = None) -> list[Comparison]:
+    """Each results file after the first against the first (A: the first file, B: the other)."""
+    if region is not None and region not in TIME_REGIONS:
+        raise ReportError(f"--y {region!r}: an A-vs-B chart compares a timed region: {', '.join(TIME_REGIONS)}")
+    labels = file_labels(runs)
+    return [compare_runs(runs[0], run, region, a_label=labels[0], b_label=label)
+            for run, label in zip(runs[1:], labels[1:])]
+
+
+def comparison_chart(comparison: Comparison, a: RunResults, b: RunResults) -> Chart:
+    from harness.report.plots import comparison_figure, png_bytes
+
+    if not comparison.pairs:
+        raise ReportError(f"{comparison.b_label} vs {comparison.a_label}: no case ran in both files "
+                          f"({len(comparison.only_in_a)} only in A, {len(comparison.only_in_b)} only in B, "
+                          f"{len(comparison.not_compared)} failed or skipped in one)")
+    name = f"compare-{slug(comparison.b_label)}-vs-{slug(comparison.a_label)}.png"
+    return Chart(name, f"{comparison.b_label} vs {comparison.a_label}",
+                 png_bytes(comparison_figure(comparison, context_line([a]), context_line([b]))))
+
+
+def plot(runs: Sequence[RunResults], chart: str = "curves", x: str | None = None, metric: str | None = None,
+         by: str = "backend") -> list[Chart]:
+    """The charts ``rnnbench plot`` draws."""
+    if chart not in CHARTS:
+        raise ReportError(f"--chart {chart!r}: choose one of {', '.join(CHARTS)}")
+    if x is not None and x not in SIZE_AXES:
+        raise ReportError(f"--x {x!r}: unknown axis; axes: {', '.join(SIZE_AXES)}")
+    if chart == "curves":
+        return curve_charts(runs, [x] if x else None, metric, by)
+    if chart == "speedup":
+        charts = [speedup_chart(run, slug(label)) for run, label in zip(runs, file_labels(runs))]
+        if not any(charts):
+            raise ReportError("no speedup over cudnn to draw: no backend ran beside a cudnn case")
+        return [c for c in charts if c]
+    if len(runs) < 2:
+        raise ReportError("--chart compare needs two or more results files: A (the first) and B")
+    return [comparison_chart(c, runs[0], run) for c, run in zip(comparisons(runs, metric), runs[1:])]
+
+
+def write_charts(charts: Sequence[Chart], out_dir: str | Path) -> list[Path]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for chart in charts:
+        path = out / chart.name
+        path.write_bytes(chart.png)
+        paths.append(path)
+    return paths
+
+
+def write_report(runs: Sequence[RunResults], out_dir: str | Path) -> list[Path]:
+    """Every chart, the HTML page (charts embedded) and the Markdown summary; returns the paths written."""
+    from harness.report.html import report_html
+    from harness.report.markdown import report_markdown
+
+    labels = file_labels(runs)
+    sections = []
+    for run, label in zip(runs, labels):
+        charts = []
+        entries = entries_of([run])
+        if swept_axes(entries):
+            charts.extend(curve_charts([run], prefix=slug(label)))
+        speedup = speedup_chart(run, slug(label))
+        if speedup:
+            charts.append(speedup)
+        sections.append((label, run, charts))
+    compared = comparisons(runs)
+    comparison_charts = [comparison_chart(c, runs[0], run) for c, run in zip(compared, runs[1:]) if c.pairs]
+    out = Path(out_dir)
+    paths = write_charts([c for _, _, charts in sections for c in charts] + comparison_charts, out)
+    html_path = out / "report.html"
+    html_path.write_text(report_html(sections, compared, comparison_charts), encoding="utf-8")
+    markdown_path = out / "summary.md"
+    markdown_path.write_text(report_markdown(sections, compared), encoding="utf-8")
+    return [*paths, html_path, markdown_path]

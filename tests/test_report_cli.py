@@ -1,0 +1,153 @@
+"""`rnnbench plot` and `rnnbench report` as a user meets them: files written, pages' contents, errors."""
+
+import base64
+import re
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+from click.testing import CliRunner
+from report_builders import failed_result, ok_result, sweep_run, with_results
+
+from harness.cli import main
+from harness.report.render import write_report
+from harness.results import write_results
+
+
+def rnnbench(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+def results_file(tmp_path):
+    """A sweep with one failed case, one skipped case, one compile fallback and one noisy case."""
+    run = sweep_run(backends=("cudnn", "eager", "compile"))
+    results = list(run.cases)
+    results[3] = failed_result(results[3].case, "out of memory: tried to allocate 1 TiB")
+    results[4] = failed_result(results[4].case, "backend unavailable: no CUDA", status="skipped")
+    fallback = next(i for i, r in enumerate(results) if r.case.backend == "compile" and r.ok)
+    results[fallback] = replace(results[fallback], backend={"compile": {
+        "fell_back_to_eager": True, "graphs": 0, "graph_breaks": 1, "break_reasons": ["Attempted to wrap LSTM"]}})
+    noisy = next(i for i, r in enumerate(results) if r.case.backend == "eager" and r.ok)
+    results[noisy] = ok_result(results[noisy].case, 5.0, spread=0.5)
+    path = tmp_path / "sweep.json"
+    write_results(path, with_results(run, results, source=str(path)))
+    return path
+
+
+def test_report_writes_curves_speedup_html_and_markdown(results_file, tmp_path):
+    out = tmp_path / "report"
+    code, output = rnnbench("report", results_file, "-o", out)
+    assert code == 0, output
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["report.html", "summary.md", "sweep-speedup-over-cudnn.png", "sweep-step-vs-batch.png",
+                     "sweep-step-vs-seq_len.png"]
+    assert output.splitlines() == [str(out / n) for n in ("sweep-step-vs-batch.png", "sweep-step-vs-seq_len.png",
+                                                          "sweep-speedup-over-cudnn.png", "report.html", "summary.md")]
+
+
+def test_the_html_page_is_self_contained_and_flags_what_went_wrong(results_file, tmp_path):
+    rnnbench("report", results_file, "-o", tmp_path / "r")
+    page = (tmp_path / "r" / "report.html").read_text()
+    images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert len(images) == 3
+    assert base64.b64decode(images[0]) == (tmp_path / "r" / "sweep-step-vs-batch.png").read_bytes()
+    assert not re.search(r'(src|href)="(?!data:|#)', page)  # nothing outside the page
+    for text in ("out of memory: tried to allocate 1 TiB", "backend unavailable: no CUDA",
+                 "NOT COMPILED, ran eagerly", "Attempted to wrap LSTM", "Noisy measurements (1)",
+                 "Test CPU 9000", "2.13.0+cpu", "0123456789ab", "fp32"):
+        assert text in page, text
+
+
+def test_the_markdown_summary_is_a_compact_table_with_flags(results_file, tmp_path):
+    rnnbench("report", results_file, "-o", tmp_path / "r")
+    summary = (tmp_path / "r" / "summary.md").read_text()
+    assert "| configuration | cudnn | eager | compile |" in summary
+    assert "**48 cases: 46 ok, 1 failed, 1 skipped**" in summary
+    assert "✗ failed" in summary and "⊘ skipped" in summary and "†" in summary and "⚠" in summary
+    assert "out of memory: tried to allocate 1 TiB" in summary
+    assert "<img" not in summary
+
+
+def test_report_of_two_files_adds_the_comparison(results_file, tmp_path):
+    from harness.results import read_results
+
+    before = read_results(results_file)
+    slower = [ok_result(r.case, r.median_ms() * 1.3) if r.ok and r.case.backend == "eager" else r for r in before.cases]
+    after_path = tmp_path / "after.json"
+    write_results(after_path, with_results(before, slower, source=str(after_path)))
+    code, output = rnnbench("report", results_file, after_path, "-o", tmp_path / "r")
+    assert code == 0, output
+    assert (tmp_path / "r" / "compare-after-vs-sweep.png").exists()
+    summary = (tmp_path / "r" / "summary.md").read_text()
+    assert "### `after` (B) vs `sweep` (A)" in summary
+    assert "| eager | 1.300× |" in summary
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert "after (B) vs sweep (A)" in page
+
+
+def test_the_same_results_give_byte_identical_reports(results_file, tmp_path):
+    from harness.results import read_results
+
+    run = read_results(results_file)
+    first = write_report([run], tmp_path / "one")
+    second = write_report([read_results(results_file)], tmp_path / "two")
+    assert [p.name for p in first] == [p.name for p in second]
+    for a, b in zip(first, second):
+        assert a.read_bytes() == b.read_bytes(), a.name
+
+
+def test_plot_draws_one_axis_and_metric_on_request(results_file, tmp_path):
+    code, output = rnnbench("plot", results_file, "--x", "seq_len", "--y", "tokens_per_s", "-o", tmp_path)
+    assert code == 0, output
+    assert output.strip() == str(tmp_path / "sweep-tokens_per_s-vs-seq_len.png")
+
+
+def test_plot_with_a_filter(results_file, tmp_path):
+    code, output = rnnbench("plot", results_file, "--filter", "cell=gru", "--by", "cell", "-o", tmp_path)
+    assert code == 0, output
+    assert len(output.split()) == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--y", "watts"], "--y 'watts': unknown metric"),
+    (["--x", "depth"], "--x 'depth': unknown axis"),
+    (["--x", "hidden_size"], "--x hidden_size: not swept"),
+    (["--y", "energy_per_sequence"], "no case of the batch sweeps has a value for energy per sequence"),
+    (["--by", "gpu"], "--by 'gpu'"),
+    (["--chart", "compare"], "needs two or more results files"),
+])
+def test_bad_requests_are_one_line_and_exit_2(results_file, tmp_path, args, message):
+    code, output = rnnbench("plot", results_file, *args, "-o", tmp_path / "charts")
+    assert code == 2
+    assert output.count("\n") == 1 and output.startswith("rnnbench: error: ") and message in output
+    assert not (tmp_path / "charts").exists() or not any((tmp_path / "charts").iterdir())
+
+
+def test_a_missing_or_broken_results_file_is_one_line_and_exit_2(tmp_path):
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"schema": "rnnbench.results", "schema_version": 1, "cases": [')
+    for path in (tmp_path / "missing.json", broken):
+        code, output = rnnbench("report", path, "-o", tmp_path / "r")
+        assert code == 2 and output.count("\n") == 1, output
+
+
+def test_a_real_tiny_run_reports_headless(tmp_path):
+    """End to end in real processes, with no display: run a tiny sweep, then report it."""
+    suite = tmp_path / "tiny.yaml"
+    suite.write_text("name: tiny\ndevice: cpu\ntiming: {warmup_iters: 1, min_iters: 5, budget_s: 0.01}\n"
+                     "grid:\n  cell: [lstm]\n  backend: [cudnn, eager]\n  batch: [1, 4]\n  seq_len: 3\n"
+                     "  input_size: 4\n  hidden_size: 5\n")
+    # no DISPLAY, and an interactive backend asked for: the reporter must not need one (it never uses pyplot)
+    env = {"PATH": "/usr/bin:/bin", "MPLBACKEND": "TkAgg", "HOME": str(tmp_path)}
+    results = tmp_path / "tiny.json"
+    done = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(suite), "--out", str(results),
+                           "--quiet"], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    done = subprocess.run([sys.executable, "-m", "harness.cli", "report", str(results), "-o", str(tmp_path / "r")],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == [
+        "report.html", "summary.md", "tiny-speedup-over-cudnn.png", "tiny-step-vs-batch.png"]

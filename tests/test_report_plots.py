@@ -1,0 +1,117 @@
+"""What the charts draw, read back from the matplotlib figures: points, axes, scales, titles, legends."""
+
+import pytest
+from report_builders import BATCHES, make_case, sweep_run, with_results
+
+from harness.report.context import context_line
+from harness.report.plots import (FAILED_MARKER, VERDICT_COLORS, comparison_figure, png_bytes, scaling_figure,
+                                  speedup_figure)
+from harness.report.ratios import SLOWER, UNCHANGED, compare_runs, speedups_over_cudnn
+from harness.report.scaling import entries_of, scaling_chart
+
+
+def draw_curves(run, axis="batch", **options):
+    figure = scaling_figure(scaling_chart(entries_of([run]), axis, **options), context_line([run]))
+    figure.canvas.draw()
+    return figure
+
+
+def data_lines(ax):
+    """The lines that carry data: {legend name: (xs, ys)}."""
+    return {line.get_label().split()[0]: (list(line.get_xdata()), list(line.get_ydata()))
+            for line in ax.get_lines() if not line.get_label().startswith("_") and len(line.get_xdata())}
+
+
+def test_the_curves_drawn_are_the_medians_of_the_results():
+    run = sweep_run()
+    medians = {(r.case.cell, r.case.backend, r.case.batch): r.median_ms("step") for r in run.cases
+               if r.case.seq_len == 32}
+    figure = draw_curves(run)
+    axes = [ax for ax in figure.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in axes] == ["lstm", "gru"]
+    for ax in axes:
+        cell = ax.get_title()
+        lines = data_lines(ax)
+        assert set(lines) == {"cudnn", "eager", "compile"}
+        for backend, (xs, ys) in lines.items():
+            assert xs == list(BATCHES)
+            assert ys == [medians[(cell, backend, b)] for b in BATCHES]
+
+
+def test_the_axes_name_the_swept_axis_and_the_units_on_log_scales():
+    figure = draw_curves(sweep_run())
+    ax = figure.axes[0]
+    assert ax.get_xlabel() == "batch size (sequences), log scale"
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    assert "[ms]" in ax.get_ylabel()
+    assert [t.get_text() for t in ax.get_xticklabels()] == [str(b) for b in BATCHES]
+
+
+def test_the_title_names_suite_device_and_dtype():
+    title = draw_curves(sweep_run()).get_suptitle()
+    for fact in ("suite synthetic", "Test CPU 9000", "float32", "fp32", "torch 2.13.0+cpu", "batch size"):
+        assert fact in title
+
+
+def test_the_legends_show_the_exponents_and_stay_off_the_data():
+    figure = draw_curves(sweep_run())
+    for ax in figure.axes:
+        legend = ax.get_legend()
+        texts = [t.get_text() for t in legend.get_texts()]
+        assert any(text.startswith("eager") and "^{0.90}" in text for text in texts)
+        assert legend.get_window_extent().y1 <= ax.get_window_extent().y0  # below the plot, not on it
+
+
+def test_a_results_file_with_failed_cases_still_plots_the_rest():
+    failed = make_case("eager", "lstm", batch=64)
+    run = sweep_run(failed_keys={failed.key})
+    ax = draw_curves(run).axes[0]
+    xs, ys = data_lines(ax)["eager"]
+    assert xs == [1, 4, 16, 256]
+    crosses = [line for line in ax.get_lines() if line.get_marker() == FAILED_MARKER and len(line.get_xdata())]
+    assert [list(line.get_xdata()) for line in crosses] == [[64]]
+
+
+def test_the_speedup_chart_draws_every_backend_over_cudnn():
+    run = sweep_run()
+    speedups = speedups_over_cudnn(run)
+    figure = speedup_figure(speedups, context_line([run]))
+    drawn = {}
+    for ax in figure.axes:
+        for container in ax.containers:
+            drawn.setdefault((ax.get_title(), container.get_label()), []).extend(container.lines[0].get_xdata())
+    for cell in ("lstm", "gru"):
+        for backend in ("eager", "compile"):
+            expected = [s.ratio.value for s in speedups if s.result.case.cell == cell and s.result.case.backend == backend]
+            assert drawn[(f"{cell} · forward_backward", backend)] == pytest.approx(expected)
+    assert figure.axes[0].get_xscale() == "log"
+    assert "Speedup over cudnn" in figure.get_suptitle() and "suite synthetic" in figure.get_suptitle()
+
+
+def test_the_comparison_chart_draws_matched_cases_coloured_by_verdict():
+    a = sweep_run(backends=("cudnn", "eager"), cells=("lstm",), source="/r/before.json")
+    slowed = a.cases[1]
+    b = with_results(a, [r if r is not slowed else r.__class__(case=r.case, status="ok", samples_ms={
+        region: tuple(v * 1.5 for v in samples) for region, samples in r.samples_ms.items()}) for r in a.cases[:-1]],
+        source="/r/after.json")
+    comparison = compare_runs(a, b, a_label="before", b_label="after")
+    figure = comparison_figure(comparison, context_line([a]), context_line([b]))
+    points = {}
+    for ax in figure.axes:
+        for container in ax.containers:
+            line = container.lines[0]
+            points.setdefault(container.get_label(), []).extend(line.get_xdata())
+            assert line.get_color() == VERDICT_COLORS[container.get_label()]
+    assert sum(len(v) for v in points.values()) == len(comparison.pairs) == len(a.cases) - 1
+    assert points[SLOWER] == pytest.approx([1.5])
+    assert points[UNCHANGED] == pytest.approx([1.0] * (len(a.cases) - 2))
+    assert "after (B) vs before (A)" in figure.get_suptitle()
+
+
+def test_the_same_results_give_the_same_png_bytes():
+    run = sweep_run()
+    first = png_bytes(draw_curves(run))
+    second = png_bytes(draw_curves(sweep_run()))
+    assert first == second
+    assert first.startswith(b"\x89PNG")
+    assert b"Software" not in first and b"matplotlib" not in first.lower()
