@@ -1,0 +1,160 @@
+"""pytest entry point: time a suite's cases through pytest-benchmark's ``benchmark`` fixture.
+
+For teams that already gate with pytest-benchmark. ``benchmarks/conftest.py`` loads this module, so::
+
+    pytest benchmarks/ --rnnbench-suite suites/regression.yaml --benchmark-autosave
+    pytest benchmarks/ --rnnbench-suite suites/regression.yaml --benchmark-compare --benchmark-compare-fail=median:10%
+
+Each case of the suite (``--rnnbench-suite`` or $RNNBENCH_SUITE; default ``benchmarks/tiny.yaml``, a few
+milliseconds a case on a CPU) becomes one test, parametrized by its case key. The model, inputs and reference
+weights are built as ``rnnbench run`` builds them, parity with the reference is checked before anything is
+timed (a wrong result fails the test), the suite's ``warmup_iters`` iterations run outside the fixture, and
+the timed callable is one iteration of the case's mode -- forward, MSE loss and backward for a training case
+(``harness.timing.run_iteration``) -- which synchronises the device before it returns, so the fixture's wall
+clock measures the GPU's work, not the launch. How many rounds are timed is pytest-benchmark's to decide
+(``--benchmark-min-rounds``, ``--benchmark-max-time``); the garbage collector is off while timing, as in
+``rnnbench run``.
+
+Note: ``rnnbench run`` times each region with CUDA events; this route times whole iterations with the host
+clock after a synchronisation, so the two are close but not the same figure. Compare like with like.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from pathlib import Path
+
+import pytest
+
+DEFAULT_SUITE = Path(__file__).resolve().parent.parent / "benchmarks" / "tiny.yaml"
+SUITE_ENV = "RNNBENCH_SUITE"
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("rnnbench", "rnnbench suite cases through pytest-benchmark")
+    group.addoption("--rnnbench-suite", default=None, metavar="SUITE",
+                    help=f"Suite whose cases to time (default: ${SUITE_ENV}, else benchmarks/tiny.yaml).")
+    group.addoption("--rnnbench-device", default=None, metavar="DEVICE",
+                    help="Override the suite's device: auto, cpu, cuda, cuda:N.")
+    group.addoption("--rnnbench-backend", action="append", default=[], metavar="NAME",
+                    help="Only these backends (repeatable).")
+    group.addoption("--rnnbench-filter", action="append", default=[], metavar="AXIS=V[,V]|GLOB",
+                    help="Only matching cases, as rnnbench run --filter (repeatable).")
+
+
+def suite_path(config) -> str:
+    return config.getoption("--rnnbench-suite") or os.environ.get(SUITE_ENV) or str(DEFAULT_SUITE)
+
+
+class _Selection:
+    """The suite, device and cases of this session, loaded once."""
+
+    def __init__(self, config):
+        from harness.cases import expand_cases, select_cases
+        from harness.env import check_device_supports, resolve_device
+        from harness.errors import RnnbenchError
+        from harness.suite import load_suite
+
+        path = suite_path(config)
+        try:
+            self.suite = load_suite(path)
+            requested = config.getoption("--rnnbench-device") or self.suite.device
+            try:
+                self.device = resolve_device(requested)
+                check_device_supports(self.device, self.suite.dtype)
+            except ValueError as exc:
+                raise pytest.UsageError(f"rnnbench: {path}: device: {exc}") from None
+            cases = expand_cases(self.suite, self.device.type)
+            self.cases = select_cases(cases, config.getoption("--rnnbench-backend"),
+                                      config.getoption("--rnnbench-filter"))
+        except RnnbenchError as exc:
+            raise pytest.UsageError(f"rnnbench: {exc}") from None
+        if not self.cases:
+            raise pytest.UsageError(f"rnnbench: {path}: no case matches the --rnnbench-backend/--rnnbench-filter "
+                                    f"selection ({len(cases)} cases in the suite)")
+
+
+def _selection(config) -> _Selection:
+    selection = getattr(config, "_rnnbench_selection", None)
+    if selection is None:
+        selection = config._rnnbench_selection = _Selection(config)
+    return selection
+
+
+def pytest_generate_tests(metafunc):
+    if "rnnbench_case" in metafunc.fixturenames:
+        cases = _selection(metafunc.config).cases
+        metafunc.parametrize("rnnbench_case", cases, ids=[case.key for case in cases])
+
+
+@pytest.fixture(scope="session")
+def rnnbench_settings(request):
+    from harness.precision import apply_math_precision
+    from harness.runner import RunSettings
+
+    selection = _selection(request.config)
+    suite = selection.suite
+    apply_math_precision(suite.precision)
+    return RunSettings(device=selection.device, precision=suite.precision, seed=suite.seed,
+                       timing=suite.timing, telemetry=suite.telemetry)
+
+
+@pytest.fixture
+def rnnbench_target(rnnbench_case, rnnbench_settings):
+    """A warmed-up callable that runs one iteration of the case and returns after the device is done."""
+    import torch
+
+    from harness.backends import build_backend
+    from harness.errors import BackendUnavailable
+    from harness.parity import comparable_tensors, compare, tolerance_for
+    from harness.runner import make_inputs, make_reference
+    from harness.timing import Workload, clock_for, run_iteration
+
+    case, settings = rnnbench_case, rnnbench_settings
+    clock = clock_for(settings.device)
+    reference = make_reference(case, settings)
+    x, target = make_inputs(case, settings)
+    parity_mode = "inference" if case.mode == "inference" else "forward_backward"
+
+    def outputs(model, parameters: dict) -> dict:
+        kept: list = []
+        run_iteration(Workload(model, x, target, parity_mode, tuple(parameters.values())), clock, keep=kept)
+        output, state = kept.pop()
+        return comparable_tensors(output, state, parameters)
+
+    expected = outputs(reference, dict(reference.named_parameters()))
+    try:
+        backend = build_backend(case.backend, reference)
+    except BackendUnavailable as exc:
+        pytest.skip(f"{case.backend}: {exc}")
+    del reference
+    parity = compare(expected, outputs(backend.model, backend.parameters),
+                     tolerance_for(case.dtype, settings.precision, settings.device.type))
+    del expected
+    if not parity.passed:
+        pytest.fail(f"{case.key}: {parity.reason}", pytrace=False)
+
+    work = Workload(backend.model, x, target, case.mode, tuple(backend.parameters.values()))
+    for _ in range(settings.timing.warmup_iters):
+        run_iteration(work, clock)
+
+    def one_iteration() -> None:
+        run_iteration(work, clock)  # ends with clock.synchronize(): torch.cuda.synchronize on a GPU
+
+    yield one_iteration
+    del work, backend, x, target
+    gc.collect()
+    if settings.device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def describe(benchmark, case, settings) -> None:
+    """Group the backends of one configuration together and record what was timed."""
+    benchmark.group = f"{case.cell} {case.mode} {case.shape_label} {case.dtype} {case.device_type}"
+    benchmark.extra_info.update({
+        "rnnbench_key": case.key,
+        "timed": "one iteration of the case's mode, then a device synchronisation",
+        "device": str(settings.device),
+        "precision": settings.precision,
+    })

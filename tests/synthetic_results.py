@@ -1,0 +1,81 @@
+"""Synthetic results for the comparator's tests: runs whose samples come from a seeded RNG, with known shifts."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+
+import numpy as np
+
+from harness.cases import Case
+from harness.results import CaseResult, RunResults
+
+CPU_ENVIRONMENT = {
+    "rnnbench_version": "0.1.0",
+    "device": "cpu",
+    "machine": {"node": "ci-box", "python_version": "3.11.7", "cpu": {"brand_raw": "AMD EPYC", "count": 2}},
+    "commit": {"id": "0123456789abcdef", "dirty": False, "branch": "main", "time": None, "project": "rnnbench"},
+    "torch": {"version": "2.13.0+cpu", "cuda": None, "cudnn": None, "onednn": "3.12.0"},
+    "gpu": None,
+    "threads": {"intra_op": 2, "inter_op": 2},
+}
+
+GPU_ENVIRONMENT = {
+    **CPU_ENVIRONMENT,
+    "device": "cuda:0",
+    "torch": {"version": "2.13.0+cu128", "cuda": "12.8", "cudnn": 91002, "onednn": "3.12.0"},
+    "gpu": {"index": 0, "name": "NVIDIA H100 80GB HBM3", "capability": "9.0", "driver": "570.124.06"},
+}
+
+SUITE = {"name": "synthetic", "precision": "fp32", "dtype": "float32", "sha256": "ab" * 32,
+         "timing": {"warmup_iters": 3, "min_iters": 10, "budget_s": 0.5}}
+
+
+def make_case(cell="lstm", backend="cudnn", hidden_size=64, mode="forward_backward", device_type="cpu") -> Case:
+    return Case(cell=cell, backend=backend, mode=mode, batch=16, seq_len=32, input_size=64,
+                hidden_size=hidden_size, num_layers=1, bidirectional=False, dtype="float32",
+                device_type=device_type)
+
+
+def grid_cases(device_type="cpu") -> list[Case]:
+    """20 cases, like suites/small.yaml: 2 cells x 5 backends x 2 sizes."""
+    return [make_case(cell, backend, hidden, device_type=device_type) for cell in ("lstm", "gru")
+            for backend in ("cudnn", "eager", "torchscript", "compile", "compile_module") for hidden in (64, 128)]
+
+
+def base_ms(index: int) -> float:
+    return 1.0 + 0.7 * index
+
+
+def samples(rng: np.random.Generator, median_ms: float, n: int = 200, sigma: float = 0.03,
+            drift: float = 0.0) -> tuple[float, ...]:
+    """Lognormal noise around ``median_ms``; ``drift``: the run slows linearly by this fraction from start to end."""
+    trend = 1.0 + drift * np.linspace(0.0, 1.0, n)
+    return tuple(float(v) for v in median_ms * trend * np.exp(rng.normal(0.0, sigma, n)))
+
+
+def case_result(case: Case, step_ms: tuple[float, ...], status: str = "ok", reason: str | None = None) -> CaseResult:
+    if status != "ok":
+        return CaseResult(case=case, status=status, reason=reason)
+    step = np.asarray(step_ms)
+    regions = {"forward": tuple(step * 0.4), "backward": tuple(step * 0.6), "step": tuple(step_ms)}
+    if case.mode != "forward_backward":
+        regions = {"forward": tuple(step_ms)}
+    return CaseResult(case=case, status="ok", samples_ms=regions)
+
+
+def synthetic_run(seed: int, *, shifts: dict[str, float] | None = None, cases: list[Case] | None = None,
+                  environment: dict | None = None, n: int = 200, sigma: float = 0.03, drift: float = 0.0,
+                  source: str | None = None) -> RunResults:
+    """Every case's samples drawn afresh from ``seed``; ``shifts`` multiplies a case's times (by key)."""
+    rng = np.random.default_rng(seed)
+    shifts = shifts or {}
+    cases = cases if cases is not None else grid_cases()
+    results = [case_result(case, samples(rng, base_ms(i) * shifts.get(case.key, 1.0), n, sigma, drift))
+               for i, case in enumerate(cases)]
+    return RunResults(environment=copy.deepcopy(environment or CPU_ENVIRONMENT), suite=dict(SUITE),
+                      cases=tuple(results), started_utc="2026-01-01T00:00:00+00:00", source=source)
+
+
+def with_cases(run: RunResults, results) -> RunResults:
+    return replace(run, cases=tuple(results))
