@@ -7,6 +7,7 @@ The pipeline runs one way, one module per stage:
     backends/     build each backend's model from the same reference weights
     parity.py     compare outputs and gradients with the cudnn backend before timing
     timing.py     time forward / backward / step regions on the case's device
+    telemetry/    NVML samples (a separate process) and peak memory around the timed loop
     stats.py      derived statistics of a list of samples
     results.py    immutable case results and the versioned results file
     runner.py     one case through backend -> parity -> timing -> result

@@ -106,8 +106,11 @@ def validate(suite_path, device):
               help="Results file (*.json) or folder for it. Default: results/<suite>-<device>-<time>.json")
 @BACKEND_OPTION
 @FILTER_OPTION
+@click.option("--resume", "resume_path", default=None, metavar="RESULTS",
+              help="Continue the interrupted run that wrote RESULTS (or its .journal): finished cases are kept, "
+                   "the rest run. Refused if the suite or the environment changed.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def run(suite_path, device, out, backends, filters, quiet):
+def run(suite_path, device, out, backends, filters, resume_path, quiet):
     """Time every case of SUITE and write a results file."""
     from harness.env import collect_environment, utc_now
     from harness.precision import apply_math_precision
@@ -116,31 +119,51 @@ def run(suite_path, device, out, backends, filters, quiet):
     from harness.runner import RunSettings, run_case
 
     suite, resolved, cases = _load(suite_path, device)
-    cases = _select(cases, backends, filters, suite_path)
     precision_flags = apply_math_precision(suite.precision)
     environment = collect_environment(resolved)
     environment["math_precision"] = precision_flags
+    previous_cases: tuple = ()
+    if resume_path:
+        from harness.resume import finished_cases, load_for_resume, results_path_of
+
+        if out:
+            raise click.UsageError("--resume writes to the results file it resumes; leave out --out")
+        previous = load_for_resume(resume_path, suite.to_dict(), environment)
+        if not backends and not filters:  # repeat the interrupted run's selection
+            backends = tuple(previous.options.get("backends", ()))
+            filters = tuple(previous.options.get("filters", ()))
+        previous_cases = finished_cases(previous)
+        path = results_path_of(resume_path)
+    else:
+        path = _results_path(out, suite.name, resolved.type)
+    cases = _select(cases, backends, filters, suite_path)
+    done = {result.key for result in previous_cases}
+    cases = [case for case in cases if case.key not in done]
     settings = RunSettings(device=resolved, precision=suite.precision, seed=suite.seed,
                            timing=suite.timing, telemetry=suite.telemetry)
-    path = _results_path(out, suite.name, resolved.type)
-    writer = ResultsWriter(path, environment, suite.to_dict(), started_utc=utc_now())
-    click.echo(f"rnnbench: {len(cases)} cases of suite '{suite.name}' on {resolved} "
-               f"({environment['gpu']['name'] if environment['gpu'] else environment['machine']['cpu']['brand_raw']}, "
+    options = {"device": str(resolved), "backends": list(backends), "filters": list(filters)}
+    writer = ResultsWriter(path, environment, suite.to_dict(), started_utc=utc_now(),
+                           previous_cases=previous_cases, options=options)
+    hardware = environment["gpu"]["name"] if environment["gpu"] else environment["machine"]["cpu"]["brand_raw"]
+    resumed = f" ({len(previous_cases)} already finished)" if resume_path else ""
+    click.echo(f"rnnbench: {len(cases)} cases of suite '{suite.name}'{resumed} on {resolved} ({hardware}, "
                f"{suite.dtype}, {suite.precision}); journal: {writer.journal_path}", err=True)
     status = "complete"
     try:
-        with _stop_on_sigterm(), click.progressbar(
+        with _stop_on_signals(), click.progressbar(
                 cases, label="running", file=sys.stderr, show_pos=True, hidden=quiet,
                 item_show_func=lambda case: case.key if case else "") as progress:
             for case in progress:
                 writer.append(run_case(case, settings))
     except KeyboardInterrupt:
         status = "interrupted"
-    results = writer.finish(status, finished_utc=utc_now())
+    with _signals_deferred():
+        results = writer.finish(status, finished_utc=utc_now())
     click.echo(summary_table(results))
     click.echo(f"results: {path}")
     if status == "interrupted":
-        click.echo(f"rnnbench: interrupted; {len(results.cases)} finished cases saved to {path}", err=True)
+        click.echo(f"rnnbench: interrupted; {len(results.cases)} finished cases saved to {path}; "
+                   f"continue with: rnnbench run {suite_path} --resume {path}", err=True)
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(EXIT_FAILED if results.counts()["failed"] else EXIT_OK)
 
@@ -155,17 +178,33 @@ def _results_path(out: str | None, suite_name: str, device_type: str) -> Path:
 
 
 @contextmanager
-def _stop_on_sigterm():
-    """SIGTERM stops the run like Ctrl-C does: the finished cases are saved before exiting."""
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
+def _signals_deferred():
+    """While the results file is written, a second Ctrl-C or SIGTERM does not cut the writing short."""
+    handlers = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
+@contextmanager
+def _stop_on_signals():
+    """Ctrl-C (SIGINT) and SIGTERM stop the run after saving every finished case.
+
+    SIGINT is set explicitly: a process started in the background by a shell inherits it ignored.
+    """
+
+    def on_sigterm(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+                signal.SIGTERM: signal.signal(signal.SIGTERM, on_sigterm)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @main.command()
@@ -184,8 +223,53 @@ def env(device, as_json):
     if as_json:
         click.echo(json.dumps(environment, indent=2))
         return
+    gpu_state = environment.pop("gpu_state", None)
     for line in _flatten(environment):
         click.echo(line)
+    if gpu_state is not None:
+        for line in _gpu_state_lines(gpu_state):
+            click.echo(line)
+
+
+def _gpu_state_lines(state: dict):
+    """The GPU's state (NVML) for ``rnnbench env``: one line per GPU fact, a WARNING per intruder."""
+    if not state.get("available"):
+        yield f"gpu_state: {state.get('reason', 'NVML unavailable')}"
+        return
+    yield (f"gpu_state: driver {state.get('driver', '?')}, NVML {state.get('nvml_version', '?')}, "
+           f"{len(state.get('gpus', []))} GPU(s)")
+    for gpu in state.get("gpus", []):
+        where = f"gpu_state.{gpu.get('nvml_index', '?')}"
+        yield f"{where}: {gpu.get('name', '?')} {gpu.get('uuid', '')}".rstrip()
+        if gpu.get("found_by"):
+            yield f"{where}.found_by: {gpu['found_by']}"
+
+        def pair(now, top, unit, top_label="max"):
+            if gpu.get(now) is None:
+                return "absent"
+            return f"{gpu[now]:g} {unit}" + (f" ({top_label} {gpu[top]:g} {unit})" if gpu.get(top) is not None else "")
+
+        yield f"{where}.sm_clock: {pair('sm_clock_mhz', 'sm_clock_max_mhz', 'MHz')}"
+        yield f"{where}.mem_clock: {pair('mem_clock_mhz', 'mem_clock_max_mhz', 'MHz')}"
+        yield f"{where}.power: {pair('power_draw_w', 'power_limit_w', 'W', 'limit')}"
+        for key, label in (("persistence_mode", "persistence_mode"), ("mig_mode", "mig_mode"),
+                           ("temperature_c", "temperature_c"), ("clock_event_reasons", "clock_event_reasons")):
+            value = gpu.get(key, "absent")
+            yield f"{where}.{label}: {', '.join(value) or 'none' if isinstance(value, list) else value}"
+        processes = gpu.get("processes")
+        if processes is None:
+            yield f"{where}.processes: absent"
+        else:
+            listed = ", ".join(f"pid {p['pid']} ({_mib(p.get('used_memory_bytes'))})" for p in processes)
+            yield f"{where}.processes: {listed or 'none'}"
+        for key, reason in (gpu.get("absent") or {}).items():
+            yield f"{where}.{key}: absent ({reason})"
+    for warning in state.get("warnings", []):
+        yield f"WARNING: {warning}"
+
+
+def _mib(value) -> str:
+    return "memory unknown" if value is None else f"{value / 2**20:.0f} MiB"
 
 
 def _flatten(value, prefix: str = ""):
@@ -194,6 +278,158 @@ def _flatten(value, prefix: str = ""):
             yield from _flatten(item, f"{prefix}.{key}" if prefix else str(key))
     else:
         yield f"{prefix}: {value}"
+
+
+@main.command()
+@click.argument("baseline_path", metavar="BASELINE")
+@click.argument("current_path", metavar="CURRENT")
+@click.option("--metric", default=None, metavar="REGION",
+              help="Timed region to compare: step, forward or backward. Default: each case's primary region "
+                   "(the step of a training case, the forward otherwise).")
+@click.option("--threshold", default="5%", show_default=True, metavar="FRACTION",
+              help="Smallest slowdown that counts as a regression: 5% or 0.05.")
+@click.option("--alpha", default="0.05", show_default=True, metavar="FRACTION",
+              help="Significance level, after Holm-Bonferroni over all compared cases; intervals are at "
+                   "confidence 1 - alpha.")
+@click.option("--markdown", "markdown_path", default=None, metavar="FILE",
+              help="Also write the report as Markdown (a pull-request comment, $GITHUB_STEP_SUMMARY).")
+@click.option("--allow-env-mismatch", is_flag=True,
+              help="Compare even when the GPU model, driver, torch, CUDA or cuDNN version (or device type, CPU "
+                   "model, math precision) differ. Refused without it.")
+def compare(baseline_path, current_path, metric, threshold, alpha, markdown_path, allow_env_mismatch):
+    """Is CURRENT slower than BASELINE? Compares two results files case by case.
+
+    Exit code 0: no regression; 1: a regression (a case significantly slower by more than the threshold, or
+    a case that ran in the baseline and fails now); 2: unusable input (a missing or malformed file, nothing
+    in common, different environments without --allow-env-mismatch, a bad option).
+    """
+    from harness.compare import ComparisonError, compare_runs, parse_fraction
+    from harness.report.compare_text import (render_environment_refusal, render_markdown,
+                                             render_markdown_refusal, render_text)
+    from harness.results import read_results
+
+    threshold_value = parse_fraction(threshold, "--threshold")
+    alpha_value = parse_fraction(alpha, "--alpha", allow_zero=False, upper=1.0)
+    baseline, current = read_results(baseline_path), read_results(current_path)
+    comparison = compare_runs(baseline, current, metric=metric, threshold=threshold_value, alpha=alpha_value)
+    blocking = comparison.blocking_differences
+    if blocking and not allow_env_mismatch:
+        if markdown_path:
+            _write_text(markdown_path, render_markdown_refusal(comparison, "--allow-env-mismatch"))
+        click.echo(render_environment_refusal(comparison), err=True)
+        raise ComparisonError(f"refusing to compare runs of different environments "
+                              f"({', '.join(d.label for d in blocking)}); refresh the baseline on this machine "
+                              f"or pass --allow-env-mismatch")
+    click.echo(render_text(comparison))
+    if markdown_path:
+        _write_text(markdown_path, render_markdown(comparison))
+    sys.exit(EXIT_FAILED if comparison.failed else EXIT_OK)
+
+
+def _write_text(path: str, text: str) -> None:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+
+
+@main.command("export-pytest-benchmark")
+@click.argument("results_path", metavar="RESULTS")
+@click.option("-o", "--output", required=True, metavar="FILE", help="The pytest-benchmark JSON file to write.")
+@click.option("--metric", default=None, metavar="REGION",
+              help="Timed region to export: step, forward or backward. Default: each case's primary region.")
+def export_pytest_benchmark(results_path, output, metric):
+    """Write RESULTS in pytest-benchmark's JSON format (times in seconds), for `pytest-benchmark compare`."""
+    from harness.errors import ResultsFileError
+    from harness.export_pytest_benchmark import to_pytest_benchmark
+    from harness.results import read_results, write_json_atomically
+
+    export = to_pytest_benchmark(read_results(results_path), metric)
+    for line in export.skipped_cases:
+        click.echo(f"left out: {line}", err=True)
+    if not export.exported:
+        raise ResultsFileError(f"{results_path}: no ok case with samples to export")
+    write_json_atomically(output, export.document)
+    click.echo(f"{output}: {export.exported} benchmarks in pytest-benchmark format")
+
+
+@main.command("baseline-path")
+@click.argument("results_path", metavar="[RESULTS]", required=False)
+@click.option("--device", default="auto", show_default=True, metavar="DEVICE",
+              help="Without RESULTS: the device of this machine whose baseline to name.")
+@click.option("--dir", "directory", default="results/baselines", show_default=True, metavar="DIR",
+              help="Where baselines live.")
+def baseline_path(results_path, device, directory):
+    """Print the baseline file for a machine: DIR/<GPU model>.json (cpu-<CPU model>.json on a CPU).
+
+    With RESULTS, for the machine that wrote that results file; else for DEVICE on this machine.
+    """
+    from harness.compare import baseline_key
+
+    if results_path:
+        from harness.results import read_results
+
+        environment = read_results(results_path).environment
+    else:
+        from harness.env import gpu_info, machine_info, resolve_device
+        from harness.errors import SuiteError
+
+        try:
+            resolved = resolve_device(device)
+        except ValueError as exc:
+            raise SuiteError(f"--device: {exc}") from None
+        environment = {"machine": machine_info(), "gpu": gpu_info(resolved) if resolved.type == "cuda" else None}
+    click.echo(str(Path(directory) / f"{baseline_key(environment)}.json"))
+
+
+# --- charts and reports: read results files, draw, write; never measure (harness/report) ---
+
+RESULTS_ARGUMENT = click.argument("results_paths", metavar="RESULTS...", nargs=-1, required=True)
+OUT_DIR_OPTION = click.option("-o", "--out", "out_dir", default="reports", show_default=True, metavar="DIR",
+                              help="Folder for the files written (created if missing).")
+
+
+@main.command()
+@RESULTS_ARGUMENT
+@click.option("--x", "x_axis", default=None, metavar="AXIS",
+              help="The swept axis of the curves: batch, seq_len, input_size, hidden_size, num_layers. "
+                   "Default: one chart per axis the results swept.")
+@click.option("--y", "metric", default=None, metavar="METRIC",
+              help="What to draw: step, forward, backward (median ms), sequences_per_s, tokens_per_s, "
+                   "achieved_tflops, peak_memory, energy_per_sequence. Default: the step time (the forward "
+                   "when not every case trains).")
+@click.option("--by", default="backend", show_default=True, metavar="DIM",
+              help="What one line stands for: backend, cell, mode or file; other dimensions that vary become "
+                   "facets.")
+@click.option("--chart", default="curves", show_default=True, metavar="KIND",
+              help="curves: scaling curves; speedup: every backend over cudnn, per case; compare: each file "
+                   "after the first (B) against the first (A), per case.")
+@FILTER_OPTION
+@OUT_DIR_OPTION
+def plot(results_paths, x_axis, metric, by, chart, filters, out_dir):
+    """Draw charts of RESULTS files as PNGs: scaling curves (default), speedups or an A-vs-B comparison."""
+    from harness.report.render import filter_runs, load_runs, plot as draw, write_charts
+
+    runs = filter_runs(load_runs(results_paths), filters)
+    for path in write_charts(draw(runs, chart, x_axis, metric, by), out_dir):
+        click.echo(str(path))
+
+
+@main.command()
+@RESULTS_ARGUMENT
+@FILTER_OPTION
+@OUT_DIR_OPTION
+def report(results_paths, filters, out_dir):
+    """Write charts, one self-contained HTML page and a Markdown summary of RESULTS files.
+
+    Per file: scaling curves for every swept axis, the speedup over cudnn, the environment, summary tables,
+    failed/skipped cases, noisy measurements. With two or more files, also each file after the first (B)
+    against the first (A). summary.md suits a pull-request comment or $GITHUB_STEP_SUMMARY.
+    """
+    from harness.report.render import filter_runs, load_runs, write_report
+
+    runs = filter_runs(load_runs(results_paths), filters)
+    for path in write_report(runs, out_dir):
+        click.echo(str(path))
 
 
 if __name__ == "__main__":

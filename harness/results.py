@@ -161,11 +161,14 @@ class RunResults:
     status: str = "complete"
     started_utc: str | None = None
     finished_utc: str | None = None
+    # how the run was asked for: device, --backend and --filter selections (what --resume repeats)
+    options: Mapping = field(default_factory=dict)
     source: str | None = None  # the file it was read from
 
     def __post_init__(self):
         object.__setattr__(self, "environment", freeze(self.environment))
         object.__setattr__(self, "suite", freeze(self.suite))
+        object.__setattr__(self, "options", freeze(self.options))
         object.__setattr__(self, "cases", tuple(self.cases))
 
     def counts(self) -> dict[str, int]:
@@ -195,6 +198,7 @@ class RunResults:
             "started_utc": self.started_utc,
             "finished_utc": self.finished_utc,
             "counts": self.counts(),
+            "options": thaw(self.options),
             "environment": thaw(self.environment),
             "suite": thaw(self.suite),
             "cases": [case.to_dict() for case in self.cases],
@@ -271,12 +275,18 @@ def results_from_document(document: Any, source: str) -> RunResults:
         cases = tuple(CaseResult.from_dict(case) for case in document["cases"])
         return RunResults(environment=document["environment"], suite=document["suite"], cases=cases,
                           status=document.get("status", "complete"), started_utc=document.get("started_utc"),
-                          finished_utc=document.get("finished_utc"), source=source)
+                          finished_utc=document.get("finished_utc"), options=document.get("options") or {},
+                          source=source)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ResultsFileError(f"{source}: malformed results file: {type(exc).__name__}: {exc}") from None
 
 
 JOURNAL_SUFFIX = ".journal"
+
+
+def journal_path_for(results_path: str | Path) -> Path:
+    results_path = Path(results_path)
+    return results_path.with_name(results_path.name + JOURNAL_SUFFIX)
 
 
 class ResultsWriter:
@@ -288,19 +298,25 @@ class ResultsWriter:
     """
 
     def __init__(self, path: str | Path, environment: Mapping, suite: Mapping, started_utc: str,
-                 previous_cases: tuple[CaseResult, ...] = ()):
+                 previous_cases: tuple[CaseResult, ...] = (), options: Mapping | None = None):
         self.path = Path(path)
-        self.journal_path = self.path.with_name(self.path.name + JOURNAL_SUFFIX)
+        self.journal_path = journal_path_for(self.path)
         self.environment = environment
         self.suite = suite
+        self.options = options or {}
         self.started_utc = started_utc
         self.cases: list[CaseResult] = []
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._journal = open(self.journal_path, "w", encoding="utf-8")
+        # Write the new journal beside the old one and swap it in only when complete, so that a journal
+        # being resumed is never lost to a crash while it is copied.
+        fresh_path = self.journal_path.with_name(self.journal_path.name + ".new")
+        self._journal = open(fresh_path, "w", encoding="utf-8")
         self._write_line({"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "journal": True,
-                          "started_utc": started_utc, "environment": thaw(environment), "suite": thaw(suite)})
+                          "started_utc": started_utc, "options": thaw(self.options),
+                          "environment": thaw(environment), "suite": thaw(suite)})
         for case in previous_cases:
             self.append(case)
+        os.replace(fresh_path, self.journal_path)
 
     def _write_line(self, document: dict) -> None:
         self._journal.write(json.dumps(_finite(document), allow_nan=False, default=_json_default) + "\n")
@@ -314,11 +330,22 @@ class ResultsWriter:
     def finish(self, status: str, finished_utc: str) -> RunResults:
         run = RunResults(environment=self.environment, suite=self.suite, cases=tuple(self.cases),
                          status=status, started_utc=self.started_utc, finished_utc=finished_utc,
-                         source=str(self.path))
+                         options=self.options, source=str(self.path))
         write_results(self.path, run)
         self._journal.close()
         self.journal_path.unlink(missing_ok=True)
         return run
+
+
+def read_results_or_journal(path: str | Path) -> RunResults:
+    """What a run left behind: its journal when one is there (the run did not finish), else its results."""
+    path = Path(path)
+    if path.name.endswith(JOURNAL_SUFFIX):
+        return read_journal(path)
+    journal = journal_path_for(path)
+    if journal.exists():
+        return read_journal(journal)
+    return read_results(path)
 
 
 def read_journal(path: str | Path) -> RunResults:
@@ -344,6 +371,6 @@ def read_journal(path: str | Path) -> RunResults:
     header = documents[0]
     document = {"schema": header.get("schema"), "schema_version": header.get("schema_version"),
                 "status": "interrupted", "started_utc": header.get("started_utc"),
-                "environment": header.get("environment"), "suite": header.get("suite"),
+                "options": header.get("options"), "environment": header.get("environment"), "suite": header.get("suite"),
                 "cases": [d["case_result"] for d in documents[1:] if isinstance(d, dict) and "case_result" in d]}
     return results_from_document(document, str(path))

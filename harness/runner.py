@@ -7,7 +7,10 @@ one-line reason, so one case cannot sink a run.
 from __future__ import annotations
 
 import gc
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -26,6 +29,7 @@ from harness.timing import CaseTimeout, Workload, clock_for, measure, run_iterat
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 RNN_CLASSES = {"lstm": nn.LSTM, "gru": nn.GRU}
+HARD_LIMIT_GRACE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,9 @@ def make_inputs(case: Case, settings: RunSettings) -> tuple[torch.Tensor, torch.
 
 
 def run_case(case: Case, settings: RunSettings, *,
-             build: Callable[[str, nn.RNNBase], object] = build_backend) -> CaseResult:
+             build: Callable[[str, nn.RNNBase], object] | None = None) -> CaseResult:
+    """``build`` replaces the backend builder (tests inject faults through it)."""
+    build = build or build_backend
     started_utc = utc_now()
     started = time.perf_counter()
     deadline = started + settings.timing.case_timeout_s
@@ -65,7 +71,8 @@ def run_case(case: Case, settings: RunSettings, *,
                           duration_s=round(time.perf_counter() - started, 3), **fields)
 
     try:
-        return _measure_case(case, settings, build, deadline, finished)
+        with _hard_time_limit(settings.timing.case_timeout_s):
+            return _measure_case(case, settings, build, deadline, finished)
     except BackendUnavailable as exc:
         return finished("skipped", str(exc))
     except CaseTimeout as exc:
@@ -111,14 +118,23 @@ def _measure_case(case: Case, settings: RunSettings, build, deadline: float, fin
     if case.backend in ("cudnn", "compile_module"):
         facts.update(detect_kernel_library(backend.model, x))
 
+    from harness.telemetry.case import CaseTelemetry
+    from harness.timing import REGIONS_BY_MODE
+
     work = Workload(backend.model, x, target, case.mode, tuple(backend.parameters.values()))
+    # One NVML window over the whole timed loop: the step in forward_backward mode (forward and
+    # backward alternate within milliseconds, below what NVML resolves), else the forward.
+    region = REGIONS_BY_MODE[case.mode][-1]
+    telemetry = CaseTelemetry(device, settings.telemetry, region)
     memory_before = _reset_peak_memory(device)
-    measured = measure(work, clock, settings.timing, deadline)
+    measured = measure(work, clock, settings.timing, deadline, around_loop=telemetry.window)
     memory = _peak_memory(device, memory_before)
     facts.update(backend.runtime_facts())
     return finished("ok", parity=parity.to_dict(), backend=facts, build_s=build_s,
                     first_iteration_ms=first_iteration_ms, warmup_ms=measured.warmup_ms,
-                    samples_ms=measured.samples_ms, memory=memory)
+                    samples_ms=measured.samples_ms, memory=memory,
+                    telemetry=telemetry.to_dict(iterations=len(measured.samples_ms.get(region, ())),
+                                                batch=case.batch))
 
 
 def _outputs_and_grads(model, parameters: dict, x, target, mode: str, clock) -> dict:
@@ -133,10 +149,14 @@ def _reset_peak_memory(device: torch.device) -> dict:
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
         return {"allocated_bytes": torch.cuda.memory_allocated(device)}
-    return {}
+    from harness.telemetry.host import reset_peak_rss
+
+    gc.collect()
+    return {"rss": reset_peak_rss()}
 
 
 def _peak_memory(device: torch.device, before: dict) -> dict:
+    """CUDA: the caching allocator's peaks since the reset. CPU: the process's peak resident memory."""
     if device.type == "cuda":
         return {
             "source": "torch.cuda allocator",
@@ -144,7 +164,33 @@ def _peak_memory(device: torch.device, before: dict) -> dict:
             "peak_reserved_bytes": torch.cuda.max_memory_reserved(device),
             "allocated_before_bytes": before["allocated_bytes"],
         }
-    return {}
+    from harness.telemetry.host import peak_rss
+
+    return peak_rss(before["rss"])
+
+
+@contextmanager
+def _hard_time_limit(seconds: float):
+    """Stop a case that hangs outside the timed loop (a compile that never ends, say).
+
+    The timed loop checks its deadline itself; this alarm, a little later, interrupts anything else that
+    runs Python code. It needs the main thread (signals); elsewhere only the timed loop's check applies.
+    """
+    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not usable:
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise CaseTimeout("the case was still running at its hard time limit")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds + HARD_LIMIT_GRACE_S)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _release_memory(device: torch.device) -> None:

@@ -5,7 +5,10 @@ operators a profiled forward actually dispatched, never assumed."""
 from __future__ import annotations
 
 import copy
+import os
 import re
+import sys
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
@@ -22,13 +25,30 @@ def build(name: str, reference: nn.RNNBase) -> BuiltBackend:
 def detect_kernel_library(model, x: Tensor) -> dict:
     """Run one forward under the profiler and name the RNN library from the operators that ran."""
     try:
-        with torch.no_grad(), torch.autograd.profiler.profile(use_kineto=False) as profile:
+        with torch.no_grad(), _native_stderr_silenced(), \
+                torch.autograd.profiler.profile(use_kineto=False) as profile:
             model(x)
         operators = sorted({event.name for event in profile.function_events})
     except Exception as exc:  # the profiler is a nicety here; never fail a case over it
         return {"kernel_library": f"unknown (profiler failed: {type(exc).__name__})"}
     return {"kernel_library": library_from_operators(operators),
             "rnn_operators": [op for op in operators if re.search(r"rnn|lstm|gru", op)]}
+
+
+@contextmanager
+def _native_stderr_silenced():
+    """Some torch builds log profiler start/stop lines from C++ straight to file descriptor 2; keep them
+    off the user's terminal by pointing descriptor 2 at /dev/null while the profiler runs."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def library_from_operators(operators: list[str]) -> str:

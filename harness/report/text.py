@@ -36,6 +36,11 @@ def format_bytes(value: float | None) -> str:
     return f"{value:.0f} B"
 
 
+def ran_eagerly(result: CaseResult) -> bool:
+    """A compiled backend whose model Dynamo could not compile: what was timed is eager PyTorch."""
+    return bool((result.backend.get("compile") or {}).get("fell_back_to_eager"))
+
+
 def notes(result: CaseResult) -> str:
     parts = []
     if result.status != "ok":
@@ -53,31 +58,77 @@ def notes(result: CaseResult) -> str:
     if noisy:
         worst = max(result.stats[r].relative_iqr for r in noisy)
         parts.append(f"NOISY ({', '.join(noisy)}: IQR {worst:.0%} of median)")
+    window = telemetry_window(result)
+    if window:
+        throttled = window.get("throttled") or {}
+        causes = [cause for cause in ("thermal", "power") if throttled.get(cause)]
+        if causes or throttled.get("any"):
+            parts.append(f"THROTTLED ({', '.join(causes) or ', '.join(throttled.get('reasons', ()))})")
+        if window.get("low_confidence"):
+            parts.append(f"telemetry LOW-CONFIDENCE (window {window.get('duration_s', 0):.2g} s)")
     return "; ".join(p for p in parts if p)
+
+
+def telemetry_window(result: CaseResult) -> dict | None:
+    """The NVML window of the result's primary region, if telemetry took one."""
+    return (result.telemetry.get("windows") or {}).get(result.primary_region)
+
+
+def _telemetry_cells(result: CaseResult) -> tuple[str, str, str]:
+    """Energy per sequence, mean power (from the energy counter where there is one) and GPU utilization."""
+    window = telemetry_window(result) or {}
+    energy = window.get("energy_per_sequence_j")
+    power = window.get("energy_mean_power_w", window.get("power_mean_w"))
+    utilization = window.get("gpu_utilization_mean_pct")
+    return (format_count(energy),
+            f"{power:.0f}" if power is not None else "-",
+            f"{utilization:.0f}%" if utilization is not None else "-")
+
+
+TELEMETRY_HEADER = ("J/seq", "power W", "GPU util")
+
+
+SUMMARY_HEADER = ("backend", "status", "median ms [95% CI]", "fwd ms", "bwd ms", "seq/s", "GFLOP/s",
+                  "vs cudnn", "peak mem", "1st iter ms", "notes")
+
+
+def configuration_groups(run: RunResults) -> dict[tuple, list[CaseResult]]:
+    """(cell, mode, shape, dtype, device) -> its results, one per backend, in the order the suite ran them."""
+    groups: dict[tuple, list[CaseResult]] = {}
+    for result in run.cases:
+        case = result.case
+        groups.setdefault((case.cell, case.mode, case.shape_label, case.dtype, case.device_type), []).append(result)
+    return groups
+
+
+def summary_row(run: RunResults, result: CaseResult) -> tuple[str, ...]:
+    """The cells of one result's row under SUMMARY_HEADER."""
+    return _row(run, result)
 
 
 def summary_table(run: RunResults) -> str:
     """One block per model configuration and mode, one row per backend."""
     lines = []
-    header = ("backend", "status", "median ms [95% CI]", "fwd ms", "bwd ms", "seq/s", "GFLOP/s",
-              "vs cudnn", "peak mem", "1st iter ms", "notes")
-
-    def group_key(result: CaseResult):
-        return (result.case.cell, result.case.mode, result.case.shape_label, result.case.dtype,
-                result.case.device_type)
-
-    groups: dict[tuple, list[CaseResult]] = {}
-    for result in run.cases:  # in the order the suite ran them
-        groups.setdefault(group_key(result), []).append(result)
-    for (cell, mode, shape, dtype, device), group in groups.items():
+    for (cell, mode, shape, dtype, device), group in configuration_groups(run).items():
         region = group[0].primary_region
         rows = [_row(run, result) for result in group]
+        header = SUMMARY_HEADER
+        if any(telemetry_window(result) for result in group):  # NVML columns only where NVML measured
+            header = SUMMARY_HEADER[:-1] + TELEMETRY_HEADER + SUMMARY_HEADER[-1:]
+            rows = [row[:-1] + _telemetry_cells(result) + row[-1:] for row, result in zip(rows, group)]
         widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header[:-1])]
         lines.append(f"{cell} {mode} {shape} {dtype} {device}  (median of the {region})")
         lines.append("  " + "  ".join(h.ljust(w) for h, w in zip(header, widths)) + "  " + header[-1])
         for row in rows:
             lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1])
         lines.append("")
+    unavailable: dict[str, int] = {}
+    for result in run.cases:
+        nvml = result.telemetry.get("nvml") or {}
+        if result.ok and nvml.get("available") is False and nvml.get("reason"):
+            unavailable[nvml["reason"]] = unavailable.get(nvml["reason"], 0) + 1
+    for reason, count in unavailable.items():
+        lines.append(f"telemetry: {reason} ({count} case{'s' if count != 1 else ''})")
     counts = run.counts()
     lines.append(f"{len(run.cases)} cases: {counts['ok']} ok, {counts['failed']} failed, "
                  f"{counts['skipped']} skipped")

@@ -1,0 +1,120 @@
+"""A real `rnnbench run` interrupted mid-run keeps every finished case, and --resume finishes the rest."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from harness.results import read_results
+
+SUITE = """
+name: interruptible
+device: cpu
+timing: {warmup_iters: 0, min_iters: 1, budget_s: 0.3}
+grid:
+  cell: [lstm, gru]
+  backend: [cudnn, eager]
+  batch: [2, 3]
+  seq_len: 3
+  input_size: 4
+  hidden_size: 5
+"""
+TOTAL_CASES = 8
+
+
+def start_run(suite, *args):
+    return subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(suite), "--quiet", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_finished_cases(journal, count, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if journal.exists() and len(journal.read_text().splitlines()) >= 1 + count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{journal} did not reach {count} cases")
+
+
+@pytest.fixture
+def suite(tmp_path):
+    path = tmp_path / "suite.yaml"
+    path.write_text(SUITE)
+    return path
+
+
+def resume(suite, results):
+    return subprocess.run([sys.executable, "-m", "harness.cli", "run", str(suite), "--quiet", "--resume",
+                           str(results)], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_run_saves_finished_cases_and_resumes(suite, tmp_path, sig):
+    results = tmp_path / "r.json"
+    process = start_run(suite, "--out", results)
+    wait_for_finished_cases(results.with_name("r.json.journal"), 2)
+    process.send_signal(sig)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "--resume" in stderr
+    interrupted = read_results(results)
+    assert interrupted.status == "interrupted"
+    assert 2 <= len(interrupted.cases) < TOTAL_CASES
+    assert all(case.ok for case in interrupted.cases)
+    assert not results.with_name("r.json.journal").exists()
+
+    done = resume(suite, results)
+    assert done.returncode == 0, done.stderr
+    finished = read_results(results)
+    assert finished.status == "complete"
+    assert len(finished.cases) == TOTAL_CASES == len({case.key for case in finished.cases})
+    before = {case.key: case.started_utc for case in interrupted.cases}
+    assert all(case.started_utc == before[case.key] for case in finished.cases if case.key in before)
+
+
+def test_a_killed_run_resumes_from_its_journal(suite, tmp_path):
+    results = tmp_path / "r.json"
+    process = start_run(suite, "--out", results)
+    journal = results.with_name("r.json.journal")
+    wait_for_finished_cases(journal, 1)
+    process.kill()
+    process.communicate(timeout=60)
+    assert not results.exists() and journal.exists()
+    done = resume(suite, results)
+    assert done.returncode == 0, done.stderr
+    assert len(read_results(results).cases) == TOTAL_CASES
+    assert not journal.exists()
+
+
+@pytest.fixture
+def finished_run(suite, tmp_path):
+    results = tmp_path / "r.json"
+    done = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(suite), "--quiet", "--out",
+                           str(results), "--backend", "cudnn"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return results
+
+
+def test_resume_refuses_a_changed_suite(suite, finished_run):
+    suite.write_text(SUITE.replace("budget_s: 0.3", "budget_s: 0.2"))
+    done = resume(suite, finished_run)
+    assert done.returncode == 2
+    assert "the suite has changed" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_resume_refuses_a_changed_environment(suite, finished_run):
+    document = json.loads(finished_run.read_text())
+    document["environment"]["torch"]["version"] = "1.0.0"
+    finished_run.write_text(json.dumps(document))
+    done = resume(suite, finished_run)
+    assert done.returncode == 2
+    assert "the environment has changed" in done.stderr and "torch: 1.0.0 ->" in done.stderr
+
+
+def test_resume_repeats_the_runs_selection(suite, finished_run):
+    done = resume(suite, finished_run)
+    assert done.returncode == 0, done.stderr
+    assert {case.case.backend for case in read_results(finished_run).cases} == {"cudnn"}
