@@ -112,6 +112,8 @@ def validate(suite_path, device):
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run(suite_path, device, out, backends, filters, resume_path, quiet):
     """Time every case of SUITE and write a results file."""
+    import torch
+
     from harness.env import collect_environment, utc_now
     from harness.precision import apply_math_precision
     from harness.report.text import summary_table
@@ -120,8 +122,12 @@ def run(suite_path, device, out, backends, filters, resume_path, quiet):
 
     suite, resolved, cases = _load(suite_path, device)
     precision_flags = apply_math_precision(suite.precision)
+    if suite.threads:
+        torch.set_num_threads(suite.threads)
     environment = collect_environment(resolved)
     environment["math_precision"] = precision_flags
+    for warning in (environment.get("gpu_state") or {}).get("warnings", ()):
+        click.echo(f"rnnbench: WARNING: {warning}", err=True)
     previous_cases: tuple = ()
     if resume_path:
         from harness.resume import finished_cases, load_for_resume, results_path_of

@@ -38,7 +38,7 @@ AXIS_DEFAULTS: dict[str, tuple] = {
 }
 REQUIRED_AXES = ("batch", "seq_len", "input_size", "hidden_size")
 
-TOP_KEYS = ("name", "description", "device", "dtype", "precision", "seed", "timing", "telemetry",
+TOP_KEYS = ("name", "description", "device", "dtype", "precision", "seed", "threads", "timing", "telemetry",
             "grid", "exclude", "include")
 TIMING_KEYS = ("warmup_iters", "min_iters", "max_iters", "budget_s", "case_timeout_s")
 TELEMETRY_KEYS = ("enabled", "nvml_period_ms")
@@ -71,6 +71,8 @@ class Suite:
     dtype: str = "float32"
     precision: str = "fp32"
     seed: int = 0
+    # torch's intra-op CPU threads for the run; None leaves torch's default (one per core)
+    threads: int | None = None
     description: str = ""
     timing: Timing = field(default_factory=Timing)
     telemetry: Telemetry = field(default_factory=Telemetry)
@@ -98,6 +100,7 @@ class Suite:
             "dtype": self.dtype,
             "precision": self.precision,
             "seed": self.seed,
+            "threads": self.threads,
             "timing": vars(self.timing).copy(),
             "telemetry": vars(self.telemetry).copy(),
             "grid": {axis: list(values) for axis, values in self.grid},
@@ -140,7 +143,7 @@ class _Checker:
     def fail(self, path: tuple, message: str):
         line = _line_of(self.root_node, path)
         where = f"{self.source}:{line}" if line else self.source
-        key = ".".join(str(p) for p in path)
+        key = ".".join(_display_key(p) for p in path)
         raise SuiteError(f"{where}: {key + ': ' if key else ''}{message}")
 
     def keys(self, mapping: Mapping, allowed: tuple, path: tuple):
@@ -177,6 +180,7 @@ class _Checker:
             dtype=self.choice(data.get("dtype", "float32"), DTYPES, ("dtype",)),
             precision=self.choice(data.get("precision", "fp32"), PRECISIONS, ("precision",)),
             seed=self.integer(data.get("seed", 0), ("seed",), minimum=0),
+            threads=None if data.get("threads") is None else self.integer(data["threads"], ("threads",)),
             timing=self.timing(data.get("timing", {})),
             telemetry=self.telemetry(data.get("telemetry", {})),
             grid=grid,
@@ -303,6 +307,11 @@ class _Checker:
             rows.append(tuple((axis, self.axis_values(axis, entry[axis], entry_path + (axis,)))
                               for axis in AXES if axis in entry))
         return tuple(rows)
+
+
+def _display_key(part) -> str:
+    text = str(part)
+    return text if text.isprintable() and text.strip() == text and text else repr(text)
 
 
 def _describe(value) -> str:

@@ -41,6 +41,7 @@ BAD_SUITES = [
     ("name: t\ndtype: fp16\n" + GRID, ["dtype: unknown value 'fp16'", "allowed: float32, float16, bfloat16"]),
     ("name: t\nprecision: tf16\n" + GRID, ["precision: unknown value 'tf16'; allowed: fp32, tf32"]),
     ("name: t\ndevice: gpu\n" + GRID, ["unknown device 'gpu'; allowed: auto, cpu, cuda, cuda:N"]),
+    ("name: t\nthreads: 0\n" + GRID, ["threads: must be positive, got 0"]),
     ("name: t\ntiming: {budget_s: 0}\n" + GRID, ["timing.budget_s: must be positive"]),
     ("name: t\ntiming: {min_iters: 10, max_iters: 5}\n" + GRID, ["max_iters: must be >= min_iters (10)"]),
     ("name: t\ntiming: {budget: 1}\n" + GRID, ["did you mean 'budget_s'?"]),

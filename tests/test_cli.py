@@ -9,6 +9,7 @@ import pytest
 TINY_SUITE = """
 name: tiny
 device: cpu
+threads: 1
 timing: {warmup_iters: 1, min_iters: 3, budget_s: 0.01}
 grid:
   cell: [lstm, gru]
@@ -40,6 +41,7 @@ def test_run_writes_a_results_file_and_prints_a_summary(tiny_suite, tmp_path):
     assert document["status"] == "complete"
     assert document["counts"] == {"ok": 6, "failed": 0, "skipped": 0}
     assert document["environment"]["math_precision"]["requested"] == "fp32"
+    assert document["environment"]["threads"]["intra_op"] == 1 == document["suite"]["threads"]
     assert document["environment"]["torch"]["version"]
     assert document["suite"]["name"] == "tiny"
     assert "6 cases: 6 ok, 0 failed, 0 skipped" in done.stdout
