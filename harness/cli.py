@@ -72,6 +72,11 @@ FILTER_OPTION = click.option("--filter", "filters", multiple=True, metavar="AXIS
                                   "whose key matches a glob. Repeatable; all must match.")
 DEVICE_OPTION = click.option("--device", default=None, metavar="DEVICE",
                              help="Override the suite's device: auto, cpu, cuda, cuda:N.")
+THRESHOLD_OPTION = click.option("--threshold", default="5%", show_default=True, metavar="FRACTION",
+                                help="Smallest slowdown that counts as a regression: 5% or 0.05.")
+ALPHA_OPTION = click.option("--alpha", default="0.05", show_default=True, metavar="FRACTION",
+                            help="Significance level, after Holm-Bonferroni over all compared cases; intervals "
+                                 "are at confidence 1 - alpha.")
 
 
 @main.command("list")
@@ -292,11 +297,8 @@ def _flatten(value, prefix: str = ""):
 @click.option("--metric", default=None, metavar="REGION",
               help="Timed region to compare: step, forward or backward. Default: each case's primary region "
                    "(the step of a training case, the forward otherwise).")
-@click.option("--threshold", default="5%", show_default=True, metavar="FRACTION",
-              help="Smallest slowdown that counts as a regression: 5% or 0.05.")
-@click.option("--alpha", default="0.05", show_default=True, metavar="FRACTION",
-              help="Significance level, after Holm-Bonferroni over all compared cases; intervals are at "
-                   "confidence 1 - alpha.")
+@THRESHOLD_OPTION
+@ALPHA_OPTION
 @click.option("--markdown", "markdown_path", default=None, metavar="FILE",
               help="Also write the report as Markdown (a pull-request comment, $GITHUB_STEP_SUMMARY).")
 @click.option("--allow-env-mismatch", is_flag=True,
@@ -309,13 +311,12 @@ def compare(baseline_path, current_path, metric, threshold, alpha, markdown_path
     a case that ran in the baseline and fails now); 2: unusable input (a missing or malformed file, nothing
     in common, different environments without --allow-env-mismatch, a bad option).
     """
-    from harness.compare import ComparisonError, compare_runs, parse_fraction
+    from harness.compare import ComparisonError, compare_runs
     from harness.report.compare_text import (render_environment_refusal, render_markdown,
                                              render_markdown_refusal, render_text)
     from harness.results import read_results
 
-    threshold_value = parse_fraction(threshold, "--threshold")
-    alpha_value = parse_fraction(alpha, "--alpha", allow_zero=False, upper=1.0)
+    threshold_value, alpha_value = _gate_settings(threshold, alpha)
     baseline, current = read_results(baseline_path), read_results(current_path)
     comparison = compare_runs(baseline, current, metric=metric, threshold=threshold_value, alpha=alpha_value)
     blocking = comparison.blocking_differences
@@ -330,6 +331,13 @@ def compare(baseline_path, current_path, metric, threshold, alpha, markdown_path
     if markdown_path:
         _write_text(markdown_path, render_markdown(comparison))
     sys.exit(EXIT_FAILED if comparison.failed else EXIT_OK)
+
+
+def _gate_settings(threshold: str, alpha: str) -> tuple[float, float]:
+    from harness.compare import parse_fraction
+
+    return (parse_fraction(threshold, "--threshold"),
+            parse_fraction(alpha, "--alpha", allow_zero=False, upper=1.0))
 
 
 def _write_text(path: str, text: str) -> None:
@@ -410,21 +418,27 @@ OUT_DIR_OPTION = click.option("-o", "--out", "out_dir", default="reports", show_
               help="curves: scaling curves; speedup: every backend over cudnn, per case; compare: each file "
                    "after the first (B) against the first (A), per case.")
 @FILTER_OPTION
+@THRESHOLD_OPTION
+@ALPHA_OPTION
 @OUT_DIR_OPTION
-def plot(results_paths, x_axis, metric, by, chart, filters, out_dir):
+def plot(results_paths, x_axis, metric, by, chart, filters, threshold, alpha, out_dir):
     """Draw charts of RESULTS files as PNGs: scaling curves (default), speedups or an A-vs-B comparison."""
     from harness.report.render import filter_runs, load_runs, plot as draw, write_charts
 
+    threshold_value, alpha_value = _gate_settings(threshold, alpha)
     runs = filter_runs(load_runs(results_paths), filters)
-    for path in write_charts(draw(runs, chart, x_axis, metric, by), out_dir):
+    charts = draw(runs, chart, x_axis, metric, by, threshold=threshold_value, alpha=alpha_value)
+    for path in write_charts(charts, out_dir):
         click.echo(str(path))
 
 
 @main.command()
 @RESULTS_ARGUMENT
 @FILTER_OPTION
+@THRESHOLD_OPTION
+@ALPHA_OPTION
 @OUT_DIR_OPTION
-def report(results_paths, filters, out_dir):
+def report(results_paths, filters, threshold, alpha, out_dir):
     """Write charts, one self-contained HTML page and a Markdown summary of RESULTS files.
 
     Per file: scaling curves for every swept axis, the speedup over cudnn, the environment, summary tables,
@@ -433,8 +447,9 @@ def report(results_paths, filters, out_dir):
     """
     from harness.report.render import filter_runs, load_runs, write_report
 
+    threshold_value, alpha_value = _gate_settings(threshold, alpha)
     runs = filter_runs(load_runs(results_paths), filters)
-    for path in write_report(runs, out_dir):
+    for path in write_report(runs, out_dir, threshold=threshold_value, alpha=alpha_value):
         click.echo(str(path))
 
 

@@ -88,6 +88,77 @@ def test_report_of_two_files_adds_the_comparison(results_file, tmp_path):
     assert "after (B) vs sweep (A)" in page
 
 
+def test_the_comparison_in_the_report_is_the_gates_and_lists_what_it_did_not_compare(results_file, tmp_path):
+    from harness.compare import REGRESSION, compare_runs as gate_compare_runs
+    from harness.results import read_results
+
+    before = read_results(results_file)
+    slower = [ok_result(r.case, r.median_ms() * 1.3) if r.ok and r.case.backend == "eager" else r
+              for r in before.cases[:-1]]  # the last case only in A
+    after_path = tmp_path / "after.json"
+    write_results(after_path, with_results(before, slower, source=str(after_path)))
+    code, output = rnnbench("report", results_file, after_path, "-o", tmp_path / "r")
+    assert code == 0, output
+    gate = gate_compare_runs(read_results(results_file), read_results(after_path))
+    counts = gate.counts()
+    eager = {r.key for r in before.cases[:-1] if r.ok and r.case.backend == "eager"}
+    assert {c.key for c in gate.regressions} < eager
+    [scattered] = [c for c in gate.cases if c.key in eager and c.verdict != REGRESSION]
+    assert scattered.verdict == "noise"  # the fixture's noisy case (samples spread +-50 %): not confirmed
+    summary = (tmp_path / "r" / "summary.md").read_text()
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert (f"**{counts['regression']} slower**, **{counts['improvement']} faster**, {counts['noise']} noise, "
+            f"{counts['unchanged']} unchanged") in summary
+    assert f"{counts['regression']} slower, {counts['improvement']} faster, {counts['noise']} noise" in page
+    for case in gate.regressions:
+        assert f"| 🔴 `{case.key}` |" in summary
+    only_in_a = before.cases[-1].key
+    assert f"- `{only_in_a}`: only in A" in summary
+    assert f"<code>{only_in_a}</code></td><td>only in A" in page
+    for listed in gate.not_compared:  # the failed and skipped cases of both files
+        assert f"`{listed.key}`" in summary and listed.key in page
+    again = tmp_path / "again"
+    rnnbench("report", results_file, after_path, "-o", again)
+    for path in (tmp_path / "r").iterdir():
+        assert (again / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+def test_report_takes_the_gates_threshold_so_its_verdicts_match_compare(results_file, tmp_path):
+    from harness.compare import compare_runs as gate_compare_runs
+    from harness.results import read_results
+
+    before = read_results(results_file)
+    slower = [ok_result(r.case, r.median_ms() * 1.3) if r.ok and r.case.backend == "eager" else r for r in before.cases]
+    after_path = tmp_path / "after.json"
+    write_results(after_path, with_results(before, slower, source=str(after_path)))
+    for threshold, fraction in (("5%", 0.05), ("50%", 0.5)):
+        out = tmp_path / threshold.rstrip("%")
+        code, output = rnnbench("report", results_file, after_path, "-o", out, "--threshold", threshold)
+        assert code == 0, output
+        counts = gate_compare_runs(read_results(results_file), read_results(after_path), threshold=fraction).counts()
+        assert f"**{counts['regression']} slower**" in (out / "summary.md").read_text()
+    assert "**0 slower**" in (tmp_path / "50" / "summary.md").read_text()
+    assert "**0 slower**" not in (tmp_path / "5" / "summary.md").read_text()
+    code, output = rnnbench("report", results_file, after_path, "-o", tmp_path / "bad", "--threshold", "5")
+    assert code == 2 and "--threshold '5'" in output
+
+
+def test_files_without_a_case_in_common_are_reported_with_every_case_listed(results_file, tmp_path):
+    from harness.results import read_results
+
+    run = read_results(results_file)
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    write_results(first, with_results(run, run.cases[:10], source=str(first)))
+    write_results(second, with_results(run, run.cases[10:20], source=str(second)))
+    code, output = rnnbench("report", first, second, "-o", tmp_path / "r")
+    assert code == 0, output
+    assert not (tmp_path / "r" / "compare-second-vs-first.png").exists()
+    summary = (tmp_path / "r" / "summary.md").read_text()
+    assert "No case ran in both files." in summary
+    for result in run.cases[:20]:
+        assert f"`{result.key}`: only in {'A' if result in run.cases[:10] else 'B'}" in summary
+
+
 def test_the_same_results_give_byte_identical_reports(results_file, tmp_path):
     from harness.results import read_results
 

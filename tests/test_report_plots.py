@@ -1,12 +1,17 @@
 """What the charts draw, read back from the matplotlib figures: points, axes, scales, titles, legends."""
 
+import numpy as np
 import pytest
+from matplotlib.colors import same_color
 from report_builders import BATCHES, make_case, sweep_run, with_results
+from test_report_ratios import DRIFTING, TIGHT, gate_cases
 
+from harness.compare import DEFAULT_ALPHA, IMPROVEMENT, NOISE, REGRESSION, UNCHANGED, ratio_interval
+from harness.compare import compare_runs as gate_compare_runs
 from harness.report.context import context_line
 from harness.report.plots import (FAILED_MARKER, VERDICT_COLORS, comparison_figure, png_bytes, scaling_figure,
                                   speedup_figure)
-from harness.report.ratios import SLOWER, UNCHANGED, compare_runs, speedups_over_cudnn
+from harness.report.ratios import compare_runs, speedups_over_cudnn
 from harness.report.scaling import entries_of, scaling_chart
 
 
@@ -103,9 +108,81 @@ def test_the_comparison_chart_draws_matched_cases_coloured_by_verdict():
             points.setdefault(container.get_label(), []).extend(line.get_xdata())
             assert line.get_color() == VERDICT_COLORS[container.get_label()]
     assert sum(len(v) for v in points.values()) == len(comparison.pairs) == len(a.cases) - 1
-    assert points[SLOWER] == pytest.approx([1.5])
+    assert points[REGRESSION] == pytest.approx([1.5])
     assert points[UNCHANGED] == pytest.approx([1.0] * (len(a.cases) - 2))
     assert "after (B) vs before (A)" in figure.get_suptitle()
+
+
+def drawn_points(figure):
+    """Every point of the comparison chart: {(facet title's backend, y row): (verdict, x, data line, whisker)}."""
+    points = {}
+    for ax in figure.axes:
+        for container in ax.containers:
+            line, _, (whiskers,) = container.lines
+            for x, y, segment in zip(line.get_xdata(), line.get_ydata(), whiskers.get_segments()):
+                points[(ax.get_title().split(":")[0], y)] = (container.get_label(), x, line, segment)
+    return points
+
+
+def test_the_comparison_chart_shows_the_gates_verdicts_ratios_and_intervals():
+    a, b = gate_cases()
+    comparison = compare_runs(a, b)
+    figure = comparison_figure(comparison, context_line([a]), context_line([b]))
+    points = drawn_points(figure)
+    gate = {c.key: c for c in gate_compare_runs(a, b).cases}
+    assert len(points) == len(gate) == 20
+    by_x = {}
+    for verdict, x, line, segment in points.values():
+        by_x.setdefault(x, []).append((verdict, line, segment))
+    for pair in comparison.pairs:
+        a_samples, b_samples = pair.a.samples_ms["step"], pair.b.samples_ms["step"]
+        x = np.median(b_samples) / np.median(a_samples)  # the plotted ratio: median(B) / median(A)
+        [(verdict, line, segment)] = by_x[x]
+        assert verdict == gate[pair.key].verdict
+        low, high = ratio_interval(a_samples, b_samples, DEFAULT_ALPHA)  # the whisker: the gate's interval
+        assert [point[0] for point in segment] == pytest.approx([low, high], rel=1e-12)
+        assert line.get_color() == VERDICT_COLORS[verdict]
+
+
+def verdict_of_key(figure, comparison, key):
+    pair = next(p for p in comparison.pairs if p.key == key)
+    for verdict, x, line, _ in drawn_points(figure).values():
+        if x == pair.ratio.value:
+            return verdict, line
+    raise AssertionError(f"{key} not drawn")
+
+
+def test_a_tight_twenty_percent_slowdown_is_red_and_a_case_the_gate_calls_noise_is_not():
+    a, b = gate_cases()
+    comparison = compare_runs(a, b)
+    figure = comparison_figure(comparison, context_line([a]), context_line([b]))
+    verdict, line = verdict_of_key(figure, comparison, TIGHT.key)
+    assert verdict == REGRESSION
+    assert same_color(line.get_color(), "#d62728") and same_color(line.get_markerfacecolor(), "#d62728")
+    verdict, line = verdict_of_key(figure, comparison, DRIFTING.key)
+    assert verdict == NOISE  # a 20 % change, measured while both runs drifted by 50 %
+    assert not same_color(line.get_color(), "#d62728")  # not red ...
+    assert same_color(line.get_color(), VERDICT_COLORS[UNCHANGED])  # ... grey, like unchanged ...
+    assert same_color(line.get_markerfacecolor(), "white")  # ... but hollow
+    title = figure.get_suptitle()
+    assert "1 slower, 0 faster, 1 noise, 18 unchanged of 20 compared cases" in title
+    caption = figure.legends[0].get_title().get_text()
+    assert "verdicts of rnnbench compare A B" in caption and "threshold 5.0%" in caption
+    assert "block bootstrap" in caption and "percentile bootstrap" not in caption
+    labels = [t.get_text() for t in figure.legends[0].get_texts()]
+    assert any(label.startswith("noise (hollow)") for label in labels)
+    assert any(label.startswith("slower (regression)") for label in labels)
+
+
+def test_an_improvement_is_green():
+    a, b = gate_cases()
+    faster = with_results(b, [r.__class__(case=r.case, status="ok", samples_ms={
+        region: tuple(v * 0.75 for v in samples) for region, samples in r.samples_ms.items()})
+        if r.key == TIGHT.key else r for r in b.cases])
+    comparison = compare_runs(a, faster)
+    verdict, line = verdict_of_key(comparison_figure(comparison, "A", "B"), comparison, TIGHT.key)
+    assert verdict == IMPROVEMENT
+    assert same_color(line.get_color(), "#2ca02c")
 
 
 def test_the_same_results_give_the_same_png_bytes():

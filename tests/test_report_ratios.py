@@ -1,50 +1,89 @@
-"""Ratios of medians with bootstrap intervals, speedups over cudnn, and A-vs-B matching on the case key."""
+"""Ratios of medians with the regression gate's intervals, speedups over cudnn, and A-vs-B through the gate."""
 
 import numpy as np
 import pytest
 from report_builders import even_samples, failed_result, make_case, make_run, ok_result, sweep_run, with_results
+from synthetic_results import case_result, grid_cases, samples, synthetic_run
+from synthetic_results import with_cases as with_synthetic_cases
 
-from harness.report.ratios import (FASTER, MIN_SAMPLES_FOR_CI, SLOWER, UNCHANGED, Ratio, compare_runs,
-                                   geometric_mean, geometric_mean_speedups, ratio_of_medians,
-                                   speedups_over_cudnn, verdict)
+from harness import compare as gate
+from harness.compare import (BOOTSTRAP_RESAMPLES, DEFAULT_ALPHA, DEFAULT_THRESHOLD, IMPROVEMENT, MAX_BATCHES,
+                             MIN_BATCHES_FOR_INTERVAL, NOISE, REGRESSION, UNCHANGED, ratio_interval)
+from harness.report.ratios import (CI_METHOD, Ratio, compare_runs, geometric_mean, geometric_mean_speedups,
+                                   ratio_of_medians, speedups_over_cudnn)
+
+CASES = grid_cases()
+TIGHT, DRIFTING = CASES[3], CASES[13]
 
 
-def test_ratio_of_medians_is_other_over_baseline_with_an_interval_around_it():
+def gate_cases():
+    """A tight 20 % slowdown of TIGHT, and a 20 % slowdown of DRIFTING measured while each run slowed by 50 %
+    from start to end, among 18 unchanged cases (like suites/small.yaml)."""
+    rng = np.random.default_rng(5)
+    drifting_a = case_result(DRIFTING, samples(rng, 3.1, drift=0.5))
+    drifting_b = case_result(DRIFTING, samples(rng, 3.1 * 1.2, drift=0.5))
+    base = synthetic_run(1, source="/r/a.json")
+    current = synthetic_run(2, shifts={TIGHT.key: 1.2}, source="/r/b.json")
+    return (with_synthetic_cases(base, [drifting_a if r.case == DRIFTING else r for r in base.cases]),
+            with_synthetic_cases(current, [drifting_b if r.case == DRIFTING else r for r in current.cases]))
+
+
+def single_sample_bootstrap(a, b, draws=4000):
+    """The percentile bootstrap over single samples the charts used before (blind to drift within a run)."""
+    rng = np.random.default_rng(0)
+    a, b = np.asarray(a), np.asarray(b)
+    ratios = (np.median(b[rng.integers(0, b.size, (draws, b.size))], axis=1)
+              / np.median(a[rng.integers(0, a.size, (draws, a.size))], axis=1))
+    return np.percentile(ratios, [2.5, 97.5])
+
+
+# --- one ratio -----------------------------------------------------------------------------------------
+
+
+def test_ratio_of_medians_is_other_over_baseline_with_the_gates_interval():
+    rng = np.random.default_rng(3)
+    a, b = rng.lognormal(0, 0.2, 51), rng.lognormal(0.1, 0.2, 51)
+    ratio = ratio_of_medians(a, b)
+    assert ratio.value == np.median(b) / np.median(a)
+    assert (ratio.low, ratio.high) == ratio_interval(a, b, DEFAULT_ALPHA)
+    assert ratio.low < ratio.value < ratio.high
+    assert ratio_of_medians(a, b) == ratio  # fixed seed: the same every time
+    wider = ratio_of_medians(a, b, alpha=0.01)
+    assert (wider.low, wider.high) == ratio_interval(a, b, 0.01)
+    assert wider.low < ratio.low and wider.high > ratio.high
+
+
+def test_ratio_of_even_samples():
     ratio = ratio_of_medians(even_samples(2.0), even_samples(3.0))
     assert ratio.value == pytest.approx(1.5)
     assert ratio.low < 1.5 < ratio.high
 
 
-def test_the_interval_is_the_same_every_time():
-    rng = np.random.default_rng(3)
-    a, b = rng.lognormal(0, 0.2, 51), rng.lognormal(0.1, 0.2, 51)
-    assert ratio_of_medians(a, b) == ratio_of_medians(a, b)
+def test_the_interval_sees_drift_within_a_run():
+    """The same samples, once in a drifting measured order and once shuffled: the same ratio, but the
+    interval of the drifting order is wider (whole batches are resampled, as in the gate)."""
+    rng = np.random.default_rng(11)
+    a = samples(rng, 1.0, drift=0.5)
+    b = samples(rng, 1.2, drift=0.5)
+    drifting = ratio_of_medians(a, b)
+    shuffled = ratio_of_medians(rng.permutation(a), rng.permutation(b))
+    assert drifting.value == shuffled.value
+    assert np.log(drifting.high / drifting.low) > 2 * np.log(shuffled.high / shuffled.low)
 
 
-@pytest.mark.parametrize("n", [7, 8, 40, 301])
-def test_the_interval_matches_a_plain_bootstrap(n):
-    rng = np.random.default_rng(n)
-    a, b = rng.lognormal(0, 0.1, n), rng.lognormal(0.05, 0.1, n)
-    ratio = ratio_of_medians(a, b)
-    draws = 20000
-    plain = (np.median(b[rng.integers(0, n, (draws, n))], axis=1)
-             / np.median(a[rng.integers(0, n, (draws, n))], axis=1))
-    low, high = np.percentile(plain, [2.5, 97.5])
-    width = high - low
-    assert ratio.low == pytest.approx(low, abs=0.15 * width)
-    assert ratio.high == pytest.approx(high, abs=0.15 * width)
+def test_too_few_samples_give_a_ratio_without_interval_by_the_gates_rule():
+    short = list(even_samples(1.0, n=MIN_BATCHES_FOR_INTERVAL - 1))
+    assert ratio_of_medians(short, even_samples(2.0)) == Ratio(2.0)
+    assert ratio_interval(short, even_samples(2.0), DEFAULT_ALPHA) == (None, None)
+    enough = list(even_samples(1.0, n=MIN_BATCHES_FOR_INTERVAL))
+    assert ratio_of_medians(enough, even_samples(2.0)).has_ci
 
 
-def test_too_few_samples_give_a_ratio_without_interval():
-    ratio = ratio_of_medians([1.0] * (MIN_SAMPLES_FOR_CI - 1), even_samples(2.0))
-    assert ratio == Ratio(2.0)
-    assert verdict(ratio) == UNCHANGED
-
-
-def test_verdict_needs_the_whole_interval_beyond_one():
-    assert verdict(Ratio(1.2, 1.1, 1.3)) == SLOWER
-    assert verdict(Ratio(0.8, 0.7, 0.9)) == FASTER
-    assert verdict(Ratio(1.2, 0.95, 1.4)) == UNCHANGED
+def test_the_caption_describes_the_gates_block_bootstrap():
+    assert CI_METHOD.startswith(f"{1 - DEFAULT_ALPHA:.0%} interval, block bootstrap of the ratio of medians")
+    assert f"{MAX_BATCHES} consecutive batches" in CI_METHOD
+    assert f"{BOOTSTRAP_RESAMPLES} resamples" in CI_METHOD
+    assert f"fewer than {MIN_BATCHES_FOR_INTERVAL} samples" in CI_METHOD
 
 
 def test_geometric_mean():
@@ -53,13 +92,19 @@ def test_geometric_mean():
     assert geometric_mean([]) is None
 
 
-def test_speedups_equal_the_results_own_speedup_over_cudnn():
+# --- speedups over cudnn -------------------------------------------------------------------------------
+
+
+def test_speedups_equal_the_results_own_speedup_over_cudnn_with_the_gates_interval():
     run = sweep_run()
     speedups = speedups_over_cudnn(run)
     assert len(speedups) == 2 * 2 * 8  # eager and compile, 2 cells, 8 shapes
     for speedup in speedups:
         assert speedup.ratio.value == pytest.approx(run.speedup_over_cudnn(speedup.result))
         assert speedup.region == "step"
+        cudnn = run.cudnn_counterpart(speedup.result)
+        assert (speedup.ratio.low, speedup.ratio.high) == ratio_interval(
+            speedup.result.samples_ms["step"], cudnn.samples_ms["step"], DEFAULT_ALPHA)
     geomeans = geometric_mean_speedups(speedups)
     assert set(geomeans) == {"eager", "compile"}
 
@@ -76,24 +121,63 @@ def test_a_failed_backend_has_no_speedup_but_a_reason_and_a_failed_cudnn_leaves_
     assert speedups[make_case("eager", hidden_size=128).key].reason == "cudnn did not run"
 
 
-def test_a_versus_b_compares_matching_cases_only():
+# --- A versus B: the gate's comparison -----------------------------------------------------------------
+
+
+def test_a_versus_b_matches_cases_on_their_key_only():
     shared = [make_case(b, hidden_size=h) for b in ("cudnn", "eager") for h in (64, 128)]
     only_a = make_case("compile")
     only_b = make_case("cudnn", hidden_size=512)
     a = make_run([ok_result(c, 1.0) for c in shared] + [ok_result(only_a, 1.0)], source="/r/a.json")
-    b = make_run([ok_result(c, 2.0 if c.backend == "eager" else 1.0) for c in shared] + [ok_result(only_b, 9.0)],
-                 source="/r/b.json")
+    # B lists its cases in another order: matching is by key, not by position
+    b = make_run([ok_result(only_b, 9.0)] + [ok_result(c, 2.0 if c.backend == "eager" else 1.0)
+                                             for c in reversed(shared)], source="/r/b.json")
     comparison = compare_runs(a, b)
     assert [p.key for p in comparison.pairs] == [c.key for c in shared]
     assert comparison.only_in_a == (only_a.key,)
     assert comparison.only_in_b == (only_b.key,)
     for pair in comparison.pairs:
-        expected = pair.b.median_ms("step") / pair.a.median_ms("step")
+        assert pair.a.key == pair.b.key == pair.key
+        expected = np.median(pair.b.samples_ms["step"]) / np.median(pair.a.samples_ms["step"])
         assert pair.ratio.value == pytest.approx(expected)
-        assert pair.verdict == (SLOWER if pair.a.case.backend == "eager" else UNCHANGED)
+        assert pair.verdict == (REGRESSION if pair.a.case.backend == "eager" else UNCHANGED)
     assert comparison.geomean == pytest.approx(2 ** 0.5)
     assert comparison.geomean_by_backend() == pytest.approx({"cudnn": 1.0, "eager": 2.0})
-    assert comparison.counts() == {SLOWER: 2, FASTER: 0, UNCHANGED: 2}
+    assert comparison.counts() == {REGRESSION: 2, IMPROVEMENT: 0, NOISE: 0, UNCHANGED: 2}
+
+
+def test_a_versus_b_is_the_gates_comparison():
+    a, b = gate_cases()
+    comparison = compare_runs(a, b)
+    expected = gate.compare_runs(a, b)
+    assert (comparison.threshold, comparison.alpha) == (DEFAULT_THRESHOLD, DEFAULT_ALPHA)
+    assert [p.compared for p in comparison.pairs] == list(expected.cases)
+    for pair in comparison.pairs:
+        assert pair.ratio.value == pytest.approx(np.median(pair.b.samples_ms["step"])
+                                                 / np.median(pair.a.samples_ms["step"]))
+        assert (pair.ratio.low, pair.ratio.high) == ratio_interval(pair.a.samples_ms["step"],
+                                                                   pair.b.samples_ms["step"], DEFAULT_ALPHA)
+    verdicts = {p.key: p.verdict for p in comparison.pairs}
+    assert verdicts[TIGHT.key] == REGRESSION
+    assert verdicts[DRIFTING.key] == NOISE
+    assert comparison.counts() == {REGRESSION: 1, IMPROVEMENT: 0, NOISE: 1, UNCHANGED: 18}
+
+
+def test_the_drifting_case_is_noise_where_a_single_sample_bootstrap_said_slower():
+    a, b = gate_cases()
+    pair = {p.key: p for p in compare_runs(a, b).pairs}[DRIFTING.key]
+    assert pair.ratio.value > 1 + DEFAULT_THRESHOLD  # a change of threshold size was measured ...
+    assert pair.verdict == NOISE  # ... that the gate cannot tell from the drift
+    low, _ = single_sample_bootstrap(pair.a.samples_ms["step"], pair.b.samples_ms["step"])
+    assert low > 1 + DEFAULT_THRESHOLD  # the old chart's interval: wholly above the band, coloured red
+
+
+def test_threshold_and_alpha_are_the_gates():
+    a, b = gate_cases()
+    loose = compare_runs(a, b, threshold=0.25)
+    assert loose.threshold == 0.25
+    assert {p.key: p.verdict for p in loose.pairs}[TIGHT.key] == UNCHANGED
+    assert [p.compared for p in loose.pairs] == list(gate.compare_runs(a, b, threshold=0.25).cases)
 
 
 def test_a_case_that_failed_on_one_side_is_listed_not_compared():
@@ -103,8 +187,19 @@ def test_a_case_that_failed_on_one_side_is_listed_not_compared():
                            for r in run.cases])
     comparison = compare_runs(run, b)
     assert broken.key not in {p.key for p in comparison.pairs}
-    assert comparison.not_compared == ((broken.key, "B failed: CUDA error: illegal address"),)
+    [listed] = comparison.not_compared
+    assert listed.key == broken.key and listed.broken
+    assert "CUDA error: illegal address" in listed.reason
     assert len(comparison.pairs) == len(run.cases) - 1
+
+
+def test_files_without_a_case_in_common_list_every_case():
+    a = make_run([ok_result(make_case("cudnn"), 1.0)], source="/r/a.json")
+    b = make_run([ok_result(make_case("eager"), 1.0)], source="/r/b.json")
+    comparison = compare_runs(a, b)
+    assert comparison.pairs == () and comparison.geomean is None
+    assert comparison.only_in_a == (make_case("cudnn").key,)
+    assert comparison.only_in_b == (make_case("eager").key,)
 
 
 def test_a_versus_b_in_another_region():
@@ -114,6 +209,6 @@ def test_a_versus_b_in_another_region():
     pair = compare_runs(a, b, region="forward").pairs[0]
     assert pair.region == "forward"
     assert pair.ratio.value == pytest.approx(0.5)
-    assert pair.verdict == FASTER
+    assert pair.verdict == IMPROVEMENT
     with pytest.raises(ValueError):
         compare_runs(a, b, region="throughput")

@@ -11,7 +11,8 @@ from typing import Sequence
 
 from harness.report import context
 from harness.report.flags import NOISY_RULE, Flagged, eager_fallbacks, is_noisy, noisy, problems
-from harness.report.ratios import CI_METHOD, FASTER, SLOWER, Comparison, Pair
+from harness.report.compare_text import format_p
+from harness.report.ratios import UNCHANGED, VERDICT_WORDS, VERDICTS, Comparison, Pair, ci_method, verdict_rule
 from harness.report.text import SUMMARY_HEADER, configuration_groups, format_ms, ran_eagerly, summary_row
 from harness.results import RunResults
 
@@ -24,7 +25,7 @@ table { border-collapse: collapse; margin: .6rem 0 1rem; font-size: .85rem; }
 th, td { border: 1px solid #ddd; padding: .25rem .5rem; text-align: left; vertical-align: top; }
 th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.failed td, tr.skipped td { background: #fde8e8; } tr.noisy td { background: #fff8e1; }
-tr.eager td { background: #fff0e0; } tr.slower td { background: #fde8e8; } tr.faster td { background: #e8f6e8; }
+tr.eager td { background: #fff0e0; } tr.regression td { background: #fde8e8; } tr.improvement td { background: #e8f6e8; }
 figure { margin: 1rem 0 2rem; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { color: #555; font-size: .9rem; } .flag { font-weight: 600; color: #b00020; }
 .ok { color: #1b7f1b; font-weight: 600; } details > summary { cursor: pointer; font-weight: 600; margin: .4rem 0; }
@@ -171,23 +172,34 @@ def _comparison_section(comparison: Comparison, chart) -> str:
     parts = [f"<h2 id=\"{_anchor('compare-' + b + '-' + a)}\">{escape(b)} (B) vs {escape(a)} (A)</h2>",
              f"<p>{_comparison_text(comparison)}. Ratio: B's median over A's "
              f"({escape(comparison.region or 'each case’s primary region')}), &gt; 1 means B is slower; "
-             f"{escape(CI_METHOD)}. Slower or faster only when the whole interval is above or below 1.</p>"]
+             f"{escape(ci_method(comparison.alpha))}. "
+             f"{escape(verdict_rule(comparison.threshold, comparison.alpha, len(comparison.pairs)))}.</p>"]
+    parts += [f"<p class=flag>Warning (as rnnbench compare A B warns): {escape(warning)}.</p>"
+              for warning in comparison.warnings]
+    if comparison.blocking_differences:
+        parts.append("<p class=flag>The environments differ ("
+                     + escape(", ".join(f"{d.label}: {d.baseline or 'unknown'} → {d.current or 'unknown'}"
+                                        for d in comparison.blocking_differences))
+                     + "): rnnbench compare refuses to gate these files without --allow-env-mismatch.</p>")
     if chart is not None:
         parts.append(_figure(chart))
     by_backend = comparison.geomean_by_backend()
     if by_backend:
-        rows = "".join(f"<tr><td>{escape(backend)}</td><td class=num>{value:.3f}×</td>"
-                       f"<td class=num>{comparison.counts(p for p in comparison.pairs if p.a.case.backend == backend)[SLOWER]}</td>"
-                       f"<td class=num>{comparison.counts(p for p in comparison.pairs if p.a.case.backend == backend)[FASTER]}</td></tr>"
-                       for backend, value in by_backend.items())
-        parts.append("<table><tr><th>backend</th><th>geomean B/A</th><th>slower</th><th>faster</th></tr>"
-                     f"{rows}</table>")
-    changed = sorted((p for p in comparison.pairs if p.verdict in (SLOWER, FASTER)),
-                     key=lambda p: -abs(_log(p.ratio.value)))
-    parts.append(f"<h3>Slower and faster cases ({len(changed)})</h3>")
-    parts.append(_pair_table(changed) if changed else "<p>None beyond their confidence intervals.</p>")
+        rows = []
+        for backend, value in by_backend.items():
+            counts = comparison.counts(p for p in comparison.pairs if p.a.case.backend == backend)
+            rows.append(f"<tr><td>{escape(backend)}</td><td class=num>{value:.3f}×</td>"
+                        + "".join(f"<td class=num>{counts[v]}</td>" for v in VERDICTS) + "</tr>")
+        parts.append("<table><tr><th>backend</th><th>geomean B/A</th>"
+                     + "".join(f"<th>{VERDICT_WORDS[v]}</th>" for v in VERDICTS) + f"</tr>{''.join(rows)}</table>")
+    rank = {verdict: i for i, verdict in enumerate(VERDICTS)}
+    changed = sorted((p for p in comparison.pairs if p.verdict != UNCHANGED),
+                     key=lambda p: (rank[p.verdict], -abs(_log(p.ratio.value))))
+    parts.append(f"<h3>Slower, faster and noise cases ({len(changed)})</h3>")
+    parts.append(_pair_table(changed, comparison.alpha) if changed
+                 else f"<p>None: every compared case is inside the ±{comparison.threshold:.1%} band.</p>")
     left_out = ([(key, "only in A") for key in comparison.only_in_a] + [(key, "only in B") for key in comparison.only_in_b]
-                + list(comparison.not_compared))
+                + [(n.key, ("BROKEN, fails the gate: " if n.broken else "") + n.reason) for n in comparison.not_compared])
     if left_out:
         rows = "".join(f"<tr><td><code>{escape(key)}</code></td><td>{escape(why)}</td></tr>" for key, why in left_out)
         parts.append(f"<h3>Not compared ({len(left_out)})</h3><details><summary>show</summary>"
@@ -195,14 +207,21 @@ def _comparison_section(comparison: Comparison, chart) -> str:
     return "\n".join(parts)
 
 
-def _pair_table(pairs: Sequence[Pair]) -> str:
+def _pair_table(pairs: Sequence[Pair], alpha: float) -> str:
     rows = "".join(
         f"<tr class=\"{p.verdict}\"><td><code>{escape(p.key)}</code></td><td>{escape(p.region)}</td>"
-        f"<td class=num>{format_ms(p.a.median_ms(p.region))}</td><td class=num>{format_ms(p.b.median_ms(p.region))}</td>"
-        f"<td class=num>{p.ratio.value:.3f}×</td><td class=num>{_ci(p)}</td><td>{p.verdict}</td></tr>"
+        f"<td class=num>{format_ms(p.compared.baseline_median_ms)}</td>"
+        f"<td class=num>{format_ms(p.compared.current_median_ms)}</td>"
+        f"<td class=num>{p.ratio.value:.3f}×</td><td class=num>{_ci(p)}</td>"
+        f"<td class=num>{format_p(p.compared.p_adjusted)}</td><td>{_verdict_text(p.verdict)}</td></tr>"
         for p in pairs)
-    return ("<table><tr><th>case</th><th>region</th><th>A ms</th><th>B ms</th><th>B/A</th><th>95% CI</th>"
-            f"<th>verdict</th></tr>{rows}</table>")
+    return (f"<table><tr><th>case</th><th>region</th><th>A ms</th><th>B ms</th><th>B/A</th><th>{1 - alpha:.0%} CI</th>"
+            f"<th>p (Holm)</th><th>verdict</th></tr>{rows}</table>")
+
+
+def _verdict_text(verdict: str) -> str:
+    word = VERDICT_WORDS[verdict]
+    return f"{word} ({verdict})" if word != verdict else word
 
 
 def _comparison_text(comparison: Comparison) -> str:
@@ -210,8 +229,8 @@ def _comparison_text(comparison: Comparison) -> str:
     geomean = comparison.geomean
     if geomean is None:
         return "no case ran in both files"
-    return (f"geometric mean B/A {geomean:.3f}× over {len(comparison.pairs)} matched cases: "
-            f"{counts[SLOWER]} slower, {counts[FASTER]} faster, {counts['unchanged']} unchanged")
+    return (f"geometric mean B/A {geomean:.3f}× over {len(comparison.pairs)} compared cases: "
+            + ", ".join(f"{counts[v]} {VERDICT_WORDS[v]}" for v in VERDICTS))
 
 
 def _ci(pair: Pair) -> str:

@@ -8,7 +8,8 @@ from typing import Sequence
 
 from harness.report import context
 from harness.report.flags import NOISY_RULE, eager_fallbacks, noisy, problems
-from harness.report.ratios import FASTER, SLOWER, Comparison, geometric_mean_speedups, speedups_over_cudnn
+from harness.report.ratios import (IMPROVEMENT, NOISE, REGRESSION, UNCHANGED, VERDICT_WORDS, VERDICTS, Comparison,
+                                   geometric_mean_speedups, speedups_over_cudnn, verdict_rule)
 from harness.report.text import configuration_groups, format_ms, ran_eagerly
 from harness.results import CaseResult, RunResults
 from harness.suite import BACKENDS, CELLS
@@ -105,35 +106,47 @@ def _cell(run: RunResults, result: CaseResult | None) -> str:
     return text
 
 
+VERDICT_MARKS = {REGRESSION: "🔴", IMPROVEMENT: "🟢", NOISE: "⚪"}  # as the chart: red, green, hollow grey
+
+
 def _comparison_summary(comparison: Comparison) -> list[str]:
     a, b = comparison.a_label, comparison.b_label
     lines = [f"### `{b}` (B) vs `{a}` (A)", ""]
     geomean = comparison.geomean
     if geomean is None:
-        return lines + ["No case ran in both files.", ""]
-    counts = comparison.counts()
-    lines += [f"Median time B/A (> 1: B slower), geometric mean **{geomean:.3f}×** over {len(comparison.pairs)} "
-              f"matched cases: **{counts[SLOWER]} slower**, **{counts[FASTER]} faster**, "
-              f"{counts['unchanged']} unchanged (slower/faster: the whole 95% interval above/below 1).", ""]
-    by_backend = comparison.geomean_by_backend()
-    lines += ["| backend | geomean B/A | slower | faster |", "|---|---:|---:|---:|"]
-    for backend, value in by_backend.items():
-        mine = comparison.counts(p for p in comparison.pairs if p.a.case.backend == backend)
-        lines.append(f"| {backend} | {value:.3f}× | {mine[SLOWER]} | {mine[FASTER]} |")
-    lines.append("")
-    changed = sorted((p for p in comparison.pairs if p.verdict in (SLOWER, FASTER)),
-                     key=lambda p: -abs(p.ratio.value - 1))
-    if changed:
-        rows = ["| case | A ms | B ms | B/A [95% CI] |", "|---|---:|---:|---:|"]
-        for p in changed:
-            mark = "🔴" if p.verdict == SLOWER else "🟢"
-            ci = f" [{p.ratio.low:.2f}, {p.ratio.high:.2f}]" if p.ratio.has_ci else ""
-            rows.append(f"| {mark} `{p.key}` | {format_ms(p.a.median_ms(p.region))} | "
-                        f"{format_ms(p.b.median_ms(p.region))} | {p.ratio.value:.2f}×{ci} |")
-        lines += _fold(rows, f"Slower and faster cases ({len(changed)})", open_when_short=True)
+        lines += ["No case ran in both files.", ""]
+    else:
+        counts = comparison.counts()
+        lines += [f"Median time B/A (> 1: B slower), geometric mean **{geomean:.3f}×** over {len(comparison.pairs)} "
+                  f"compared cases: **{counts[REGRESSION]} slower**, **{counts[IMPROVEMENT]} faster**, "
+                  f"{counts[NOISE]} noise, {counts[UNCHANGED]} unchanged. "
+                  f"{verdict_rule(comparison.threshold, comparison.alpha, len(comparison.pairs))}.", ""]
+        lines += [f"> :warning: rnnbench compare A B warns: {_inline(warning)}" for warning in comparison.warnings] \
+            + ([""] if comparison.warnings else [])
+        if comparison.blocking_differences:
+            lines += [f"**The environments differ** ({', '.join(d.label for d in comparison.blocking_differences)}): "
+                      f"`rnnbench compare` refuses to gate these files without `--allow-env-mismatch`.", ""]
+        lines += ["| backend | geomean B/A | " + " | ".join(VERDICT_WORDS[v] for v in VERDICTS) + " |",
+                  "|---|---:|" + "---:|" * len(VERDICTS)]
+        for backend, value in comparison.geomean_by_backend().items():
+            mine = comparison.counts(p for p in comparison.pairs if p.a.case.backend == backend)
+            lines.append(f"| {backend} | {value:.3f}× | " + " | ".join(str(mine[v]) for v in VERDICTS) + " |")
+        lines.append("")
+        rank = {verdict: i for i, verdict in enumerate(VERDICTS)}
+        changed = sorted((p for p in comparison.pairs if p.verdict != UNCHANGED),
+                         key=lambda p: (rank[p.verdict], -abs(p.ratio.value - 1)))
+        if changed:
+            rows = [f"| case | A ms | B ms | B/A [{1 - comparison.alpha:.0%} CI] | verdict |", "|---|---:|---:|---:|---|"]
+            for p in changed:
+                ci = f" [{p.ratio.low:.2f}, {p.ratio.high:.2f}]" if p.ratio.has_ci else ""
+                rows.append(f"| {VERDICT_MARKS[p.verdict]} `{p.key}` | {format_ms(p.compared.baseline_median_ms)} | "
+                            f"{format_ms(p.compared.current_median_ms)} | {p.ratio.value:.2f}×{ci} | "
+                            f"{VERDICT_WORDS[p.verdict]} |")
+            lines += _fold(rows, f"Slower, faster and noise cases ({len(changed)})", open_when_short=True)
     left_out = ([f"- `{key}`: only in A" for key in comparison.only_in_a]
                 + [f"- `{key}`: only in B" for key in comparison.only_in_b]
-                + [f"- `{key}`: {_inline(why)}" for key, why in comparison.not_compared])
+                + [f"- `{n.key}`: {'**broken**, fails the gate: ' if n.broken else ''}{_inline(n.reason)}"
+                   for n in comparison.not_compared])
     if left_out:
         lines += _fold(left_out, f"Not compared ({len(left_out)})")
     return lines

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 from typing import Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -16,8 +17,8 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator
 from matplotlib.transforms import blended_transform_factory
 
-from harness.report.ratios import (CI_METHOD, FASTER, SLOWER, UNCHANGED, Comparison, Speedup,
-                                   geometric_mean_speedups)
+from harness.report.ratios import (CI_METHOD, IMPROVEMENT, NOISE, REGRESSION, UNCHANGED, Comparison, Speedup,
+                                   ci_method, geometric_mean_speedups)
 from harness.report.scaling import AXIS_LABELS, AXIS_NAMES, AXIS_SYMBOLS, ScalingChart
 from harness.report.text import format_bytes, format_count, ran_eagerly
 from harness.suite import BACKENDS, CELLS, SIZE_AXES
@@ -25,9 +26,10 @@ from harness.suite import BACKENDS, CELLS, SIZE_AXES
 DPI = 110
 PALETTE = ("#1f77b4", "#ff7f0e", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#bcbd22", "#7f7f7f")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "h")
-VERDICT_COLORS = {SLOWER: "#d62728", FASTER: "#2ca02c", UNCHANGED: "#8c8c8c"}
-VERDICT_LABELS = {SLOWER: "slower: whole CI above 1", FASTER: "faster: whole CI below 1",
-                  UNCHANGED: "unchanged: CI spans 1 (or too few samples)"}
+# The gate's verdicts (harness.compare) as the A-vs-B chart draws them: red slower, green faster, grey the
+# rest; noise (a change beyond the threshold that the gate cannot tell from noise) as a hollow grey marker.
+VERDICT_COLORS = {REGRESSION: "#d62728", IMPROVEMENT: "#2ca02c", NOISE: "#8c8c8c", UNCHANGED: "#8c8c8c"}
+HOLLOW_VERDICTS = (NOISE,)
 BAND_ALPHA = 0.18
 FAILED_MARKER = "x"
 
@@ -215,8 +217,10 @@ def speedup_figure(speedups: Sequence[Speedup], context: str) -> Figure:
         handles.append(Line2D([], [], linestyle="none", marker=FAILED_MARKER, color="0.3",
                               label="failed / skipped"))
     region = _region_time(speedups)
-    caption = (f"point: cudnn median / backend median of the {region}; right of the black line: faster than "
-               f"cudnn\nwhiskers: {CI_METHOD}\n(whiskers longer than the plot are cut at its edge)")
+    width = figure.get_figwidth()
+    caption = "\n".join([f"point: cudnn median / backend median of the {region}; right of the black line: faster "
+                         f"than cudnn", *_wrap(f"whiskers: {CI_METHOD}", width),
+                         "(whiskers longer than the plot are cut at its edge)"])
     long_labels = any(len(h.get_label()) > 32 for h in handles)
     _caption_legend(figure, handles, caption, columns=min(len(handles), 2 if long_labels else 3))
     figure.suptitle(f"Speedup over cudnn per case (median {region})\n{context}", fontsize=12)
@@ -231,34 +235,55 @@ def _region_time(speedups: Sequence[Speedup]) -> str:
 # --- A versus B -------------------------------------------------------------------------------------
 
 
+def verdict_labels(threshold: float) -> dict[str, str]:
+    """The legend's words for the gate's verdicts (definitions: harness.compare) at ``threshold``."""
+    upper, lower = 1.0 + threshold, 1.0 / (1.0 + threshold)
+    return {REGRESSION: f"slower (regression): significant, whole CI above {upper:.3g}×",
+            IMPROVEMENT: f"faster (improvement): significant, whole CI below {lower:.3g}×",
+            NOISE: "noise (hollow): outside the band, not significant or CI reaches into it",
+            UNCHANGED: f"unchanged: inside the band {lower:.3g}×–{upper:.3g}×"}
+
+
+def _verdict_style(verdict: str) -> dict:
+    color = VERDICT_COLORS[verdict]
+    return {"color": color, "marker": "o", "markeredgecolor": color,
+            "markerfacecolor": "white" if verdict in HOLLOW_VERDICTS else color}
+
+
 def comparison_figure(comparison: Comparison, context_a: str, context_b: str) -> Figure:
-    """Per case, B's median over A's with its CI, coloured by verdict; one facet per backend with its
-    geometric mean. Only cases in both files, ok in both, are drawn; the caption counts the others."""
+    """Per case, B's median over A's with its CI, coloured by the verdict of the regression gate
+    (``rnnbench compare A B``); one facet per backend with its geometric mean. Only the cases the gate
+    compared are drawn; the caption counts the others."""
     pairs = comparison.pairs
     facets = _group(pairs, lambda p: p.a.case.backend, order=BACKENDS)
     rows, row_labels = _row_labels([p.a.case for p in pairs], with_cell_and_mode=True)
     columns = min(max(len(facets), 1), 4 if len(rows) > 10 else 3)
     facet_rows = math.ceil(max(len(facets), 1) / columns)
-    figure = _new_figure(max(3.5 * columns + 2.4, 7.5), facet_rows * (0.3 * len(rows) + 1.4) + 2.4)
+    width = max(3.5 * columns + 2.4, 7.5)
+    figure = _new_figure(width, facet_rows * (0.3 * len(rows) + 1.4) + 3.0)
     grid = figure.subplots(facet_rows, columns, sharey=True, sharex=True, squeeze=False)
     for ax in grid.flat[len(facets):]:
         ax.set_visible(False)
+    threshold = comparison.threshold
+    band = (1.0 / (1.0 + threshold), 1.0 + threshold)
     for ax, (backend, members) in zip(grid.flat, facets.items()):
         _shade_rows(ax, len(rows))
-        for verdict_name, color in VERDICT_COLORS.items():
+        for verdict_name in VERDICT_COLORS:
             chosen = [p for p in members if p.verdict == verdict_name]
             if chosen:
                 ax.errorbar([p.ratio.value for p in chosen], [rows[_row_key(p.a.case)] for p in chosen],
-                            xerr=_xerr([p.ratio for p in chosen]), linestyle="none", color=color, marker="o",
-                            markersize=5, capsize=2, elinewidth=1, label=verdict_name)
+                            xerr=_xerr([p.ratio for p in chosen]), linestyle="none", markersize=5, capsize=2,
+                            elinewidth=1, label=verdict_name, **_verdict_style(verdict_name))
         ax.axvline(1.0, color="black", linewidth=1)
+        for edge in band:
+            ax.axvline(edge, color="0.45", linewidth=0.9, linestyle=":")
         geomean = comparison.geomean_by_backend().get(backend)
         if geomean:
             ax.axvline(geomean, color="0.25", linewidth=1, linestyle="--")
         counts = comparison.counts(members)
         eager = " (NOT compiled: ran eagerly)" if any(ran_eagerly(p.a) or ran_eagerly(p.b) for p in members) else ""
-        ax.set_title(f"{backend}{eager}: geomean {geomean:.3g}×\n{counts[SLOWER]} slower · {counts[FASTER]} faster",
-                     fontsize=10.5)
+        ax.set_title(f"{backend}{eager}: geomean {geomean:.3g}×\n{counts[REGRESSION]} slower · "
+                     f"{counts[IMPROVEMENT]} faster · {counts[NOISE]} noise", fontsize=10.5)
         ax.set_xlabel("B / A, log scale", fontsize=10)
         ax.grid(True, axis="x", which="major", alpha=0.3)
     first = grid.flat[0]
@@ -266,15 +291,18 @@ def comparison_figure(comparison: Comparison, context_a: str, context_b: str) ->
         first.set_yticks(range(len(rows)), row_labels)
         first.set_ylim(len(rows) - 0.5, -0.5)
     _finish_ratio_axes(grid, [p.ratio for p in pairs])
-    handles = [Line2D([], [], linestyle="none", marker="o", color=color, label=VERDICT_LABELS[name])
-               for name, color in VERDICT_COLORS.items()]
+    labels = verdict_labels(threshold)
+    handles = [Line2D([], [], linestyle="none", label=labels[name], **_verdict_style(name)) for name in VERDICT_COLORS]
+    handles.append(Line2D([], [], color="0.45", linewidth=0.9, linestyle=":",
+                          label=f"threshold band {band[0]:.3g}×–{band[1]:.3g}× (±{threshold:.1%})"))
     handles.append(Line2D([], [], color="0.25", linestyle="--", label="geometric mean"))
     overall = comparison.geomean
     counts = comparison.counts()
     region = comparison.region or "/".join(sorted({p.region for p in pairs})) or "step"
     figure.suptitle(f"{comparison.b_label} (B) vs {comparison.a_label} (A): median {region} time, B / A "
-                    f"(> 1: B slower)\noverall geomean {overall:.3g}× · {counts[SLOWER]} slower, "
-                    f"{counts[FASTER]} faster, {counts[UNCHANGED]} unchanged of {len(pairs)} matched cases"
+                    f"(> 1: B slower)\noverall geomean {overall:.3g}× · {counts[REGRESSION]} slower, "
+                    f"{counts[IMPROVEMENT]} faster, {counts[NOISE]} noise, {counts[UNCHANGED]} unchanged "
+                    f"of {len(pairs)} compared cases"
                     if overall else f"{comparison.b_label} (B) vs {comparison.a_label} (A): no matched case",
                     fontsize=12)
     left_out = []
@@ -282,11 +310,26 @@ def comparison_figure(comparison: Comparison, context_a: str, context_b: str) ->
         left_out.append(f"{len(comparison.only_in_a)} only in A")
     if comparison.only_in_b:
         left_out.append(f"{len(comparison.only_in_b)} only in B")
-    if comparison.not_compared:
-        left_out.append(f"{len(comparison.not_compared)} failed or skipped in A or B")
-    caption = (f"A: {context_a}\nB: {context_b}\nwhiskers: {CI_METHOD}\n(whiskers longer than the plot are cut at its edge)"
-               + (f"\nnot drawn: {', '.join(left_out)} (listed in the report)" if left_out else ""))
-    _caption_legend(figure, handles, caption, columns=2)
+    broken = sum(1 for n in comparison.not_compared if n.broken)
+    if len(comparison.not_compared) > broken:
+        left_out.append(f"{len(comparison.not_compared) - broken} failed, skipped or without samples in A or B")
+    if broken:
+        left_out.append(f"{broken} BROKEN: ran in A, fails in B (fails the gate)")
+    lines = [f"A: {context_a}", f"B: {context_b}",
+             f"colours: the verdicts of rnnbench compare A B (A the baseline): threshold {threshold:.1%}, "
+             f"alpha {comparison.alpha:g} after Holm-Bonferroni over the {len(pairs)} compared cases",
+             *_wrap(f"whiskers: {ci_method(comparison.alpha)}", width),
+             "(whiskers longer than the plot are cut at its edge)"]
+    if comparison.gate is not None and comparison.gate.noisy_pair:
+        lines += _wrap(f"warning: the cases' changes scatter by about {comparison.gate.ratio_spread:.0%} between "
+                       f"the runs, more than the {threshold:.1%} threshold: a noisy pair of runs, whose colours "
+                       f"measure the machine more than the code", width)
+    if comparison.blocking_differences:
+        lines += _wrap("environments differ (" + ", ".join(d.label for d in comparison.blocking_differences)
+                       + "): rnnbench compare refuses to gate these files without --allow-env-mismatch", width)
+    if left_out:
+        lines += _wrap(f"not drawn: {', '.join(left_out)} (listed in the report)", width)
+    _caption_legend(figure, handles, "\n".join(lines), columns=2)
     return figure
 
 
@@ -337,6 +380,14 @@ def _offsets(count: int) -> list[float]:
         return [0.0]
     spread = min(0.6, 0.15 * (count - 1))
     return [-spread / 2 + spread * i / (count - 1) for i in range(count)]
+
+
+def _wrap(text: str, figure_width: float) -> list[str]:
+    """A caption line broken into as few lines as fit a figure ``figure_width`` inches wide (at the caption's
+    font size), of about equal length."""
+    fits = max(60, int(figure_width * 14))
+    lines = math.ceil(len(text) / fits)
+    return textwrap.wrap(text, width=min(fits, math.ceil(len(text) / lines) + 12), break_on_hyphens=False)
 
 
 def _caption_legend(figure: Figure, handles, caption: str, columns: int) -> None:

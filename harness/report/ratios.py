@@ -1,28 +1,41 @@
-"""Ratios of medians with confidence intervals: speedups over cudnn within one results file, and the
-A-vs-B comparison of two results files (matched case by case on ``Case.key``).
+"""Ratios of medians with confidence intervals, as the charts and the report draw them: speedups over cudnn
+within one results file, and the A-vs-B comparison of two results files.
 
-The one ratio computation is :func:`ratio_of_medians`: the ratio of the two medians, with a percentile
-bootstrap interval from the kept samples (fixed seed, so the same results always give the same interval).
+The statistics are the regression gate's (:mod:`harness.compare`, behind ``rnnbench compare``), computed
+there and only there: :func:`ratio_of_medians` takes its interval from ``harness.compare.ratio_interval``
+(a block bootstrap that resamples consecutive batches of samples, since samples drift within a run), and
+:func:`compare_runs` is ``harness.compare.compare_runs`` with the two files' results attached, so an
+A-vs-B chart shows the verdicts ``rnnbench compare A B`` gives (A is the baseline, B the current run).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
-from scipy import stats as scipy_stats
 
+from harness import compare as gate
+from harness.compare import (BOOTSTRAP_RESAMPLES, DEFAULT_ALPHA, DEFAULT_THRESHOLD, IMPROVEMENT, MAX_BATCHES,
+                             MIN_BATCHES_FOR_INTERVAL, NOISE, REGRESSION, SAMPLED_METRICS, UNCHANGED, VERDICTS)
 from harness.results import CaseResult, RunResults
 
-CONFIDENCE = 0.95
-RESAMPLES = 4000
-SEED = 0
-MIN_SAMPLES_FOR_CI = 5  # below this a bootstrap interval says more about the resampling than the data
+__all__ = ["CI_METHOD", "IMPROVEMENT", "NOISE", "REGRESSION", "UNCHANGED", "VERDICTS", "TIME_REGIONS",
+           "VERDICT_WORDS", "Comparison", "Pair", "Ratio", "Speedup", "ci_method", "compare_runs",
+           "geometric_mean", "geometric_mean_speedups", "ratio_of_medians", "speedups_over_cudnn", "verdict_rule"]
 
-CI_METHOD = (f"{CONFIDENCE:.0%} interval, percentile bootstrap of the ratio of medians (kept samples, "
-             f"{RESAMPLES} resamples, fixed seed)")
+TIME_REGIONS = SAMPLED_METRICS  # the timed regions a ratio of medians can be taken of
+
+
+def ci_method(alpha: float = DEFAULT_ALPHA) -> str:
+    """What a chart's whiskers are, in the gate's terms and from the gate's constants."""
+    return (f"{1 - alpha:.0%} interval, block bootstrap of the ratio of medians: each side's samples cut, in "
+            f"measured order, into {MAX_BATCHES} consecutive batches, resampled whole ({BOOTSTRAP_RESAMPLES} "
+            f"resamples, fixed seed); none with fewer than {MIN_BATCHES_FOR_INTERVAL} samples on a side")
+
+
+CI_METHOD = ci_method()
 
 
 @dataclass(frozen=True)
@@ -36,52 +49,19 @@ class Ratio:
         return self.low is not None and self.high is not None
 
 
-def ratio_of_medians(baseline_ms: Sequence[float], other_ms: Sequence[float], *, confidence: float = CONFIDENCE,
-                     resamples: int = RESAMPLES, seed: int = SEED) -> Ratio:
-    """median(other) / median(baseline), with a bootstrap confidence interval when both sides have
-    at least MIN_SAMPLES_FOR_CI samples.
+def ratio_of_medians(baseline_ms: Sequence[float], other_ms: Sequence[float], *,
+                     alpha: float = DEFAULT_ALPHA) -> Ratio:
+    """median(other) / median(baseline), with the gate's interval at confidence 1 - alpha
+    (``harness.compare.ratio_interval``; none when a side has too few samples for one).
 
-    The two sides are resampled independently. Each resample's median is drawn from its exact bootstrap
-    distribution (the distribution of the middle order statistic of n draws with replacement), which gives
-    the same interval as resampling the samples themselves, in O(n + resamples) instead of O(n * resamples).
-    """
-    baseline = np.sort(np.asarray(baseline_ms, dtype=float))
-    other = np.sort(np.asarray(other_ms, dtype=float))
-    if baseline.size == 0 or other.size == 0:
+    The samples must be in the order they were measured: the interval resamples consecutive batches."""
+    if len(baseline_ms) == 0 or len(other_ms) == 0:
         raise ValueError("a ratio of medians needs samples on both sides")
-    base_median, other_median = float(np.median(baseline)), float(np.median(other))
+    base_median, other_median = float(np.median(baseline_ms)), float(np.median(other_ms))
     if base_median <= 0:
         raise ValueError("the baseline median must be positive")
-    value = other_median / base_median
-    if min(baseline.size, other.size) < MIN_SAMPLES_FOR_CI:
-        return Ratio(value)
-    rng = np.random.default_rng(seed)
-    base_draws = _bootstrap_medians(baseline, rng.random(resamples))
-    other_draws = _bootstrap_medians(other, rng.random(resamples))
-    ratios = other_draws / base_draws
-    tail = (1.0 - confidence) / 2 * 100
-    low, high = np.percentile(ratios, [tail, 100 - tail])
-    return Ratio(value, float(low), float(high))
-
-
-def _bootstrap_medians(ordered: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
-    """Medians of bootstrap resamples of ``ordered`` (sorted), by inverse transform of their distribution.
-
-    The k-th order statistic of a resample of n is <= x_(j) exactly when at least k of the n draws fall
-    among the j smallest values: P = P(Binomial(n, j/n) >= k). For even n the median is the mean of the two
-    middle order statistics, drawn with the same uniform (they move together).
-    """
-    n = ordered.size
-    j = np.arange(1, n + 1)
-
-    def order_statistic(k: int) -> np.ndarray:
-        cdf = scipy_stats.binom.sf(k - 1, n, j / n)
-        cdf[-1] = 1.0
-        return ordered[np.minimum(np.searchsorted(cdf, uniforms, side="left"), n - 1)]
-
-    if n % 2:
-        return order_statistic(n // 2 + 1)
-    return (order_statistic(n // 2) + order_statistic(n // 2 + 1)) / 2
+    low, high = gate.ratio_interval(baseline_ms, other_ms, alpha)
+    return Ratio(other_median / base_median, low, high)
 
 
 def geometric_mean(values: Iterable[float]) -> float | None:
@@ -138,33 +118,83 @@ def geometric_mean_speedups(speedups: Iterable[Speedup]) -> dict[str, float]:
     return {backend: geometric_mean(values) for backend, values in by_backend.items()}
 
 
-# --- A versus B: two results files --------------------------------------------------------------------
+# --- A versus B: two results files, through the regression gate ---------------------------------------
 
-SLOWER, FASTER, UNCHANGED = "slower", "faster", "unchanged"
-TIME_REGIONS = ("forward", "backward", "step")
+
+# The report's words for the gate's verdicts (B against A).
+VERDICT_WORDS = {REGRESSION: "slower", IMPROVEMENT: "faster", NOISE: "noise", UNCHANGED: "unchanged"}
+
+
+def verdict_rule(threshold: float, alpha: float, compared: int) -> str:
+    """One sentence on where the verdicts of an A-vs-B comparison come from and what they mean."""
+    upper, lower = 1.0 + threshold, 1.0 / (1.0 + threshold)
+    return (f"Verdicts are those of rnnbench compare A B (A the baseline, B the current run; threshold "
+            f"{threshold:.1%}, alpha {alpha:g}): slower (a regression) or faster (an improvement) when the "
+            f"change is significant after Holm-Bonferroni over the {compared} compared cases and the whole "
+            f"interval lies beyond the band {lower:.3g}×–{upper:.3g}×; noise when the ratio is outside the band "
+            f"but not significantly so, or its interval reaches back into the band; unchanged inside the band")
 
 
 @dataclass(frozen=True)
 class Pair:
-    """One case present in both files. ``ratio`` is B's median over A's (> 1: B is slower)."""
+    """One case the gate compared, with the results of both files. ``ratio`` is B's median over A's
+    (> 1: B is slower) with the gate's interval; ``verdict`` is the gate's (regression, improvement, noise,
+    unchanged)."""
 
-    key: str
+    compared: gate.CaseComparison
     a: CaseResult
     b: CaseResult
-    region: str
-    ratio: Ratio
-    verdict: str
+
+    @property
+    def key(self) -> str:
+        return self.compared.key
+
+    @property
+    def region(self) -> str:
+        return self.compared.region
+
+    @property
+    def ratio(self) -> Ratio:
+        return Ratio(self.compared.ratio, self.compared.ci_low, self.compared.ci_high)
+
+    @property
+    def verdict(self) -> str:
+        return self.compared.verdict
 
 
 @dataclass(frozen=True)
 class Comparison:
+    """The gate's comparison of A (baseline) and B (current), as the report draws and lists it."""
+
     a_label: str
     b_label: str
-    region: str | None  # None: each case's primary region
     pairs: tuple[Pair, ...]
+    gate: gate.Comparison | None  # None: no case in both files (the gate compares nothing)
     only_in_a: tuple[str, ...] = ()
     only_in_b: tuple[str, ...] = ()
-    not_compared: tuple[tuple[str, str], ...] = field(default=())  # (key, why) for cases in both files
+    threshold: float = DEFAULT_THRESHOLD
+    alpha: float = DEFAULT_ALPHA
+    region: str | None = None  # None: each case's primary region
+
+    @property
+    def not_compared(self) -> tuple[gate.NotCompared, ...]:
+        """Cases in both files that were not compared (failed, skipped, no samples), with the gate's reason;
+        ``broken``: ok in A and failed in B, which fails the gate."""
+        return self.gate.not_compared if self.gate else ()
+
+    @property
+    def blocking_differences(self) -> tuple[gate.EnvironmentDifference, ...]:
+        """Environment differences for which ``rnnbench compare`` refuses to gate (see harness.compare)."""
+        return self.gate.blocking_differences if self.gate else ()
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What rnnbench compare warns of for these files: an incomplete run, a noisy pair of runs."""
+        if self.gate is None:
+            return ()
+        from harness.report.compare_text import noisy_pair_line
+
+        return self.gate.warnings + ((noisy_pair_line(self.gate),) if self.gate.noisy_pair else ())
 
     @property
     def geomean(self) -> float | None:
@@ -177,63 +207,25 @@ class Comparison:
         return {backend: geometric_mean(values) for backend, values in backends.items()}
 
     def counts(self, pairs: Iterable[Pair] | None = None) -> dict[str, int]:
+        """The number of pairs with each of the gate's verdicts."""
         pairs = self.pairs if pairs is None else tuple(pairs)
-        return {verdict: sum(1 for p in pairs if p.verdict == verdict) for verdict in (SLOWER, FASTER, UNCHANGED)}
+        return {verdict: sum(1 for p in pairs if p.verdict == verdict) for verdict in VERDICTS}
 
 
-def verdict(ratio: Ratio) -> str:
-    """B slower than A when the whole interval of B/A lies above 1, faster when below, else unchanged
-    (also when there are too few samples for an interval)."""
-    if not ratio.has_ci:
-        return UNCHANGED
-    if ratio.low > 1:
-        return SLOWER
-    if ratio.high < 1:
-        return FASTER
-    return UNCHANGED
-
-
-def compare_runs(a: RunResults, b: RunResults, region: str | None = None, a_label: str = "A",
-                 b_label: str = "B") -> Comparison:
-    """Match the cases of ``a`` and ``b`` on their key and compute B/A of the median in ``region`` (each
-    case's primary region when None). Only cases present in both, ok in both, are compared; the rest are
-    listed: only in A, only in B, or in both but not comparable (with why)."""
+def compare_runs(a: RunResults, b: RunResults, region: str | None = None, a_label: str = "A", b_label: str = "B",
+                 *, threshold: float = DEFAULT_THRESHOLD, alpha: float = DEFAULT_ALPHA) -> Comparison:
+    """``harness.compare.compare_runs(a, b)`` (A the baseline, B the current run) on ``region`` (each case's
+    primary region when None), with each compared case's two results attached for the charts. Unlike the
+    gate, two files without a case in common are no error: every case is then listed as only in one."""
     if region is not None and region not in TIME_REGIONS:
         raise ValueError(f"region must be one of {TIME_REGIONS}, got {region!r}")
-    a_cases = _by_key(a.cases)
-    b_cases = _by_key(b.cases)
-    pairs, not_compared = [], []
-    for key, a_result in a_cases.items():
-        b_result = b_cases.get(key)
-        if b_result is None:
-            continue
-        used = region or a_result.primary_region
-        why = _not_comparable(a_result, b_result, used)
-        if why:
-            not_compared.append((key, why))
-            continue
-        ratio = ratio_of_medians(a_result.samples_ms[used], b_result.samples_ms[used])
-        pairs.append(Pair(key, a_result, b_result, used, ratio, verdict(ratio)))
-    return Comparison(
-        a_label=a_label, b_label=b_label, region=region, pairs=tuple(pairs),
-        only_in_a=tuple(key for key in a_cases if key not in b_cases),
-        only_in_b=tuple(key for key in b_cases if key not in a_cases),
-        not_compared=tuple(not_compared))
-
-
-def _by_key(results: Iterable[CaseResult]) -> dict[str, CaseResult]:
-    cases: dict[str, CaseResult] = {}
-    for result in results:
-        cases.setdefault(result.key, result)
-    return cases
-
-
-def _not_comparable(a: CaseResult, b: CaseResult, region: str) -> str | None:
-    problems = [f"{side} {r.status}: {r.reason or 'no reason given'}" for side, r in (("A", a), ("B", b))
-                if not r.ok]
-    if problems:
-        return "; ".join(problems)
-    missing = [side for side, r in (("A", a), ("B", b)) if not r.samples_ms.get(region)]
-    if missing:
-        return f"no {region} samples in {' and '.join(missing)}"
-    return None
+    a_keys = tuple(dict.fromkeys(r.key for r in a.cases))
+    b_keys = tuple(dict.fromkeys(r.key for r in b.cases))
+    if not set(a_keys) & set(b_keys):
+        return Comparison(a_label, b_label, (), None, a_keys, b_keys, threshold, alpha, region)
+    compared = gate.compare_runs(a, b, metric=region, threshold=threshold, alpha=alpha)
+    a_results = {r.key: r for r in a.cases}
+    b_results = {r.key: r for r in b.cases}
+    pairs = tuple(Pair(c, a_results[c.key], b_results[c.key]) for c in compared.cases)
+    return Comparison(a_label, b_label, pairs, compared, compared.only_in_baseline, compared.only_in_current,
+                      compared.threshold, compared.alpha, compared.metric)

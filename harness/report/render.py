@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from harness.cases import select_cases
+from harness.compare import DEFAULT_ALPHA, DEFAULT_THRESHOLD
 from harness.errors import ReportError
 from harness.report.context import context_line
 from harness.report.ratios import TIME_REGIONS, Comparison, compare_runs, speedups_over_cudnn
@@ -84,12 +85,14 @@ def speedup_chart(run: RunResults, prefix: str) -> Chart | None:
                  png_bytes(speedup_figure(speedups, context_line([run]))))
 
 
-def comparisons(runs: Sequence[RunResults], region: str | None = None) -> list[Comparison]:
-    """Each results file after the first against the first (A: the first file, B: the other)."""
+def comparisons(runs: Sequence[RunResults], region: str | None = None, *, threshold: float = DEFAULT_THRESHOLD,
+                alpha: float = DEFAULT_ALPHA) -> list[Comparison]:
+    """Each results file after the first against the first (A: the first file, B: the other), by the
+    regression gate: the verdicts ``rnnbench compare A B --threshold T --alpha ALPHA`` gives."""
     if region is not None and region not in TIME_REGIONS:
         raise ReportError(f"--y {region!r}: an A-vs-B chart compares a timed region: {', '.join(TIME_REGIONS)}")
     labels = file_labels(runs)
-    return [compare_runs(runs[0], run, region, a_label=labels[0], b_label=label)
+    return [compare_runs(runs[0], run, region, a_label=labels[0], b_label=label, threshold=threshold, alpha=alpha)
             for run, label in zip(runs[1:], labels[1:])]
 
 
@@ -99,15 +102,15 @@ def comparison_chart(comparison: Comparison, a: RunResults, b: RunResults) -> Ch
     if not comparison.pairs:
         raise ReportError(f"{comparison.b_label} vs {comparison.a_label}: no case ran in both files "
                           f"({len(comparison.only_in_a)} only in A, {len(comparison.only_in_b)} only in B, "
-                          f"{len(comparison.not_compared)} failed or skipped in one)")
+                          f"{len(comparison.not_compared)} failed, skipped or without samples in one)")
     name = f"compare-{slug(comparison.b_label)}-vs-{slug(comparison.a_label)}.png"
     return Chart(name, f"{comparison.b_label} vs {comparison.a_label}",
                  png_bytes(comparison_figure(comparison, context_line([a]), context_line([b]))))
 
 
 def plot(runs: Sequence[RunResults], chart: str = "curves", x: str | None = None, metric: str | None = None,
-         by: str = "backend") -> list[Chart]:
-    """The charts ``rnnbench plot`` draws."""
+         by: str = "backend", *, threshold: float = DEFAULT_THRESHOLD, alpha: float = DEFAULT_ALPHA) -> list[Chart]:
+    """The charts ``rnnbench plot`` draws; ``threshold`` and ``alpha`` are the gate's, for ``chart="compare"``."""
     if chart not in CHARTS:
         raise ReportError(f"--chart {chart!r}: choose one of {', '.join(CHARTS)}")
     if x is not None and x not in SIZE_AXES:
@@ -121,7 +124,7 @@ def plot(runs: Sequence[RunResults], chart: str = "curves", x: str | None = None
         return [c for c in charts if c]
     if len(runs) < 2:
         raise ReportError("--chart compare needs two or more results files: A (the first) and B")
-    return [comparison_chart(c, runs[0], run) for c, run in zip(comparisons(runs, metric), runs[1:])]
+    return [comparison_chart(c, runs[0], run) for c, run in zip(comparisons(runs, metric, threshold=threshold, alpha=alpha), runs[1:])]
 
 
 def write_charts(charts: Sequence[Chart], out_dir: str | Path) -> list[Path]:
@@ -135,8 +138,10 @@ def write_charts(charts: Sequence[Chart], out_dir: str | Path) -> list[Path]:
     return paths
 
 
-def write_report(runs: Sequence[RunResults], out_dir: str | Path) -> list[Path]:
-    """Every chart, the HTML page (charts embedded) and the Markdown summary; returns the paths written."""
+def write_report(runs: Sequence[RunResults], out_dir: str | Path, *, threshold: float = DEFAULT_THRESHOLD,
+                 alpha: float = DEFAULT_ALPHA) -> list[Path]:
+    """Every chart, the HTML page (charts embedded) and the Markdown summary; returns the paths written.
+    ``threshold`` and ``alpha``: the regression gate's, for the A-vs-B comparisons (stated in the report)."""
     from harness.report.html import report_html
     from harness.report.markdown import report_markdown
 
@@ -151,7 +156,7 @@ def write_report(runs: Sequence[RunResults], out_dir: str | Path) -> list[Path]:
         if speedup:
             charts.append(speedup)
         sections.append((label, run, charts))
-    compared = comparisons(runs)
+    compared = comparisons(runs, threshold=threshold, alpha=alpha)
     comparison_charts = [comparison_chart(c, runs[0], run) for c, run in zip(compared, runs[1:]) if c.pairs]
     out = Path(out_dir)
     paths = write_charts([c for _, _, charts in sections for c in charts] + comparison_charts, out)
