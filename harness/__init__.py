@@ -11,7 +11,15 @@ The pipeline runs one way, one module per stage:
     stats.py      derived statistics of a list of samples
     results.py    immutable case results and the versioned results file
     runner.py     one case through backend -> parity -> timing -> result
-    cli.py        wires the stages together; the only module that prints
+    resume.py     what an interrupted run finished, and whether it may be continued
+
+Readers of results files:
+
+    report/       renders: terminal tables, scaling/speedup/A-vs-B charts, HTML page, Markdown summary
+    compare.py    the regression gate: per-case ratio, interval, significance and verdict
+    export_pytest_benchmark.py, pytest_plugin.py   pytest-benchmark interop
+
+    cli.py        wires the stages together; it and report/ are the only modules that print
 """
 
 __version__ = "0.1.0"
