@@ -260,6 +260,13 @@ def _bootstrap_medians(batches: np.ndarray, rng: np.random.Generator, resamples:
     return medians
 
 
+def interval_method(alpha: float = DEFAULT_ALPHA) -> str:
+    """How the gate's interval of a ratio is computed, in words, from the constants that compute it."""
+    return (f"{1 - alpha:.0%} interval, block bootstrap of the ratio of medians: each side's samples cut, in "
+            f"measured order, into {MAX_BATCHES} consecutive batches, resampled whole ({BOOTSTRAP_RESAMPLES} "
+            f"resamples, fixed seed); none with fewer than {MIN_BATCHES_FOR_INTERVAL} samples on a side")
+
+
 def ratio_interval(baseline_samples: Sequence[float], current_samples: Sequence[float], alpha: float, *,
                    resamples: int = BOOTSTRAP_RESAMPLES,
                    seed: int = BOOTSTRAP_SEED) -> tuple[float | None, float | None]:

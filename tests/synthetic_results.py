@@ -79,3 +79,18 @@ def synthetic_run(seed: int, *, shifts: dict[str, float] | None = None, cases: l
 
 def with_cases(run: RunResults, results) -> RunResults:
     return replace(run, cases=tuple(results))
+
+
+TIGHT, DRIFTING = grid_cases()[3], grid_cases()[13]
+
+
+def gate_cases():
+    """A tight 20 % slowdown of TIGHT, and a 20 % slowdown of DRIFTING measured while each run slowed by 50 %
+    from start to end, among 18 unchanged cases (like suites/small.yaml)."""
+    rng = np.random.default_rng(5)
+    drifting_a = case_result(DRIFTING, samples(rng, 3.1, drift=0.5))
+    drifting_b = case_result(DRIFTING, samples(rng, 3.1 * 1.2, drift=0.5))
+    base = synthetic_run(1, source="/r/a.json")
+    current = synthetic_run(2, shifts={TIGHT.key: 1.2}, source="/r/b.json")
+    return (with_cases(base, [drifting_a if r.case == DRIFTING else r for r in base.cases]),
+            with_cases(current, [drifting_b if r.case == DRIFTING else r for r in current.cases]))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from matplotlib.colors import same_color
 from report_builders import BATCHES, make_case, sweep_run, with_results
-from test_report_ratios import DRIFTING, TIGHT, gate_cases
+from synthetic_results import DRIFTING, TIGHT, gate_cases
 
 from harness.compare import DEFAULT_ALPHA, IMPROVEMENT, NOISE, REGRESSION, UNCHANGED, ratio_interval
 from harness.compare import compare_runs as gate_compare_runs

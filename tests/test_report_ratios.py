@@ -3,30 +3,13 @@
 import numpy as np
 import pytest
 from report_builders import even_samples, failed_result, make_case, make_run, ok_result, sweep_run, with_results
-from synthetic_results import case_result, grid_cases, samples, synthetic_run
-from synthetic_results import with_cases as with_synthetic_cases
+from synthetic_results import DRIFTING, TIGHT, gate_cases, samples
 
 from harness import compare as gate
 from harness.compare import (BOOTSTRAP_RESAMPLES, DEFAULT_ALPHA, DEFAULT_THRESHOLD, IMPROVEMENT, MAX_BATCHES,
                              MIN_BATCHES_FOR_INTERVAL, NOISE, REGRESSION, UNCHANGED, ratio_interval)
 from harness.report.ratios import (CI_METHOD, Ratio, compare_runs, geometric_mean, geometric_mean_speedups,
                                    ratio_of_medians, speedups_over_cudnn)
-
-CASES = grid_cases()
-TIGHT, DRIFTING = CASES[3], CASES[13]
-
-
-def gate_cases():
-    """A tight 20 % slowdown of TIGHT, and a 20 % slowdown of DRIFTING measured while each run slowed by 50 %
-    from start to end, among 18 unchanged cases (like suites/small.yaml)."""
-    rng = np.random.default_rng(5)
-    drifting_a = case_result(DRIFTING, samples(rng, 3.1, drift=0.5))
-    drifting_b = case_result(DRIFTING, samples(rng, 3.1 * 1.2, drift=0.5))
-    base = synthetic_run(1, source="/r/a.json")
-    current = synthetic_run(2, shifts={TIGHT.key: 1.2}, source="/r/b.json")
-    return (with_synthetic_cases(base, [drifting_a if r.case == DRIFTING else r for r in base.cases]),
-            with_synthetic_cases(current, [drifting_b if r.case == DRIFTING else r for r in current.cases]))
-
 
 def single_sample_bootstrap(a, b, draws=4000):
     """The percentile bootstrap over single samples the charts used before (blind to drift within a run)."""

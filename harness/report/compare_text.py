@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from harness.compare import (BOOTSTRAP_RESAMPLES, IMPROVEMENT, MAX_BATCHES, NOISE, REGRESSION, UNCHANGED, VERDICTS,
-                             CaseComparison, Comparison, EnvironmentDifference)
+from harness.compare import (IMPROVEMENT, NOISE, REGRESSION, UNCHANGED, VERDICTS, CaseComparison, Comparison,
+                             EnvironmentDifference, interval_method)
 from harness.report.text import format_ms
 
 VERDICT_LABELS = {REGRESSION: "REGRESSION", IMPROVEMENT: "improvement", NOISE: "noise", UNCHANGED: "unchanged"}
@@ -32,11 +32,9 @@ def format_p(p: float) -> str:
 
 def method_line(comparison: Comparison) -> str:
     metric = comparison.metric or "each case's primary region (step; forward for forward-only modes)"
-    confidence = 1 - comparison.alpha
     return (f"metric: {metric}; threshold {comparison.threshold:.3g} ({comparison.threshold:.1%}); "
             f"alpha {comparison.alpha:g} with Holm-Bonferroni over {len(comparison.cases)} compared cases; "
-            f"{confidence:.0%} intervals: bootstrap of the ratio of medians, resampling {MAX_BATCHES} "
-            f"consecutive batches per side ({BOOTSTRAP_RESAMPLES} resamples, fixed seed)")
+            f"{interval_method(comparison.alpha)}")
 
 
 def verdict_line(comparison: Comparison) -> str:

@@ -15,7 +15,8 @@ def device_name(run: RunResults) -> str:
         return f"{gpu.get('name', 'GPU')} ({environment.get('device', 'cuda')})"
     cpu = ((environment.get("machine") or {}).get("cpu") or {}).get("brand_raw") or "unknown CPU"
     threads = (environment.get("threads") or {}).get("intra_op")
-    return f"{cpu} (CPU{f', {threads} threads' if threads else ''})"
+    threads_text = f", {threads} thread{'' if threads == 1 else 's'}" if threads else ""
+    return f"{cpu} (CPU{threads_text})"
 
 
 def torch_versions(run: RunResults) -> str:

@@ -17,8 +17,8 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from harness import compare as gate
-from harness.compare import (BOOTSTRAP_RESAMPLES, DEFAULT_ALPHA, DEFAULT_THRESHOLD, IMPROVEMENT, MAX_BATCHES,
-                             MIN_BATCHES_FOR_INTERVAL, NOISE, REGRESSION, SAMPLED_METRICS, UNCHANGED, VERDICTS)
+from harness.compare import (DEFAULT_ALPHA, DEFAULT_THRESHOLD, IMPROVEMENT, NOISE, REGRESSION, SAMPLED_METRICS,
+                             UNCHANGED, VERDICTS)
 from harness.results import CaseResult, RunResults
 
 __all__ = ["CI_METHOD", "IMPROVEMENT", "NOISE", "REGRESSION", "UNCHANGED", "VERDICTS", "TIME_REGIONS",
@@ -29,10 +29,8 @@ TIME_REGIONS = SAMPLED_METRICS  # the timed regions a ratio of medians can be ta
 
 
 def ci_method(alpha: float = DEFAULT_ALPHA) -> str:
-    """What a chart's whiskers are, in the gate's terms and from the gate's constants."""
-    return (f"{1 - alpha:.0%} interval, block bootstrap of the ratio of medians: each side's samples cut, in "
-            f"measured order, into {MAX_BATCHES} consecutive batches, resampled whole ({BOOTSTRAP_RESAMPLES} "
-            f"resamples, fixed seed); none with fewer than {MIN_BATCHES_FOR_INTERVAL} samples on a side")
+    """What a chart's whiskers are: the gate's interval."""
+    return gate.interval_method(alpha)
 
 
 CI_METHOD = ci_method()
