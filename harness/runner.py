@@ -25,7 +25,9 @@ from harness.errors import BackendUnavailable
 from harness.parity import comparable_tensors, compare, tolerance_for
 from harness.results import CaseResult
 from harness.suite import Telemetry, Timing
-from harness.timing import CaseTimeout, Workload, clock_for, measure, run_iteration
+from harness.telemetry.case import CaseTelemetry
+from harness.telemetry.host import peak_rss, reset_peak_rss
+from harness.timing import REGIONS_BY_MODE, CaseTimeout, Workload, clock_for, measure, run_iteration
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 RNN_CLASSES = {"lstm": nn.LSTM, "gru": nn.GRU}
@@ -118,9 +120,6 @@ def _measure_case(case: Case, settings: RunSettings, build, deadline: float, fin
     if case.backend in ("cudnn", "compile_module"):
         facts.update(detect_kernel_library(backend.model, x))
 
-    from harness.telemetry.case import CaseTelemetry
-    from harness.timing import REGIONS_BY_MODE
-
     work = Workload(backend.model, x, target, case.mode, tuple(backend.parameters.values()))
     # One NVML window over the whole timed loop: the step in forward_backward mode (forward and
     # backward alternate within milliseconds, below what NVML resolves), else the forward.
@@ -149,8 +148,6 @@ def _reset_peak_memory(device: torch.device) -> dict:
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
         return {"allocated_bytes": torch.cuda.memory_allocated(device)}
-    from harness.telemetry.host import reset_peak_rss
-
     gc.collect()
     return {"rss": reset_peak_rss()}
 
@@ -164,7 +161,6 @@ def _peak_memory(device: torch.device, before: dict) -> dict:
             "peak_reserved_bytes": torch.cuda.max_memory_reserved(device),
             "allocated_before_bytes": before["allocated_bytes"],
         }
-    from harness.telemetry.host import peak_rss
 
     return peak_rss(before["rss"])
 
