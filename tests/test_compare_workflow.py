@@ -57,6 +57,24 @@ def test_every_rnnbench_command_the_workflow_and_refresh_script_call_exists(work
         assert result.exit_code == 0, f"rnnbench {command}: {result.output}"
 
 
+def test_every_option_the_workflow_passes_to_rnnbench_exists(workflow):
+    """Options on an `rnnbench CMD` line, and those the compare step collects in its options array."""
+    lines = [line for s in steps(workflow) if "run" in s for line in s["run"].splitlines()]
+    lines += REFRESH.read_text().splitlines()
+    passed: dict[str, set[str]] = {}
+    for line in lines:
+        flags = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", line))
+        if re.match(r"\s*options\+?=", line):
+            passed.setdefault("compare", set()).update(flags)
+        for command in COMMAND.findall(line):
+            passed.setdefault(command, set()).update(flags)
+    assert passed.get("report", set()) >= {"--threshold"}  # the charts' verdicts use the gate's threshold
+    for command, flags in sorted(passed.items()):
+        help_text = CliRunner().invoke(main, [command, "--help"]).output
+        for flag in sorted(flags):
+            assert flag in help_text, f"rnnbench {command} has no option {flag}"
+
+
 def test_the_suites_and_scripts_it_names_exist(workflow):
     text = WORKFLOW.read_text()
     for suite in set(re.findall(r"suites/[\w.-]+\.yaml", text)):
