@@ -9,10 +9,11 @@ import math
 from html import escape
 from typing import Sequence
 
+from harness.compare import interval_method
 from harness.report import context
-from harness.report.flags import NOISY_RULE, Flagged, eager_fallbacks, is_noisy, noisy, problems
 from harness.report.compare_text import format_p
-from harness.report.ratios import UNCHANGED, VERDICT_WORDS, VERDICTS, Comparison, Pair, ci_method, verdict_rule
+from harness.report.flags import NOISY_RULE, Flagged, eager_fallbacks, is_noisy, noisy, problems
+from harness.report.ratios import UNCHANGED, VERDICT_WORDS, VERDICTS, Comparison, Pair, verdict_rule
 from harness.report.text import SUMMARY_HEADER, configuration_groups, format_ms, ran_eagerly, summary_row
 from harness.results import RunResults
 
@@ -172,7 +173,7 @@ def _comparison_section(comparison: Comparison, chart) -> str:
     parts = [f"<h2 id=\"{_anchor('compare-' + b + '-' + a)}\">{escape(b)} (B) vs {escape(a)} (A)</h2>",
              f"<p>{_comparison_text(comparison)}. Ratio: B's median over A's "
              f"({escape(comparison.region or 'each case’s primary region')}), &gt; 1 means B is slower; "
-             f"{escape(ci_method(comparison.alpha))}. "
+             f"{escape(interval_method(comparison.alpha))}. "
              f"{escape(verdict_rule(comparison.threshold, comparison.alpha, len(comparison.pairs)))}.</p>"]
     parts += [f"<p class=flag>Warning (as rnnbench compare A B warns): {escape(warning)}.</p>"
               for warning in comparison.warnings]

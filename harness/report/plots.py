@@ -17,8 +17,9 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator
 from matplotlib.transforms import blended_transform_factory
 
-from harness.report.ratios import (CI_METHOD, IMPROVEMENT, NOISE, REGRESSION, UNCHANGED, Comparison, Speedup,
-                                   ci_method, geometric_mean_speedups)
+from harness.compare import interval_method
+from harness.report.ratios import (IMPROVEMENT, NOISE, REGRESSION, UNCHANGED, Comparison, Speedup,
+                                   geometric_mean_speedups)
 from harness.report.scaling import AXIS_LABELS, AXIS_NAMES, AXIS_SYMBOLS, ScalingChart
 from harness.report.text import format_bytes, format_count, ran_eagerly
 from harness.suite import BACKENDS, CELLS, SIZE_AXES
@@ -219,7 +220,7 @@ def speedup_figure(speedups: Sequence[Speedup], context: str) -> Figure:
     region = _region_time(speedups)
     width = figure.get_figwidth()
     caption = "\n".join([f"point: cudnn median / backend median of the {region}; right of the black line: faster "
-                         f"than cudnn", *_wrap(f"whiskers: {CI_METHOD}", width),
+                         f"than cudnn", *_wrap(f"whiskers: {interval_method()}", width),
                          "(whiskers longer than the plot are cut at its edge)"])
     long_labels = any(len(h.get_label()) > 32 for h in handles)
     _caption_legend(figure, handles, caption, columns=min(len(handles), 2 if long_labels else 3))
@@ -318,7 +319,7 @@ def comparison_figure(comparison: Comparison, context_a: str, context_b: str) ->
     lines = [f"A: {context_a}", f"B: {context_b}",
              f"colours: the verdicts of rnnbench compare A B (A the baseline): threshold {threshold:.1%}, "
              f"alpha {comparison.alpha:g} after Holm-Bonferroni over the {len(pairs)} compared cases",
-             *_wrap(f"whiskers: {ci_method(comparison.alpha)}", width),
+             *_wrap(f"whiskers: {interval_method(comparison.alpha)}", width),
              "(whiskers longer than the plot are cut at its edge)"]
     if comparison.gate is not None and comparison.gate.noisy_pair:
         lines += _wrap(f"warning: the cases' changes scatter by about {comparison.gate.ratio_spread:.0%} between "

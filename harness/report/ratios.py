@@ -21,19 +21,13 @@ from harness.compare import (DEFAULT_ALPHA, DEFAULT_THRESHOLD, IMPROVEMENT, NOIS
                              UNCHANGED, VERDICTS)
 from harness.results import CaseResult, RunResults
 
-__all__ = ["CI_METHOD", "IMPROVEMENT", "NOISE", "REGRESSION", "UNCHANGED", "VERDICTS", "TIME_REGIONS",
-           "VERDICT_WORDS", "Comparison", "Pair", "Ratio", "Speedup", "ci_method", "compare_runs",
+__all__ = ["IMPROVEMENT", "NOISE", "REGRESSION", "UNCHANGED", "VERDICTS", "TIME_REGIONS",
+           "VERDICT_WORDS", "Comparison", "Pair", "Ratio", "Speedup", "compare_runs",
            "geometric_mean", "geometric_mean_speedups", "ratio_of_medians", "speedups_over_cudnn", "verdict_rule"]
 
 TIME_REGIONS = SAMPLED_METRICS  # the timed regions a ratio of medians can be taken of
 
 
-def ci_method(alpha: float = DEFAULT_ALPHA) -> str:
-    """What a chart's whiskers are: the gate's interval."""
-    return gate.interval_method(alpha)
-
-
-CI_METHOD = ci_method()
 
 
 @dataclass(frozen=True)

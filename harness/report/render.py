@@ -124,7 +124,8 @@ def plot(runs: Sequence[RunResults], chart: str = "curves", x: str | None = None
         return [c for c in charts if c]
     if len(runs) < 2:
         raise ReportError("--chart compare needs two or more results files: A (the first) and B")
-    return [comparison_chart(c, runs[0], run) for c, run in zip(comparisons(runs, metric, threshold=threshold, alpha=alpha), runs[1:])]
+    compared = comparisons(runs, metric, threshold=threshold, alpha=alpha)
+    return [comparison_chart(c, runs[0], run) for c, run in zip(compared, runs[1:])]
 
 
 def write_charts(charts: Sequence[Chart], out_dir: str | Path) -> list[Path]:
