@@ -66,12 +66,18 @@ class CaseResult:
     build_s: float | None = None
     duration_s: float | None = None
     started_utc: str | None = None
+    # torch's warnings raised while the case ran: first line of each, deduplicated, in order
+    warnings: tuple[str, ...] = ()
+    # where a step's time goes, from a short profiled pass after the timed loop (harness.activity)
+    activity: Mapping = field(default_factory=dict)
 
     def __post_init__(self):
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
-        for name in ("samples_ms", "warmup_ms", "first_iteration_ms", "parity", "backend", "memory", "telemetry"):
+        for name in ("samples_ms", "warmup_ms", "first_iteration_ms", "parity", "backend", "memory", "telemetry",
+                     "activity"):
             object.__setattr__(self, name, freeze(getattr(self, name)))
+        object.__setattr__(self, "warnings", tuple(self.warnings))
 
     @property
     def key(self) -> str:
@@ -132,6 +138,8 @@ class CaseResult:
             "derived": self.derived,
             "memory": thaw(self.memory),
             "telemetry": thaw(self.telemetry),
+            "activity": thaw(self.activity),
+            "warnings": list(self.warnings),
         }
 
     @classmethod
@@ -150,6 +158,8 @@ class CaseResult:
             build_s=data.get("build_s"),
             duration_s=data.get("duration_s"),
             started_utc=data.get("started_utc"),
+            warnings=tuple(data.get("warnings") or ()),
+            activity=data.get("activity") or {},
         )
 
 
