@@ -11,12 +11,11 @@ instead of reporting an eager number as a compiled one.
 
 from __future__ import annotations
 
-import copy
-
 import torch
 from torch import nn
 
 from harness.backends import BuiltBackend, cells
+from harness.backends.cudnn import user_built_copy
 from harness.backends.gatelevel import GateLevelRNN, run_steps
 from harness.errors import BackendUnavailable
 
@@ -37,7 +36,7 @@ def build(name: str, reference: nn.RNNBase) -> BuiltBackend:
                                    "Python time loop; input projection up front",
                  "kernel_library": "Inductor-generated kernels"}
     else:
-        module = copy.deepcopy(reference)
+        module = user_built_copy(reference)
         model = torch.compile(module, dynamic=False)
         parameters = dict(module.named_parameters())
         facts = {"implementation": f"torch.compile (inductor) of torch.nn.{reference.mode}"}

@@ -4,28 +4,55 @@ operators a profiled forward actually dispatched, never assumed."""
 
 from __future__ import annotations
 
-import copy
-import os
 import re
-import sys
-from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
 
 from harness.backends import BuiltBackend
+from harness.quiet import native_stderr_silenced
+
+
+# What PyTorch warns when cuDNN must re-pack a module's weights on every call (their time is then inflated).
+REPACKED_WEIGHTS_WARNING = "not part of single contiguous chunk of memory"
 
 
 def build(name: str, reference: nn.RNNBase) -> BuiltBackend:
-    model = copy.deepcopy(reference)
+    model = user_built_copy(reference)
     return BuiltBackend(name=name, model=model, parameters=dict(model.named_parameters()),
                         facts={"implementation": f"torch.nn.{reference.mode}"})
+
+
+def user_built_copy(reference: nn.RNNBase) -> nn.RNNBase:
+    """A new ``nn.LSTM``/``nn.GRU`` with the reference's weights, laid out as ``nn.LSTM(...).to(device)``.
+
+    ``copy.deepcopy`` copies each parameter on its own: on CUDA the copy's weights are then no longer one
+    contiguous buffer and cuDNN re-packs them on every call ("RNN module weights are not part of single
+    contiguous chunk of memory"), which inflated every cuDNN time. Built on the CPU and moved with ``.to()``,
+    the module is flattened by ``RNNBase._apply`` exactly as a user's module is.
+    """
+    options = {"num_layers": reference.num_layers, "bias": reference.bias, "batch_first": reference.batch_first,
+               "dropout": reference.dropout, "bidirectional": reference.bidirectional}
+    if reference.proj_size:
+        options["proj_size"] = reference.proj_size
+    module = type(reference)(reference.input_size, reference.hidden_size, **options)
+    with torch.no_grad():
+        for name, parameter in module.named_parameters():
+            parameter.copy_(reference.get_parameter(name))
+    weight = next(reference.parameters())
+    return module.to(device=weight.device, dtype=weight.dtype)
+
+
+def weights_in_one_buffer(module: nn.RNNBase) -> bool:
+    """Whether every weight of the module lies in one storage, as cuDNN needs to run without re-packing."""
+    storages = {parameter.untyped_storage().data_ptr() for parameter in module.parameters()}
+    return len(storages) == 1
 
 
 def detect_kernel_library(model, x: Tensor) -> dict:
     """Run one forward under the profiler and name the RNN library from the operators that ran."""
     try:
-        with torch.no_grad(), _native_stderr_silenced(), \
+        with torch.no_grad(), native_stderr_silenced(), \
                 torch.autograd.profiler.profile(use_kineto=False) as profile:
             model(x)
         operators = sorted({event.name for event in profile.function_events})
@@ -33,22 +60,6 @@ def detect_kernel_library(model, x: Tensor) -> dict:
         return {"kernel_library": f"unknown (profiler failed: {type(exc).__name__})"}
     return {"kernel_library": library_from_operators(operators),
             "rnn_operators": [op for op in operators if re.search(r"rnn|lstm|gru", op)]}
-
-
-@contextmanager
-def _native_stderr_silenced():
-    """Some torch builds log profiler start/stop lines from C++ straight to file descriptor 2; keep them
-    off the user's terminal by pointing descriptor 2 at /dev/null while the profiler runs."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def library_from_operators(operators: list[str]) -> str:
