@@ -8,21 +8,24 @@ from __future__ import annotations
 
 import gc
 import signal
+import statistics
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import torch
 from torch import nn
 
-from harness.backends import build_backend
-from harness.backends.cudnn import detect_kernel_library
+from harness.activity import profile_activity
+from harness.backends import BuiltBackend, build_backend
+from harness.backends.cudnn import REPACKED_WEIGHTS_WARNING, detect_kernel_library
 from harness.cases import Case
 from harness.env import utc_now
 from harness.errors import BackendUnavailable
-from harness.parity import comparable_tensors, compare, tolerance_for
+from harness.parity import ParityReport, comparable_tensors, compare, tolerance_for
+from harness.quiet import messages_captured
 from harness.results import CaseResult
 from harness.suite import Telemetry, Timing
 from harness.telemetry.case import CaseTelemetry
@@ -60,36 +63,30 @@ def make_inputs(case: Case, settings: RunSettings) -> tuple[torch.Tensor, torch.
     return x.to(settings.device, dtype), target.to(settings.device, dtype)
 
 
-def run_case(case: Case, settings: RunSettings, *,
-             build: Callable[[str, nn.RNNBase], object] | None = None) -> CaseResult:
-    """``build`` replaces the backend builder (tests inject faults through it)."""
+@dataclass
+class PreparedCase:
+    """A case ready to time: the backend built from the reference, parity checked, the workload of its mode.
+
+    ``parity`` may have failed; the caller decides what that means (a failed result, a failed test).
+    """
+
+    case: Case
+    backend: BuiltBackend
+    work: Workload
+    clock: object
+    parity: ParityReport
+    build_s: float
+    first_iteration_ms: dict[str, float]
+
+
+def prepare_case(case: Case, settings: RunSettings,
+                 build: Callable[[str, nn.RNNBase], BuiltBackend] | None = None) -> PreparedCase:
+    """Reference -> backend -> one parity iteration against the reference -> the workload to time.
+
+    The one way every command (``run``, the pytest entry point) gets a case ready. Raises
+    BackendUnavailable when the backend cannot run here.
+    """
     build = build or build_backend
-    started_utc = utc_now()
-    started = time.perf_counter()
-    deadline = started + settings.timing.case_timeout_s
-
-    def finished(status: str, reason: str | None = None, **fields) -> CaseResult:
-        return CaseResult(case=case, status=status, reason=reason, started_utc=started_utc,
-                          duration_s=round(time.perf_counter() - started, 3), **fields)
-
-    try:
-        with _hard_time_limit(settings.timing.case_timeout_s):
-            return _measure_case(case, settings, build, deadline, finished)
-    except BackendUnavailable as exc:
-        return finished("skipped", str(exc))
-    except CaseTimeout as exc:
-        return finished("failed", f"time limit of {settings.timing.case_timeout_s:g} s exceeded: {exc}")
-    except (torch.cuda.OutOfMemoryError, MemoryError) as exc:
-        return finished("failed", f"out of memory: {_first_line(exc)}")
-    except Exception as exc:  # one case must not sink the run; the reason is kept with the case
-        if _is_out_of_memory(exc):
-            return finished("failed", f"out of memory: {_first_line(exc)}")
-        return finished("failed", f"{type(exc).__name__}: {_first_line(exc)}")
-    finally:
-        _release_memory(settings.device)
-
-
-def _measure_case(case: Case, settings: RunSettings, build, deadline: float, finished) -> CaseResult:
     device = settings.device
     clock = clock_for(device)
     reference = make_reference(case, settings)
@@ -111,29 +108,79 @@ def _measure_case(case: Case, settings: RunSettings, build, deadline: float, fin
     del output, state
     parity = compare(expected, actual, tolerance_for(case.dtype, settings.precision, device.type),
                      is_reference=case.backend == "cudnn")
-    del expected, actual
-    facts = dict(backend.facts)
-    if not parity.passed:
-        facts.update(backend.runtime_facts())
-        return finished("failed", parity.reason, parity=parity.to_dict(), backend=facts, build_s=build_s,
-                        first_iteration_ms=first_iteration_ms)
-    if case.backend in ("cudnn", "compile_module"):
-        facts.update(detect_kernel_library(backend.model, x))
-
     work = Workload(backend.model, x, target, case.mode, tuple(backend.parameters.values()))
+    return PreparedCase(case=case, backend=backend, work=work, clock=clock, parity=parity, build_s=build_s,
+                        first_iteration_ms=first_iteration_ms)
+
+
+def run_case(case: Case, settings: RunSettings, *,
+             build: Callable[[str, nn.RNNBase], BuiltBackend] | None = None) -> CaseResult:
+    """``build`` replaces the backend builder (tests inject faults through it).
+
+    torch's warnings and log lines raised while the case runs are kept with the result (``warnings``),
+    never printed in the middle of a run.
+    """
+    started_utc = utc_now()
+    started = time.perf_counter()
+    deadline = started + settings.timing.case_timeout_s
+    messages: list[str] = []
+
+    def finished(status: str, reason: str | None = None, **fields) -> CaseResult:
+        return CaseResult(case=case, status=status, reason=reason, started_utc=started_utc,
+                          duration_s=round(time.perf_counter() - started, 3), **fields)
+
+    try:
+        with messages_captured() as messages, _hard_time_limit(settings.timing.case_timeout_s):
+            result = _measure_case(case, settings, build or build_backend, deadline, finished)
+    except BackendUnavailable as exc:
+        result = finished("skipped", str(exc))
+    except CaseTimeout as exc:
+        result = finished("failed", f"time limit of {settings.timing.case_timeout_s:g} s exceeded: {exc}")
+    except (torch.cuda.OutOfMemoryError, MemoryError) as exc:
+        result = finished("failed", f"out of memory: {_first_line(exc)}")
+    except Exception as exc:  # one case must not sink the run; the reason is kept with the case
+        if _is_out_of_memory(exc):
+            result = finished("failed", f"out of memory: {_first_line(exc)}")
+        else:
+            result = finished("failed", f"{type(exc).__name__}: {_first_line(exc)}")
+    finally:
+        _release_memory(settings.device)
+    backend_facts = dict(result.backend)
+    if any(REPACKED_WEIGHTS_WARNING in message for message in messages):
+        backend_facts["weights_repacked_every_call"] = True
+    return replace(result, warnings=tuple(messages), backend=backend_facts)
+
+
+def _measure_case(case: Case, settings: RunSettings, build, deadline: float, finished) -> CaseResult:
+    device = settings.device
+    prepared = prepare_case(case, settings, build)
+    backend, work = prepared.backend, prepared.work
+    facts = dict(backend.facts)
+    common = {"parity": prepared.parity.to_dict(), "build_s": prepared.build_s,
+              "first_iteration_ms": prepared.first_iteration_ms}
+    if not prepared.parity.passed:
+        facts.update(backend.runtime_facts())
+        return finished("failed", prepared.parity.reason, backend=facts, **common)
+    if case.backend in ("cudnn", "compile_module"):
+        facts.update(detect_kernel_library(backend.model, work.x))
+
     # One NVML window over the whole timed loop: the step in forward_backward mode (forward and
     # backward alternate within milliseconds, below what NVML resolves), else the forward.
     region = REGIONS_BY_MODE[case.mode][-1]
     telemetry = CaseTelemetry(device, settings.telemetry, region)
     memory_before = _reset_peak_memory(device)
-    measured = measure(work, clock, settings.timing, deadline, around_loop=telemetry.window)
+    measured = measure(work, prepared.clock, settings.timing, deadline, around_loop=telemetry.window)
     memory = _peak_memory(device, memory_before)
     facts.update(backend.runtime_facts())
-    return finished("ok", parity=parity.to_dict(), backend=facts, build_s=build_s,
-                    first_iteration_ms=first_iteration_ms, warmup_ms=measured.warmup_ms,
-                    samples_ms=measured.samples_ms, memory=memory,
+    activity = {}
+    if settings.timing.profile_iters:
+        step_samples = measured.samples_ms.get(region) or ()
+        activity = profile_activity(work, prepared.clock, device.type, settings.timing.profile_iters,
+                                    timed_step_ms=statistics.median(step_samples) if step_samples else None)
+    return finished("ok", backend=facts, warmup_ms=measured.warmup_ms, samples_ms=measured.samples_ms,
+                    memory=memory, activity=activity,
                     telemetry=telemetry.to_dict(iterations=len(measured.samples_ms.get(region, ())),
-                                                batch=case.batch))
+                                                batch=case.batch), **common)
 
 
 def _outputs_and_grads(model, parameters: dict, x, target, mode: str, clock) -> dict:

@@ -40,7 +40,7 @@ REQUIRED_AXES = ("batch", "seq_len", "input_size", "hidden_size")
 
 TOP_KEYS = ("name", "description", "device", "dtype", "precision", "seed", "threads", "timing", "telemetry",
             "grid", "exclude", "include")
-TIMING_KEYS = ("warmup_iters", "min_iters", "max_iters", "budget_s", "case_timeout_s")
+TIMING_KEYS = ("warmup_iters", "min_iters", "max_iters", "budget_s", "case_timeout_s", "profile_iters")
 TELEMETRY_KEYS = ("enabled", "nvml_period_ms")
 
 
@@ -53,6 +53,8 @@ class Timing:
     max_iters: int = 10_000
     budget_s: float = 1.0
     case_timeout_s: float = 600.0
+    # iterations of the profiled pass after the timed loop (GPU busy/idle, launches per step); 0 skips it
+    profile_iters: int = 5
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,8 @@ class Telemetry:
     """Sampling of the GPU (NVML) while timing; ignored on the CPU."""
 
     enabled: bool = True
-    nvml_period_ms: float = 20.0
+    # NVML averages utilization over 1/6 s to 1 s and power over up to 1 s; sampling faster adds load, not data
+    nvml_period_ms: float = 100.0
 
 
 @dataclass(frozen=True)
@@ -247,6 +250,8 @@ class _Checker:
             budget_s=self.number(value.get("budget_s", defaults.budget_s), path + ("budget_s",)),
             case_timeout_s=self.number(value.get("case_timeout_s", defaults.case_timeout_s),
                                        path + ("case_timeout_s",)),
+            profile_iters=self.integer(value.get("profile_iters", defaults.profile_iters),
+                                       path + ("profile_iters",), minimum=0),
         )
         if timing.max_iters < timing.min_iters:
             self.fail(path + ("max_iters",),

@@ -8,7 +8,7 @@ from harness.cases import Case
 from harness.runner import RunSettings
 from harness.suite import Timing
 
-QUICK_TIMING = Timing(warmup_iters=1, min_iters=3, max_iters=5, budget_s=0.01, case_timeout_s=120)
+QUICK_TIMING = Timing(warmup_iters=1, min_iters=3, max_iters=5, budget_s=0.01, case_timeout_s=120, profile_iters=1)
 
 
 def tiny_case(**overrides) -> Case:

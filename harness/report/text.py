@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from harness.activity import launch_bound_note
 from harness.metrics import peak_memory_bytes
 from harness.results import CaseResult, RunResults
 
@@ -54,6 +55,11 @@ def notes(result: CaseResult) -> str:
             parts.append(f"{compile_facts['graphs']} graph(s), {compile_facts.get('graph_breaks', 0)} break(s)")
     if result.ok and result.case.backend in ("cudnn", "compile_module") and "kernel_library" in result.backend:
         parts.append(result.backend["kernel_library"])
+    if result.backend.get("weights_repacked_every_call"):
+        parts.append("WEIGHTS RE-PACKED EVERY CALL (not one contiguous chunk): time inflated")
+    launch_bound = launch_bound_note(result.activity)
+    if launch_bound:
+        parts.append(launch_bound)
     noisy = result.noisy_regions
     if noisy:
         worst = max(result.stats[r].relative_iqr for r in noisy)
@@ -133,6 +139,20 @@ def summary_table(run: RunResults) -> str:
     lines.append(f"{len(run.cases)} cases: {counts['ok']} ok, {counts['failed']} failed, "
                  f"{counts['skipped']} skipped")
     return "\n".join(lines)
+
+
+def warnings_lines(run: RunResults) -> list[str]:
+    """torch's warnings, each once, with how many cases raised it: shown under the table, never inside it."""
+    raised_by: dict[str, int] = {}
+    for result in run.cases:
+        for message in result.warnings:
+            raised_by[message] = raised_by.get(message, 0) + 1
+    if not raised_by:
+        return []
+    lines = [f"torch warnings during the run ({len(raised_by)}; kept with each case in the results file):"]
+    for message, count in raised_by.items():
+        lines.append(f"  [{count} case{'s' if count != 1 else ''}] {message}")
+    return lines
 
 
 def _row(run: RunResults, result: CaseResult) -> tuple[str, ...]:

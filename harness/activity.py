@@ -1,0 +1,159 @@
+"""Where a step's time goes: a short profiled pass after the timed loop, never during it.
+
+``torch.profiler`` records a few more iterations of the case (one warm-up iteration of the profiler, then
+``iterations`` recorded ones), each inside a ``rnnbench.iteration`` range. From its Chrome trace, per
+iteration:
+
+- wall time: the range, which ends after the iteration's device synchronisation (longer than the timed
+  step: the profiler adds host work to every operator);
+- on a GPU: busy time, the union of the intervals of kernels, copies and memsets that started within the
+  iteration (overlapping kernels count once); kernels launched; idle fraction, 1 - busy / the timed loop's
+  median step (the profiler slows the host, not the kernels, so the timed step is the fair denominator);
+- operators dispatched at the top level (not counting the operators they call), on any device.
+
+Figures are medians over the recorded iterations. What the result's ``activity`` holds::
+
+    {"available": true, "source": "...", "iterations": 5, "profiled_wall_ms": 1.71,
+     "idle_against": "timed median step", "gpu_busy_ms": 0.14, "gpu_idle_fraction": 0.91,
+     "kernels_per_step": 412, "operators_per_step": 38, "pass_s": 0.4}
+
+or ``{"available": false, "reason": "..."}``. On a CPU ``gpu_busy_ms``, ``gpu_idle_fraction`` and
+``kernels_per_step`` are null, with the reason in ``absent``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+import time
+from typing import Iterable, Sequence
+
+from harness.quiet import native_stderr_silenced
+from harness.timing import Workload, run_iteration
+
+ITERATION_RANGE = "rnnbench.iteration"
+DEVICE_BUSY_CATEGORIES = ("kernel", "gpu_memcpy", "gpu_memset")
+# An idle fraction at or above this marks a case launch-bound: the GPU waits on the host most of the step.
+LAUNCH_BOUND_IDLE_FRACTION = 0.5
+
+
+def profile_activity(work: Workload, clock, device_type: str, iterations: int,
+                     timed_step_ms: float | None = None) -> dict:
+    """Profile ``iterations`` iterations of ``work`` (after one profiler warm-up iteration) and summarise them.
+
+    ``timed_step_ms`` (the timed loop's median) is what the idle fraction is taken against: the profiler's own
+    host overhead lengthens the profiled iterations, not the kernels. A profiler that cannot run here gives
+    ``{"available": False, "reason": ...}``; it never fails the case.
+    """
+    started = time.perf_counter()
+    try:
+        events = _record_trace(work, clock, device_type, iterations)
+    except Exception as exc:  # the profiler is a diagnostic; the timed figures stand without it
+        return {"available": False, "reason": f"profiler failed: {type(exc).__name__}: {exc}".splitlines()[0]}
+    summary = summarize_trace(events, on_gpu=device_type == "cuda", timed_step_ms=timed_step_ms)
+    summary["pass_s"] = round(time.perf_counter() - started, 3)
+    return summary
+
+
+def _record_trace(work: Workload, clock, device_type: str, iterations: int) -> list[dict]:
+    from torch.profiler import ProfilerActivity, profile, record_function, schedule
+
+    activities = [ProfilerActivity.CPU]
+    if device_type == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+    # The profiler's first recorded iteration pays for its own start-up (tens of times a normal one here):
+    # one warm-up step of the schedule absorbs it.
+    plan = schedule(wait=0, warmup=1, active=iterations, repeat=1)
+    with native_stderr_silenced(), profile(activities=activities, schedule=plan) as profiler:
+        for _ in range(iterations + 1):
+            with record_function(ITERATION_RANGE):
+                run_iteration(work, clock)
+            profiler.step()
+    descriptor, path = tempfile.mkstemp(prefix="rnnbench-trace-", suffix=".json")
+    os.close(descriptor)
+    try:
+        profiler.export_chrome_trace(path)
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle).get("traceEvents", [])
+    finally:
+        os.unlink(path)
+
+
+def summarize_trace(events: Sequence[dict], on_gpu: bool, timed_step_ms: float | None = None) -> dict:
+    """Per-iteration figures from Chrome trace events (``ts`` and ``dur`` in microseconds), as medians.
+
+    The idle fraction is 1 - busy / ``timed_step_ms`` when given, else 1 - busy / the profiled wall time.
+    """
+    complete = [event for event in events if event.get("ph") == "X" and "ts" in event and "dur" in event]
+    iterations = sorted((float(event["ts"]), float(event["ts"]) + float(event["dur"])) for event in complete
+                        if event.get("name") == ITERATION_RANGE and event.get("cat") == "user_annotation")
+    if not iterations:
+        return {"available": False, "reason": f"the trace holds no '{ITERATION_RANGE}' range"}
+    device = [(float(e["ts"]), float(e["ts"]) + float(e["dur"]), e.get("cat")) for e in complete
+              if e.get("cat") in DEVICE_BUSY_CATEGORIES]
+    operators = top_level_spans([e for e in complete if e.get("cat") == "cpu_op"])
+
+    walls, busy, kernels, dispatched = [], [], [], []
+    for begin, end in iterations:
+        walls.append((end - begin) / 1e3)
+        inside = [(max(b, begin), min(e, end), cat) for b, e, cat in device if begin <= b < end]
+        busy.append(union_length((b, e) for b, e, _ in inside) / 1e3)
+        kernels.append(sum(1 for _, _, cat in inside if cat == "kernel"))
+        dispatched.append(sum(1 for start in operators if begin <= start < end))
+
+    profiled_wall_ms = statistics.median(walls)
+    step_ms = timed_step_ms if timed_step_ms else profiled_wall_ms
+    summary = {"available": True,
+               "source": f"torch.profiler, {len(iterations)} iterations after the timed loop",
+               "iterations": len(iterations),
+               "profiled_wall_ms": round(profiled_wall_ms, 4),
+               "idle_against": "timed median step" if timed_step_ms else "profiled wall time",
+               "operators_per_step": statistics.median(dispatched)}
+    if on_gpu:
+        busy_ms = statistics.median(busy)
+        summary.update(gpu_busy_ms=round(busy_ms, 4),
+                       gpu_idle_fraction=round(min(1.0, max(0.0, 1 - busy_ms / step_ms)), 4) if step_ms > 0 else None,
+                       kernels_per_step=statistics.median(kernels))
+    else:
+        summary.update(gpu_busy_ms=None, gpu_idle_fraction=None, kernels_per_step=None,
+                       absent={"gpu_busy_ms": "the case runs on the CPU"})
+    return summary
+
+
+def union_length(intervals: Iterable[tuple[float, float]]) -> float:
+    """Total length covered by the intervals; overlaps count once, empty or inverted intervals not at all."""
+    total = 0.0
+    covered_until = float("-inf")
+    for begin, end in sorted(intervals):
+        if end <= begin:
+            continue
+        if begin > covered_until:
+            total += end - begin
+            covered_until = end
+        elif end > covered_until:
+            total += end - covered_until
+            covered_until = end
+    return total
+
+
+def top_level_spans(operators: Sequence[dict]) -> list[float]:
+    """Start times of the operators that no other operator on the same thread encloses."""
+    starts = []
+    open_until: dict = {}
+    for event in sorted(operators, key=lambda e: (e.get("tid"), float(e["ts"]), -float(e["dur"]))):
+        begin, end = float(event["ts"]), float(event["ts"]) + float(event["dur"])
+        thread = event.get("tid")
+        if begin >= open_until.get(thread, float("-inf")):
+            starts.append(begin)
+            open_until[thread] = end
+    return starts
+
+
+def launch_bound_note(activity: dict) -> str | None:
+    """'launch-bound: GPU idle 91 %' for a case whose GPU waited on the host most of the step."""
+    idle = activity.get("gpu_idle_fraction")
+    if idle is None or idle < LAUNCH_BOUND_IDLE_FRACTION:
+        return None
+    return f"launch-bound: GPU idle {idle:.0%}"
