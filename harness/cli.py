@@ -37,31 +37,9 @@ def main():
 
 def _load(suite_path: str, device_option: str | None):
     """Suite -> device -> cases: the shared first half of run, list and validate."""
-    from harness.cases import expand_cases
-    from harness.env import check_device_supports, resolve_device
-    from harness.errors import SuiteError
-    from harness.suite import load_suite
+    from harness.session import open_suite
 
-    suite = load_suite(suite_path)
-    requested = device_option or suite.device
-    try:
-        device = resolve_device(requested)
-        check_device_supports(device, suite.dtype)
-    except ValueError as exc:
-        where = "--device" if device_option else f"{suite_path}: device"
-        raise SuiteError(f"{where}: {exc}") from None
-    return suite, device, expand_cases(suite, device.type)
-
-
-def _select(cases, backends, filters, suite_path):
-    from harness.cases import select_cases
-    from harness.errors import SuiteError
-
-    selected = select_cases(cases, backends, filters)
-    if not selected:
-        raise SuiteError(f"{suite_path}: no case matches the --backend/--filter selection "
-                         f"({len(cases)} cases in the suite)")
-    return selected
+    return open_suite(suite_path, device_option)
 
 
 BACKEND_OPTION = click.option("--backend", "backends", multiple=True, metavar="NAME",
@@ -88,8 +66,9 @@ def list_cases(suite_path, device, backends, filters):
     """Print the cases SUITE expands to, without running them."""
     from harness.flops import forward_flops
 
-    suite, resolved, cases = _load(suite_path, device)
-    cases = _select(cases, backends, filters, suite_path)
+    opened = _load(suite_path, device)
+    suite, resolved = opened.suite, opened.device
+    cases = opened.select(backends, filters)
     for case in cases:
         click.echo(f"{case.key}  ({forward_flops(case) / 1e9:.3g} GFLOP forward)")
     click.echo(f"{len(cases)} cases of suite '{suite.name}' on {resolved}")
@@ -100,7 +79,8 @@ def list_cases(suite_path, device, backends, filters):
 @DEVICE_OPTION
 def validate(suite_path, device):
     """Check SUITE (format, values, device and dtype on this machine) without running it."""
-    suite, resolved, cases = _load(suite_path, device)
+    opened = _load(suite_path, device)
+    suite, resolved, cases = opened.suite, opened.device, opened.cases
     click.echo(f"{suite_path}: ok: suite '{suite.name}', {len(cases)} cases on {resolved}")
 
 
@@ -117,18 +97,15 @@ def validate(suite_path, device):
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run(suite_path, device, out, backends, filters, resume_path, quiet):
     """Time every case of SUITE and write a results file."""
-    import torch
-
     from harness.env import collect_environment, utc_now
-    from harness.precision import apply_math_precision
-    from harness.report.text import summary_table
+    from harness.report.text import summary_table, warnings_lines
     from harness.results import ResultsWriter
-    from harness.runner import RunSettings, run_case
+    from harness.runner import run_case
+    from harness.session import apply_process_settings
 
-    suite, resolved, cases = _load(suite_path, device)
-    precision_flags = apply_math_precision(suite.precision)
-    if suite.threads:
-        torch.set_num_threads(suite.threads)
+    opened = _load(suite_path, device)
+    suite, resolved = opened.suite, opened.device
+    precision_flags = apply_process_settings(suite)
     environment = collect_environment(resolved)
     environment["math_precision"] = precision_flags
     for warning in (environment.get("gpu_state") or {}).get("warnings", ()):
@@ -147,11 +124,9 @@ def run(suite_path, device, out, backends, filters, resume_path, quiet):
         path = results_path_of(resume_path)
     else:
         path = _results_path(out, suite.name, resolved.type)
-    cases = _select(cases, backends, filters, suite_path)
     done = {result.key for result in previous_cases}
-    cases = [case for case in cases if case.key not in done]
-    settings = RunSettings(device=resolved, precision=suite.precision, seed=suite.seed,
-                           timing=suite.timing, telemetry=suite.telemetry)
+    cases = [case for case in opened.select(backends, filters) if case.key not in done]
+    settings = opened.settings()
     options = {"device": str(resolved), "backends": list(backends), "filters": list(filters)}
     writer = ResultsWriter(path, environment, suite.to_dict(), started_utc=utc_now(),
                            previous_cases=previous_cases, options=options)
@@ -171,6 +146,8 @@ def run(suite_path, device, out, backends, filters, resume_path, quiet):
     with _signals_deferred():
         results = writer.finish(status, finished_utc=utc_now())
     click.echo(summary_table(results))
+    for line in warnings_lines(results):
+        click.echo(line)
     click.echo(f"results: {path}")
     if status == "interrupted":
         click.echo(f"rnnbench: interrupted; {len(results.cases)} finished cases saved to {path}; "

@@ -48,31 +48,20 @@ def suite_path(config) -> str:
 
 
 class _Selection:
-    """The suite, device and cases of this session, loaded once."""
+    """The suite, device and cases of this session, opened once as ``rnnbench run`` opens them."""
 
     def __init__(self, config):
-        from harness.cases import expand_cases, select_cases
-        from harness.env import check_device_supports, resolve_device
         from harness.errors import RnnbenchError
-        from harness.suite import load_suite
+        from harness.session import open_suite
 
         path = suite_path(config)
         try:
-            self.suite = load_suite(path)
-            requested = config.getoption("--rnnbench-device") or self.suite.device
-            try:
-                self.device = resolve_device(requested)
-                check_device_supports(self.device, self.suite.dtype)
-            except ValueError as exc:
-                raise pytest.UsageError(f"rnnbench: {path}: device: {exc}") from None
-            cases = expand_cases(self.suite, self.device.type)
-            self.cases = select_cases(cases, config.getoption("--rnnbench-backend"),
-                                      config.getoption("--rnnbench-filter"))
+            self.opened = open_suite(path, config.getoption("--rnnbench-device"), "--rnnbench-device")
+            self.cases = self.opened.select(config.getoption("--rnnbench-backend"),
+                                            config.getoption("--rnnbench-filter"),
+                                            "--rnnbench-backend/--rnnbench-filter")
         except RnnbenchError as exc:
             raise pytest.UsageError(f"rnnbench: {exc}") from None
-        if not self.cases:
-            raise pytest.UsageError(f"rnnbench: {path}: no case matches the --rnnbench-backend/--rnnbench-filter "
-                                    f"selection ({len(cases)} cases in the suite)")
 
 
 def _selection(config) -> _Selection:
@@ -90,14 +79,11 @@ def pytest_generate_tests(metafunc):
 
 @pytest.fixture(scope="session")
 def rnnbench_settings(request):
-    from harness.precision import apply_math_precision
-    from harness.runner import RunSettings
+    from harness.session import apply_process_settings
 
-    selection = _selection(request.config)
-    suite = selection.suite
-    apply_math_precision(suite.precision)
-    return RunSettings(device=selection.device, precision=suite.precision, seed=suite.seed,
-                       timing=suite.timing, telemetry=suite.telemetry)
+    opened = _selection(request.config).opened
+    apply_process_settings(opened.suite)
+    return opened.settings()
 
 
 @pytest.fixture
@@ -105,37 +91,18 @@ def rnnbench_target(rnnbench_case, rnnbench_settings):
     """A warmed-up callable that runs one iteration of the case and returns after the device is done."""
     import torch
 
-    from harness.backends import build_backend
     from harness.errors import BackendUnavailable
-    from harness.parity import comparable_tensors, compare, tolerance_for
-    from harness.runner import make_inputs, make_reference
-    from harness.timing import Workload, clock_for, run_iteration
+    from harness.runner import prepare_case
+    from harness.timing import run_iteration
 
     case, settings = rnnbench_case, rnnbench_settings
-    clock = clock_for(settings.device)
-    reference = make_reference(case, settings)
-    x, target = make_inputs(case, settings)
-    parity_mode = "inference" if case.mode == "inference" else "forward_backward"
-
-    def outputs(model, parameters: dict) -> dict:
-        kept: list = []
-        run_iteration(Workload(model, x, target, parity_mode, tuple(parameters.values())), clock, keep=kept)
-        output, state = kept.pop()
-        return comparable_tensors(output, state, parameters)
-
-    expected = outputs(reference, dict(reference.named_parameters()))
     try:
-        backend = build_backend(case.backend, reference)
+        prepared = prepare_case(case, settings)
     except BackendUnavailable as exc:
         pytest.skip(f"{case.backend}: {exc}")
-    del reference
-    parity = compare(expected, outputs(backend.model, backend.parameters),
-                     tolerance_for(case.dtype, settings.precision, settings.device.type))
-    del expected
-    if not parity.passed:
-        pytest.fail(f"{case.key}: {parity.reason}", pytrace=False)
-
-    work = Workload(backend.model, x, target, case.mode, tuple(backend.parameters.values()))
+    if not prepared.parity.passed:
+        pytest.fail(f"{case.key}: {prepared.parity.reason}", pytrace=False)
+    work, clock = prepared.work, prepared.clock
     for _ in range(settings.timing.warmup_iters):
         run_iteration(work, clock)
 
@@ -143,7 +110,7 @@ def rnnbench_target(rnnbench_case, rnnbench_settings):
         run_iteration(work, clock)  # ends with clock.synchronize(): torch.cuda.synchronize on a GPU
 
     yield one_iteration
-    del work, backend, x, target
+    del prepared
     gc.collect()
     if settings.device.type == "cuda":
         torch.cuda.empty_cache()

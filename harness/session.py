@@ -1,0 +1,61 @@
+"""Opening a run: suite -> device -> cases -> selection, and the process-wide settings a suite asks for.
+
+The one way ``rnnbench run``, ``list``, ``validate`` and the pytest entry point start, so that none of them
+can drift from the others (the pytest entry point once ignored the suite's ``threads``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from harness.cases import Case, expand_cases, select_cases
+from harness.env import check_device_supports, resolve_device
+from harness.errors import SuiteError
+from harness.precision import apply_math_precision
+from harness.runner import RunSettings
+from harness.suite import Suite, load_suite
+
+
+@dataclass(frozen=True)
+class OpenedSuite:
+    path: str
+    suite: Suite
+    device: torch.device
+    cases: tuple[Case, ...]
+
+    def select(self, backends=(), filters=(), option_names: str = "--backend/--filter") -> tuple[Case, ...]:
+        """The cases that match; none matching is an error that names the selection options."""
+        selected = select_cases(list(self.cases), backends, filters)
+        if not selected:
+            raise SuiteError(f"{self.path}: no case matches the {option_names} selection "
+                             f"({len(self.cases)} cases in the suite)")
+        return tuple(selected)
+
+    def settings(self) -> RunSettings:
+        return RunSettings(device=self.device, precision=self.suite.precision, seed=self.suite.seed,
+                           timing=self.suite.timing, telemetry=self.suite.telemetry)
+
+
+def open_suite(suite_path: str, device_option: str | None = None,
+               device_option_name: str = "--device") -> OpenedSuite:
+    """Load and validate the suite, resolve its device (or the override) on this machine, expand its cases."""
+    suite = load_suite(suite_path)
+    requested = device_option or suite.device
+    try:
+        device = resolve_device(requested)
+        check_device_supports(device, suite.dtype)
+    except ValueError as exc:
+        where = device_option_name if device_option else f"{suite_path}: device"
+        raise SuiteError(f"{where}: {exc}") from None
+    return OpenedSuite(path=suite_path, suite=suite, device=device, cases=tuple(expand_cases(suite, device.type)))
+
+
+def apply_process_settings(suite: Suite) -> dict:
+    """Set what the suite asks of the whole process (math precision, CPU threads); returns the precision flags
+    as PyTorch reports them afterwards, for the results' environment."""
+    flags = apply_math_precision(suite.precision)
+    if suite.threads:
+        torch.set_num_threads(suite.threads)
+    return flags
