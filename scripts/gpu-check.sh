@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One call on a GPU machine with PyTorch installed and no network: the GPU-marked tests, the small suite
-# on CUDA, the independent-timer agreement check and the telemetry overhead check, in under 5 minutes.
+# on CUDA, the independent agreement check (a user's own nn.LSTM timed with bare CUDA events, alternated
+# with the harness), the noise-source and telemetry overhead checks, in about 7 minutes.
 #
 #   scripts/gpu-check.sh [OUT_DIR]      (default: $OUT, else ./gpu-check-out)
 #
@@ -29,8 +30,9 @@ fi
 nvidia-smi > "$out/nvidia-smi.txt" 2>&1
 step env 60 "$python" -m harness.cli env
 step pytest-gpu 120 "$python" -m pytest -m gpu -q -p no:cacheprovider tests
-step small-cuda 150 "$python" -m harness.cli run suites/small.yaml --device cuda --out "$out/small-cuda.json" --quiet
-step timer-agreement 60 "$python" benchmarks/timer_agreement.py --device cuda --rounds 3 --seconds 0.5
+step small-cuda 180 "$python" -m harness.cli run suites/small.yaml --device cuda --out "$out/small-cuda.json" --quiet
+step agreement 180 "$python" benchmarks/agreement.py --device cuda --rounds 5 --seconds 0.5 --json "$out/agreement.json"
+step noise-sources 60 "$python" benchmarks/noise_sources.py --device cuda --rounds 3 --seconds 0.3
 if [ -f benchmarks/telemetry_overhead.py ]; then
   step telemetry-overhead 90 "$python" benchmarks/telemetry_overhead.py --device cuda
 fi
