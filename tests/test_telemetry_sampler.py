@@ -234,3 +234,20 @@ def test_a_reply_left_unread_by_an_interrupted_exchange_is_dropped(scenario):
         time.sleep(0.05)
         window = monitor.end_window("step")
         assert window.samples >= 1 and monitor.available
+
+
+def test_the_sampler_process_lowers_its_priority_and_keeps_to_one_core_when_there_are_cores_to_spare():
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = ("import json, os; from harness.telemetry.sampler import stay_out_of_the_way; "
+            "p = stay_out_of_the_way(); print(json.dumps([p, os.nice(0), sorted(os.sched_getaffinity(0))]))")
+    placement, niceness, cores = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True,
+                                                           text=True, check=True).stdout)
+    assert niceness == os.nice(0) + 10 and placement["nice"] == niceness
+    if len(os.sched_getaffinity(0)) >= 4:
+        assert cores == [placement["cpu"]]
+    else:
+        assert "cpu" not in placement and cores == sorted(os.sched_getaffinity(0))

@@ -123,5 +123,6 @@ class CaseTelemetry:
             return {"nvml": {"available": False, "reason": self.reason or f"{UNAVAILABLE}: no window was taken"}}
         measurement = replace(self.measurement, iterations=iterations, batch=batch)
         nvml = {"available": True, "module": self.monitor.info.get("module"),
-                "device": self.monitor.info.get("device", {}), "period_ms": self.monitor.period_s * 1e3}
+                "device": self.monitor.info.get("device", {}), "period_ms": self.monitor.period_s * 1e3,
+                "placement": self.monitor.info.get("placement", {})}
         return {"nvml": nvml, "windows": {self.region: measurement.to_dict()}}
