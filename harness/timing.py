@@ -63,14 +63,16 @@ class CudaClock:
 
     def __init__(self, device: torch.device):
         self.device = device
+        # The stream the device's work is queued on, whichever device is current (cuda:1 runs on its own).
+        self._stream = torch.cuda.current_stream(device)
         with torch.cuda.device(device):
             self._events = [torch.cuda.Event(enable_timing=True) for _ in range(3)]
             for event in self._events:
-                event.record()
+                event.record(self._stream)
         torch.cuda.synchronize(device)
 
     def mark(self, slot: int) -> None:
-        self._events[slot].record()
+        self._events[slot].record(self._stream)
 
     def elapsed_ms(self, start: int, end: int) -> float:
         return self._events[start].elapsed_time(self._events[end])
