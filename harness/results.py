@@ -242,17 +242,17 @@ def _json_default(value):
 
 
 def write_results(path: str | Path, run: RunResults) -> Path:
-    return write_json_atomically(path, _finite(run.to_dict()))
+    return write_json_atomically(path, finite_document(run.to_dict()))
 
 
-def _finite(value):
+def finite_document(value):
     """JSON has no NaN or infinity: such a figure is written as null (absent), never as a fake number."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
+        return {key: finite_document(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(item) for item in value]
+        return [finite_document(item) for item in value]
     return value
 
 
@@ -329,7 +329,7 @@ class ResultsWriter:
         os.replace(fresh_path, self.journal_path)
 
     def _write_line(self, document: dict) -> None:
-        self._journal.write(json.dumps(_finite(document), allow_nan=False, default=_json_default) + "\n")
+        self._journal.write(json.dumps(finite_document(document), allow_nan=False, default=_json_default) + "\n")
         self._journal.flush()
         os.fsync(self._journal.fileno())
 

@@ -1,0 +1,95 @@
+"""Rounds: the cases of a run measured again in fresh worker processes, each round in its own shuffled order.
+
+Two runs of the same code in two processes differ by more than what one process sees (memory layout,
+thread placement, allocator and cache state, the order of cases, a neighbour's load). A round samples that
+population once; several rounds let the gate see it. Nothing here prints; results arrive through callbacks
+as each case finishes, so a round that dies keeps every case it finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from harness.errors import RnnbenchError
+
+
+class RoundFailed(RnnbenchError):
+    """A worker process ended before its plan was done (the message says how, with its last stderr line)."""
+
+
+def round_order(keys: Sequence[str], seed: int, round_index: int) -> list[str]:
+    """The case keys in the order round ``round_index`` runs them: a shuffle seeded by (seed, round)."""
+    order = list(keys)
+    random.Random(f"rnnbench-round:{seed}:{round_index}").shuffle(order)
+    return order
+
+
+@dataclass
+class RoundOutcome:
+    index: int
+    order: list[str]
+    interpreter: list[str]
+    environment: dict | None = None
+    results: list[dict] = field(default_factory=list)
+    complete: bool = False
+
+
+def run_round(index: int, suite_path: str, device: str | None, order: Sequence[str], *,
+              interpreter: Sequence[str] = (sys.executable,),
+              on_result: Callable[[dict], None] = lambda result: None) -> RoundOutcome:
+    """Run ``order`` (case keys) of the suite in a fresh ``interpreter -m harness.worker`` process.
+
+    ``on_result`` gets each case's result document as soon as the worker sends it. Raises RoundFailed when
+    the worker ends before its plan is done (what it finished has been handed to ``on_result``).
+    """
+    outcome = RoundOutcome(index=index, order=list(order), interpreter=list(interpreter))
+    with tempfile.TemporaryDirectory(prefix="rnnbench-round-") as folder:
+        plan_path = os.path.join(folder, "plan.json")
+        with open(plan_path, "w", encoding="utf-8") as handle:
+            json.dump({"suite": str(suite_path), "device": device, "keys": list(order)}, handle)
+        with open(os.path.join(folder, "stderr.txt"), "w+", encoding="utf-8", errors="replace") as stderr:
+            try:
+                process = subprocess.Popen([*interpreter, "-m", "harness.worker", plan_path],
+                                           stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL,
+                                           text=True, encoding="utf-8")
+            except OSError as exc:
+                raise RoundFailed(f"round {index}: cannot start {' '.join(interpreter)}: {exc}") from None
+            try:
+                for line in process.stdout:
+                    message = _parse(line)
+                    if message is None:
+                        continue
+                    if message.get("type") == "environment":
+                        outcome.environment = message.get("environment")
+                    elif message.get("type") == "result":
+                        outcome.results.append(message["result"])
+                        on_result(message["result"])
+                    elif message.get("type") == "done":
+                        outcome.complete = True
+                returncode = process.wait()
+            except BaseException:
+                process.terminate()
+                process.wait()
+                raise
+            if not outcome.complete:
+                stderr.seek(0)
+                tail = [line.strip() for line in stderr.read().splitlines() if line.strip()]
+                last = tail[-1] if tail else "no message"
+                raise RoundFailed(f"round {index}: the worker ({' '.join(interpreter)}) exited with status "
+                                  f"{returncode} after {len(outcome.results)} of {len(order)} cases: {last}")
+    return outcome
+
+
+def _parse(line: str) -> dict | None:
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return None
+    return message if isinstance(message, dict) else None
