@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from harness import limits
 from harness.errors import SuiteError
 
 CELLS = ("lstm", "gru")
@@ -115,6 +116,8 @@ class Suite:
 def load_suite(path: str | Path) -> Suite:
     path = Path(path)
     try:
+        if path.is_file() and path.stat().st_size > limits.MAX_SUITE_BYTES:
+            raise SuiteError(f"{path}: suite file larger than {limits.MAX_SUITE_BYTES >> 20} MiB")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SuiteError(f"{path}: no such suite file") from None
@@ -125,8 +128,11 @@ def load_suite(path: str | Path) -> Suite:
 
 def parse_suite(text: str, source: str = "<suite>") -> Suite:
     try:
-        data = yaml.safe_load(text)
         nodes = yaml.compose(text, Loader=yaml.SafeLoader)
+        _check_nesting(nodes, source)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except RecursionError:
+        raise SuiteError(f"{source}: nested deeper than {limits.MAX_NESTING} levels") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
@@ -134,6 +140,44 @@ def parse_suite(text: str, source: str = "<suite>") -> Suite:
         raise SuiteError(f"{source}{where}: malformed YAML: {problem}") from None
     suite = _Checker(source, nodes).suite(data)
     return replace(suite, sha256=hashlib.sha256(text.encode("utf-8")).hexdigest())
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (plain YAML keeps the last, silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    duplicate = key in seen
+                except TypeError:  # an unhashable key; the checker refuses it with a better message
+                    continue
+                if duplicate:
+                    raise yaml.constructor.ConstructorError(None, None, f"key {key!r} given twice",
+                                                            key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _check_nesting(root: yaml.Node | None, source: str) -> None:
+    """Refuse documents nested deeper than the limit, iteratively (the composer already recursed once)."""
+    stack = [(root, 1)] if root is not None else []
+    visited: set[int] = set()
+    while stack:
+        node, depth = stack.pop()
+        if depth > limits.MAX_NESTING:
+            raise SuiteError(f"{source}: nested deeper than {limits.MAX_NESTING} levels")
+        if id(node) in visited:  # an alias points at a node already checked
+            continue
+        visited.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend((child, depth + 1) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            stack.extend((child, depth + 1) for pair in node.value for child in pair)
 
 
 class _Checker:
@@ -172,9 +216,14 @@ class _Checker:
         name = self.string(data["name"], ("name",))
         if not name.strip():
             self.fail(("name",), "must not be empty")
+        if len(name) > limits.MAX_NAME_CHARS:
+            self.fail(("name",), f"longer than {limits.MAX_NAME_CHARS} characters ({len(name)})")
+        if not name.isprintable():
+            self.fail(("name",), "must be printable characters only (no control characters, tabs or newlines)")
         grid = self.grid(data["grid"])
         exclude = self.entries(data.get("exclude", []), ("exclude",))
         include = self.entries(data.get("include", []), ("include",))
+        self.bounded_case_count(grid, include)
         suite = Suite(
             name=name,
             source=self.source,
@@ -182,8 +231,10 @@ class _Checker:
             device=self.device(data.get("device", "auto")),
             dtype=self.choice(data.get("dtype", "float32"), DTYPES, ("dtype",)),
             precision=self.choice(data.get("precision", "fp32"), PRECISIONS, ("precision",)),
-            seed=self.integer(data.get("seed", 0), ("seed",), minimum=0),
-            threads=None if data.get("threads") is None else self.integer(data["threads"], ("threads",)),
+            seed=self.integer(data.get("seed", 0), ("seed",), minimum=0, maximum=limits.MAX_SEED),
+            threads=None if data.get("threads") is None else self.integer(
+                data["threads"], ("threads",), maximum=limits.max_threads(),
+                too_many="the cores this process may use"),
             timing=self.timing(data.get("timing", {})),
             telemetry=self.telemetry(data.get("telemetry", {})),
             grid=grid,
@@ -208,20 +259,40 @@ class _Checker:
             self.fail(path, f"unknown value {value!r}{hint}; allowed: {', '.join(allowed)}")
         return value
 
-    def integer(self, value, path: tuple, minimum: int = 1) -> int:
+    def integer(self, value, path: tuple, minimum: int = 1, maximum: int | None = None,
+                too_many: str | None = None) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             self.fail(path, f"must be an integer, got {_describe(value)}")
         if value < minimum:
             qualifier = "positive" if minimum == 1 else f">= {minimum}"
             self.fail(path, f"must be {qualifier}, got {value}")
+        if maximum is not None and value > maximum:
+            what = f" ({too_many})" if too_many else ""
+            self.fail(path, f"must be at most {maximum:,}{what}, got {_short(value)}")
         return value
 
-    def number(self, value, path: tuple) -> float:
+    def number(self, value, path: tuple, maximum: float | None = None, minimum: float = 0.0) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             self.fail(path, f"must be a number, got {_describe(value)}")
-        if value <= 0:
-            self.fail(path, f"must be positive, got {value}")
+        if value <= minimum:
+            self.fail(path, f"must be {'positive' if minimum == 0 else f'above {minimum:g}'}, got {_short(value)}")
+        if maximum is not None and value > maximum:
+            self.fail(path, f"must be at most {maximum:g}, got {_short(value)}")
         return float(value)
+
+    def bounded_case_count(self, grid, include) -> None:
+        """Count the cases before expanding them: anchors can make a small file name millions."""
+        if len(include) > limits.MAX_INCLUDE_ENTRIES:
+            self.fail(("include",), f"more than {limits.MAX_INCLUDE_ENTRIES:,} entries ({len(include):,})")
+        sizes = dict((axis, len(values)) for axis, values in grid)
+        count = math.prod(sizes.values())
+        for entry in include:
+            count += math.prod({**sizes, **{axis: len(values) for axis, values in entry}}.values())
+            if count > limits.MAX_CASES:
+                break
+        if count > limits.MAX_CASES:
+            self.fail(("grid",), f"names more than {limits.MAX_CASES:,} cases (grid product plus include "
+                                 f"entries); split the suite")
 
     def boolean(self, value, path: tuple) -> bool:
         if not isinstance(value, bool):
@@ -244,14 +315,17 @@ class _Checker:
         defaults = Timing()
         timing = Timing(
             warmup_iters=self.integer(value.get("warmup_iters", defaults.warmup_iters),
-                                      path + ("warmup_iters",), minimum=0),
-            min_iters=self.integer(value.get("min_iters", defaults.min_iters), path + ("min_iters",)),
-            max_iters=self.integer(value.get("max_iters", defaults.max_iters), path + ("max_iters",)),
-            budget_s=self.number(value.get("budget_s", defaults.budget_s), path + ("budget_s",)),
+                                      path + ("warmup_iters",), minimum=0, maximum=limits.MAX_WARMUP_ITERS),
+            min_iters=self.integer(value.get("min_iters", defaults.min_iters), path + ("min_iters",),
+                                   maximum=limits.MAX_ITERS),
+            max_iters=self.integer(value.get("max_iters", defaults.max_iters), path + ("max_iters",),
+                                   maximum=limits.MAX_ITERS),
+            budget_s=self.number(value.get("budget_s", defaults.budget_s), path + ("budget_s",),
+                                 maximum=limits.MAX_BUDGET_S),
             case_timeout_s=self.number(value.get("case_timeout_s", defaults.case_timeout_s),
-                                       path + ("case_timeout_s",)),
+                                       path + ("case_timeout_s",), maximum=limits.MAX_CASE_TIMEOUT_S),
             profile_iters=self.integer(value.get("profile_iters", defaults.profile_iters),
-                                       path + ("profile_iters",), minimum=0),
+                                       path + ("profile_iters",), minimum=0, maximum=limits.MAX_PROFILE_ITERS),
         )
         if timing.max_iters < timing.min_iters:
             self.fail(path + ("max_iters",),
@@ -266,7 +340,8 @@ class _Checker:
         return Telemetry(
             enabled=self.boolean(value.get("enabled", defaults.enabled), path + ("enabled",)),
             nvml_period_ms=self.number(value.get("nvml_period_ms", defaults.nvml_period_ms),
-                                       path + ("nvml_period_ms",)),
+                                       path + ("nvml_period_ms",), minimum=limits.MIN_NVML_PERIOD_MS - 1e-9,
+                                       maximum=limits.MAX_NVML_PERIOD_MS),
         )
 
     def axis_values(self, axis: str, value, path: tuple) -> tuple:
@@ -281,7 +356,8 @@ class _Checker:
             elif axis in BOOL_AXES:
                 checked.append(self.boolean(item, item_path))
             else:
-                checked.append(self.integer(item, item_path))
+                checked.append(self.integer(item, item_path, maximum=limits.MAX_LAYERS if axis == "num_layers"
+                                            else limits.MAX_SIZE))
         if len(set(checked)) != len(checked):
             self.fail(path, f"lists a value twice: {checked}")
         return tuple(checked)
@@ -317,6 +393,11 @@ class _Checker:
 def _display_key(part) -> str:
     text = str(part)
     return text if text.isprintable() and text.strip() == text and text else repr(text)
+
+
+def _short(value) -> str:
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    return text if len(text) <= 24 else f"{text[:10]}...({len(text)} digits)"
 
 
 def _describe(value) -> str:
