@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import itertools
+import re
 import zlib
 from dataclasses import asdict, dataclass, fields
 from typing import Iterable, Sequence
@@ -93,7 +94,7 @@ def parse_filter(text: str) -> tuple[str, tuple] | str:
     for item in raw.split(","):
         item = item.strip()
         if axis in SIZE_AXES:
-            if not item.isdigit():
+            if not re.fullmatch(r"[0-9]{1,9}", item):
                 raise SuiteError(f"--filter {text!r}: '{axis}' takes whole numbers, got {item!r}")
             values.append(int(item))
         elif axis in BOOL_AXES:

@@ -23,8 +23,14 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+DEVICE_SPELLING = re.compile(r"(auto|cpu|cuda)(?::([0-9]{1,4}))?", re.ASCII)
+
+
 def resolve_device(requested: str) -> torch.device:
     """'auto' means the GPU when there is one. Raises ValueError when the device is not on this machine."""
+    match = DEVICE_SPELLING.fullmatch(requested) if isinstance(requested, str) else None
+    if match is None or (match.group(2) is not None and match.group(1) != "cuda"):
+        raise ValueError(f"unknown device {requested!r}; use auto, cpu, cuda or cuda:N")
     if requested == "auto":
         return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
     device = torch.device(requested)

@@ -6,6 +6,7 @@ can drift from the others (the pytest entry point once ignored the suite's ``thr
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 
 import torch
@@ -15,7 +16,7 @@ from harness.env import check_device_supports, resolve_device
 from harness.errors import SuiteError
 from harness.precision import apply_math_precision
 from harness.runner import RunSettings
-from harness.suite import Suite, load_suite
+from harness.suite import BACKENDS, Suite, load_suite
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,11 @@ class OpenedSuite:
 
     def select(self, backends=(), filters=(), option_names: str = "--backend/--filter") -> tuple[Case, ...]:
         """The cases that match; none matching is an error that names the selection options."""
+        for backend in backends:
+            if backend not in BACKENDS:
+                close = difflib.get_close_matches(backend, BACKENDS, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise SuiteError(f"unknown backend {backend!r}{hint}; known: {', '.join(BACKENDS)}")
         selected = select_cases(list(self.cases), backends, filters)
         if not selected:
             raise SuiteError(f"{self.path}: no case matches the {option_names} selection "
@@ -42,12 +48,12 @@ def open_suite(suite_path: str, device_option: str | None = None,
                device_option_name: str = "--device") -> OpenedSuite:
     """Load and validate the suite, resolve its device (or the override) on this machine, expand its cases."""
     suite = load_suite(suite_path)
-    requested = device_option or suite.device
+    requested = device_option if device_option is not None else suite.device
     try:
         device = resolve_device(requested)
         check_device_supports(device, suite.dtype)
     except ValueError as exc:
-        where = device_option_name if device_option else f"{suite_path}: device"
+        where = device_option_name if device_option is not None else f"{suite_path}: device"
         raise SuiteError(f"{where}: {exc}") from None
     return OpenedSuite(path=suite_path, suite=suite, device=device, cases=tuple(expand_cases(suite, device.type)))
 

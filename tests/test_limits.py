@@ -74,3 +74,26 @@ def test_any_text_is_a_suite_or_one_suite_error(text):
         parse_suite("name: t\n" + GRID + text)
     except SuiteError as exc:
         assert "\n" not in str(exc)
+
+
+@pytest.mark.parametrize("device", ["tpu", "cuda:-1", "CPU", "cuda:0:1", "cuda:\u0661", "", "cpu:0", " cpu"])
+def test_unusual_device_strings_are_one_line_in_every_command(device):
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    for args in (["validate", "suites/small.yaml", "--device", device], ["env", "--device", device]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "unknown device" in result.output and "Traceback" not in result.output
+
+
+def test_non_ascii_digits_in_a_filter_and_misspelt_backends_are_one_line():
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    result = CliRunner().invoke(main, ["list", "suites/small.yaml", "--filter", "hidden_size=\u00b2"])
+    assert result.exit_code == 2 and "whole numbers" in result.output
+    result = CliRunner().invoke(main, ["list", "suites/small.yaml", "--backend", "cudnnn"])
+    assert result.exit_code == 2 and "did you mean 'cudnn'" in result.output
