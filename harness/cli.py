@@ -1,10 +1,11 @@
 """The ``rnnbench`` command. It wires the stages together and is, with the reporter, the only place that
 prints. Exit codes: 0 success, 1 a case failed (run) / a regression (compare), 2 unusable input,
-130 interrupted (the finished cases are saved)."""
+3 an internal error, 130 interrupted (the finished cases are saved)."""
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from contextlib import contextmanager
@@ -15,18 +16,86 @@ import click
 
 from harness.errors import RnnbenchError
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 class _Group(click.Group):
-    """Turns the project's own errors into one line on stderr and exit code 2, never a traceback."""
+    """Every way a command can end, as an exit code and at most one line on stderr, never a traceback.
 
-    def invoke(self, ctx):
+    0 success, 1 a case failed (run) or a regression (compare), 2 unusable input (the project's own errors,
+    usage errors, files that cannot be read or written), 3 an internal error (a bug: RNNBENCH_DEBUG=1 shows
+    its traceback), 130 interrupted. A closed stdout (``| head``) ends nothing: output stops, the command
+    finishes and exits with its own code.
+    """
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if sys.stdout is sys.__stdout__ and sys.stdout is not None:
+            sys.stdout = _QuietWhenClosed(sys.stdout)
         try:
-            return super().invoke(ctx)
+            super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.ctx.get_help())
+            sys.exit(EXIT_BAD_INPUT)
+        except click.UsageError as exc:
+            command = f" {exc.ctx.command_path.split(' ', 1)[-1]}" if exc.ctx and " " in exc.ctx.command_path else ""
+            _fail(f"{exc.format_message()} (see: rnnbench{command} --help)", EXIT_BAD_INPUT)
+        except (click.exceptions.Abort, KeyboardInterrupt):
+            _fail("interrupted", EXIT_INTERRUPTED, prefix="rnnbench: ")
+        except click.ClickException as exc:
+            _fail(exc.format_message(), EXIT_BAD_INPUT)
         except RnnbenchError as exc:
-            click.echo(f"rnnbench: error: {exc}", err=True)
-            ctx.exit(EXIT_BAD_INPUT)
+            _fail(str(exc), EXIT_BAD_INPUT)
+        except RecursionError:
+            _fail("input nested too deeply to read", EXIT_BAD_INPUT)
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            _fail(f"{where}{exc.strerror or exc}", EXIT_BAD_INPUT)
+        except Exception as exc:  # a bug: say it in one line; the traceback is one variable away
+            if os.environ.get("RNNBENCH_DEBUG"):
+                raise
+            _fail(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''} "
+                  f"(set RNNBENCH_DEBUG=1 for the traceback)", EXIT_INTERNAL, prefix="rnnbench: internal error: ")
+        sys.exit(EXIT_OK)
+
+
+def _fail(message: str, code: int, prefix: str = "rnnbench: error: ") -> None:
+    click.echo(f"{prefix}{_one_line(message)}", err=True)
+    sys.exit(code)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+class _QuietWhenClosed:
+    """stdout that, once its reader has gone (``rnnbench ... | head``), drops further output instead of
+    raising BrokenPipeError, so the command still finishes and exits with its own code."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._to_devnull()
+            return len(text)
+
+    def flush(self):
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._to_devnull()
+
+    def _to_devnull(self):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self._stream.fileno())
+        os.close(devnull)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -81,7 +81,8 @@ def test_env_describes_the_machine():
 @pytest.mark.parametrize("args, fragment", [
     (["run", "no-such-suite.yaml"], "no such suite file"),
     (["list", "{suite}", "--filter", "colour=red"], "unknown axis 'colour'"),
-    (["run", "{suite}", "--backend", "nope"], "no case matches"),
+    (["run", "{suite}", "--backend", "nope"], "unknown backend 'nope'"),
+    (["run", "{suite}", "--filter", "hidden_size=99"], "no case matches"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tiny_suite, args, fragment):
     done = rnnbench(*[a.format(suite=tiny_suite) for a in args])
