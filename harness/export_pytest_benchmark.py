@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.compare import check_metric
+from harness.metrics import check_sampled_metric
 from harness.results import RunResults, thaw
 
 
@@ -31,12 +31,12 @@ def to_pytest_benchmark(run: RunResults, metric: str | None = None) -> Export:
     from pytest_benchmark import __version__ as pytest_benchmark_version
     from pytest_benchmark.stats import Stats
 
-    check_metric(metric)
+    check_sampled_metric(metric)
     environment = thaw(run.environment)
     suite = thaw(run.suite)
     suite_name = suite.get("name", "suite")
     timing = suite.get("timing") or {}
-    on_cuda = str(environment.get("device", "")).startswith("cuda")
+    on_cuda = run.environment.device_type == "cuda"
     options = {
         "disable_gc": True,  # the harness pauses the garbage collector inside the timed loop
         "timer": "torch.cuda.Event (per region)" if on_cuda else "time.perf_counter_ns",

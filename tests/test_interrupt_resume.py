@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from harness.results import read_results
+from harness.store import read_results
 
 SUITE = """
 name: interruptible

@@ -11,8 +11,10 @@ from click.testing import CliRunner
 from report_builders import failed_result, ok_result, sweep_run, with_results
 
 from harness.cli import main
+from harness.compare import compare_runs
 from harness.report.render import write_report
-from harness.results import write_results
+from harness.store import read_results, write_results
+from harness.verdict import REGRESSION
 
 
 def rnnbench(*args):
@@ -72,8 +74,6 @@ def test_the_markdown_summary_is_a_compact_table_with_flags(results_file, tmp_pa
 
 
 def test_report_of_two_files_adds_the_comparison(results_file, tmp_path):
-    from harness.results import read_results
-
     before = read_results(results_file)
     slower = [ok_result(r.case, r.median_ms() * 1.3) if r.ok and r.case.backend == "eager" else r for r in before.cases]
     after_path = tmp_path / "after.json"
@@ -89,9 +89,6 @@ def test_report_of_two_files_adds_the_comparison(results_file, tmp_path):
 
 
 def test_the_comparison_in_the_report_is_the_gates_and_lists_what_it_did_not_compare(results_file, tmp_path):
-    from harness.compare import REGRESSION, compare_runs as gate_compare_runs
-    from harness.results import read_results
-
     before = read_results(results_file)
     slower = [ok_result(r.case, r.median_ms() * 1.3) if r.ok and r.case.backend == "eager" else r
               for r in before.cases[:-1]]  # the last case only in A
@@ -99,11 +96,11 @@ def test_the_comparison_in_the_report_is_the_gates_and_lists_what_it_did_not_com
     write_results(after_path, with_results(before, slower, source=str(after_path)))
     code, output = rnnbench("report", results_file, after_path, "-o", tmp_path / "r")
     assert code == 0, output
-    gate = gate_compare_runs(read_results(results_file), read_results(after_path))
+    gate = compare_runs(read_results(results_file), read_results(after_path))
     counts = gate.counts()
     eager = {r.key for r in before.cases[:-1] if r.ok and r.case.backend == "eager"}
     assert {c.key for c in gate.regressions} < eager
-    [scattered] = [c for c in gate.cases if c.key in eager and c.verdict != REGRESSION]
+    [scattered] = [c for c in gate.pairs if c.key in eager and c.verdict != REGRESSION]
     assert scattered.verdict == "noise"  # the fixture's noisy case (samples spread +-50 %): not confirmed
     summary = (tmp_path / "r" / "summary.md").read_text()
     page = (tmp_path / "r" / "report.html").read_text()
@@ -124,9 +121,6 @@ def test_the_comparison_in_the_report_is_the_gates_and_lists_what_it_did_not_com
 
 
 def test_report_takes_the_gates_threshold_so_its_verdicts_match_compare(results_file, tmp_path):
-    from harness.compare import compare_runs as gate_compare_runs
-    from harness.results import read_results
-
     before = read_results(results_file)
     slower = [ok_result(r.case, r.median_ms() * 1.3) if r.ok and r.case.backend == "eager" else r for r in before.cases]
     after_path = tmp_path / "after.json"
@@ -135,7 +129,7 @@ def test_report_takes_the_gates_threshold_so_its_verdicts_match_compare(results_
         out = tmp_path / threshold.rstrip("%")
         code, output = rnnbench("report", results_file, after_path, "-o", out, "--threshold", threshold)
         assert code == 0, output
-        counts = gate_compare_runs(read_results(results_file), read_results(after_path), threshold=fraction).counts()
+        counts = compare_runs(read_results(results_file), read_results(after_path), threshold=fraction).counts()
         assert f"**{counts['regression']} slower**" in (out / "summary.md").read_text()
     assert "**0 slower**" in (tmp_path / "50" / "summary.md").read_text()
     assert "**0 slower**" not in (tmp_path / "5" / "summary.md").read_text()
@@ -144,8 +138,6 @@ def test_report_takes_the_gates_threshold_so_its_verdicts_match_compare(results_
 
 
 def test_files_without_a_case_in_common_are_reported_with_every_case_listed(results_file, tmp_path):
-    from harness.results import read_results
-
     run = read_results(results_file)
     first, second = tmp_path / "first.json", tmp_path / "second.json"
     write_results(first, with_results(run, run.cases[:10], source=str(first)))
@@ -160,8 +152,6 @@ def test_files_without_a_case_in_common_are_reported_with_every_case_listed(resu
 
 
 def test_the_same_results_give_byte_identical_reports(results_file, tmp_path):
-    from harness.results import read_results
-
     run = read_results(results_file)
     first = write_report([run], tmp_path / "one")
     second = write_report([read_results(results_file)], tmp_path / "two")
