@@ -6,7 +6,7 @@ from harness.errors import ResultsFileError
 from harness.results import CaseResult, RunResults
 from harness.speedup import speedup_over_cudnn
 from harness.store import ResultsWriter, read_journal, read_results, write_results
-from tests.helpers import tiny_case
+from helpers import tiny_case
 
 
 def _result(backend="cudnn", samples=(2.0, 1.0, 3.0, 2.5, 1.5, 2.2), status="ok", **extra):
