@@ -10,6 +10,13 @@ from typing import Iterable, Sequence
 from harness.errors import SuiteError
 from harness.suite import AXES, BOOL_AXES, CHOICE_AXES, SIZE_AXES, Suite, grid_points
 
+# The timed regions of each mode, in the order they are measured; the last stands for the whole case.
+REGIONS_BY_MODE = {
+    "inference": ("forward",),
+    "forward": ("forward",),
+    "forward_backward": ("forward", "backward", "step"),
+}
+
 
 @dataclass(frozen=True, order=True)
 class Case:
@@ -43,6 +50,11 @@ class Case:
     @property
     def directions(self) -> int:
         return 2 if self.bidirectional else 1
+
+    @property
+    def primary_region(self) -> str:
+        """The region that stands for the whole case: the step when there is one, else the forward."""
+        return REGIONS_BY_MODE[self.mode][-1]
 
     @property
     def needs_grad(self) -> bool:

@@ -48,7 +48,6 @@ class Pair:
     baseline: CaseResult
     current: CaseResult
     region: str
-    batches: tuple[int, int]
     baseline_median_ms: float
     current_median_ms: float
     ratio: float                  # current / baseline median; > 1: slower
@@ -70,19 +69,12 @@ class Pair:
     def interval(self) -> Ratio:
         return Ratio(self.ratio, self.ci_low, self.ci_high)
 
-    @property
-    def change(self) -> float:
-        """Relative change of the median: +0.20 is 20 % slower."""
-        return self.ratio - 1.0
-
 
 @dataclass(frozen=True)
 class NotCompared:
     """A case in both files that could not be compared (failed, skipped, or no samples of the region)."""
 
     key: str
-    baseline_status: str
-    current_status: str
     reason: str
     broken: bool  # ok in the baseline, failed now: fails the gate
 
@@ -193,8 +185,7 @@ def compare_runs(baseline: RunResults, current: RunResults, *, metric: str | Non
         region = metric or base.primary_region
         reason = _why_not_compared(base, cur, region)
         if reason:
-            not_compared.append(NotCompared(key=key, baseline_status=base.status, current_status=cur.status,
-                                            reason=reason, broken=base.ok and cur.status == "failed"))
+            not_compared.append(NotCompared(key=key, reason=reason, broken=base.ok and cur.status == "failed"))
         else:
             measured.append((base, cur, region))
 
@@ -203,8 +194,7 @@ def compare_runs(baseline: RunResults, current: RunResults, *, metric: str | Non
         base_samples, cur_samples = base.samples_ms[region], cur.samples_ms[region]
         base_batches, cur_batches = batch_medians(base_samples), batch_medians(cur_samples)
         ci_low, ci_high = ratio_interval(base_samples, cur_samples, alpha)
-        raw.append(dict(baseline=base, current=cur, region=region, batches=(len(base_batches), len(cur_batches)),
-                        baseline_median_ms=float(np.median(base_samples)),
+        raw.append(dict(baseline=base, current=cur, region=region, baseline_median_ms=float(np.median(base_samples)),
                         current_median_ms=float(np.median(cur_samples)),
                         ci_low=ci_low, ci_high=ci_high, p_value=mann_whitney_p(base_batches, cur_batches)))
     adjusted = holm_adjust([entry["p_value"] for entry in raw])

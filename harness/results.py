@@ -21,7 +21,6 @@ from typing import Any, Mapping
 from harness.cases import Case
 from harness.flops import region_flops
 from harness.stats import SampleStats, summarize
-from harness.timing import REGIONS_BY_MODE
 
 SCHEMA = "rnnbench.results"
 SCHEMA_VERSION = 1
@@ -88,8 +87,7 @@ class CaseResult:
 
     @property
     def primary_region(self) -> str:
-        """The region that stands for the whole case: the step when there is one, else the forward."""
-        return REGIONS_BY_MODE[self.case.mode][-1]
+        return self.case.primary_region
 
     def median_ms(self, region: str | None = None) -> float | None:
         stats = self.stats.get(region or self.primary_region)
@@ -239,16 +237,22 @@ class CompileFacts:
                    graph_breaks=facts.get("graph_breaks", 0), break_reasons=tuple(facts.get("break_reasons", ())))
 
 
+def _fact(*path: str) -> property:
+    """A fact of the environment at ``path``; None where the file does not record it."""
+    return property(lambda self: self._at(*path))
+
+
+def _section(name: str) -> property:
+    """A part of the environment (e.g. torch's versions); empty where the file does not record it."""
+    return property(lambda self: self._at(name) or {})
+
+
 class Environment(Mapping):
     """The environment a run recorded (``harness.env.collect_environment``): read-only, as written, with
     typed properties for the facts the reading side asks. A fact the file does not record is None."""
 
     def __init__(self, facts: Mapping | None = None):
-        self._facts = freeze(facts.facts if isinstance(facts, Environment) else dict(facts or {}))
-
-    @property
-    def facts(self) -> Mapping:
-        return self._facts
+        self._facts = freeze(dict(facts or {}))
 
     def __getitem__(self, key: str) -> Any:
         return self._facts[key]
@@ -258,11 +262,6 @@ class Environment(Mapping):
 
     def __len__(self) -> int:
         return len(self._facts)
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, Mapping) and dict(self.items()) == dict(other.items())
-
-    __hash__ = None
 
     def __repr__(self) -> str:
         return f"Environment({dict(self._facts)!r})"
@@ -275,89 +274,31 @@ class Environment(Mapping):
             value = value.get(name)
         return value
 
-    @property
-    def device(self) -> str | None:
-        return self._at("device")
+    device = _fact("device")  # "cuda:0", "cpu"
+    gpu_name = _fact("gpu", "name")
+    cpu_model = _fact("machine", "cpu", "brand_raw")
+    host = _fact("machine", "node")
+    python_version = _fact("machine", "python_version")
+    torch_version = _fact("torch", "version")
+    cuda_version = _fact("torch", "cuda")
+    cudnn_version = _fact("torch", "cudnn")
+    onednn_version = _fact("torch", "onednn")
+    intra_op_threads = _fact("threads", "intra_op")
+    rnnbench_version = _fact("rnnbench_version")
+    gpu = _fact("gpu")  # None on a CPU run
+    machine, torch, threads, commit = _section("machine"), _section("torch"), _section("threads"), _section("commit")
+    math_precision, env_vars = _section("math_precision"), _section("env_vars")
 
     @property
     def device_type(self) -> str | None:
-        device = self.device
-        return str(device).split(":")[0] if device else None
-
-    @property
-    def gpu(self) -> Mapping | None:
-        return self._at("gpu") or None
-
-    @property
-    def gpu_name(self) -> str | None:
-        return self._at("gpu", "name")
+        return str(self.device).split(":")[0] if self.device else None
 
     @property
     def gpu_driver(self) -> str | None:
         driver = self._at("gpu", "driver")
-        return driver if driver is not None else self._at("gpu", "driver_version")
-
-    @property
-    def cpu_model(self) -> str | None:
-        return self._at("machine", "cpu", "brand_raw")
+        return driver if driver is not None else self._at("gpu", "driver_version")  # older files
 
     @property
     def hardware_name(self) -> str | None:
         """What the run ran on: the GPU's model, else the CPU's."""
         return self.gpu_name or self.cpu_model
-
-    @property
-    def host(self) -> str | None:
-        return self._at("machine", "node")
-
-    @property
-    def python_version(self) -> str | None:
-        return self._at("machine", "python_version")
-
-    @property
-    def machine(self) -> Mapping:
-        return self._at("machine") or {}
-
-    @property
-    def torch(self) -> Mapping:
-        return self._at("torch") or {}
-
-    @property
-    def torch_version(self) -> str | None:
-        return self._at("torch", "version")
-
-    @property
-    def cuda_version(self) -> str | None:
-        return self._at("torch", "cuda")
-
-    @property
-    def cudnn_version(self) -> Any:
-        return self._at("torch", "cudnn")
-
-    @property
-    def onednn_version(self) -> str | None:
-        return self._at("torch", "onednn")
-
-    @property
-    def threads(self) -> Mapping:
-        return self._at("threads") or {}
-
-    @property
-    def intra_op_threads(self) -> int | None:
-        return self._at("threads", "intra_op")
-
-    @property
-    def commit(self) -> Mapping:
-        return self._at("commit") or {}
-
-    @property
-    def math_precision(self) -> Mapping:
-        return self._at("math_precision") or {}
-
-    @property
-    def env_vars(self) -> Mapping:
-        return self._at("env_vars") or {}
-
-    @property
-    def rnnbench_version(self) -> str | None:
-        return self._at("rnnbench_version")
