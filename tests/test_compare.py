@@ -67,6 +67,17 @@ def test_batch_medians_keep_the_measured_order():
     assert len(batch_medians([1.0, 2.0, 3.0])) == 3  # fewer samples than batches: one sample a batch
 
 
+def test_the_medians_of_batches_and_resamples_are_numpys_nanmedian_bit_for_bit():
+    from harness.ratios import _batches, _row_medians
+
+    rng = np.random.default_rng(6)
+    for size in (1, 2, 9, 10, 11, 57, 200, 203):  # whole batches, and NaN-padded ones of unequal length
+        table = _batches(rng.lognormal(0.0, 0.3, size))
+        resamples = table[rng.integers(0, table.shape[0], size=(40, table.shape[0]))].reshape(40, -1)
+        assert np.array_equal(_row_medians(resamples.copy()), np.nanmedian(resamples, axis=1))
+        assert np.array_equal(_row_medians(table.copy()), np.nanmedian(table, axis=1))
+
+
 def test_holm_adjustment():
     assert holm_adjust([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
     assert holm_adjust([0.5]) == [0.5]
