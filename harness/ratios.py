@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
-from scipy import stats as scipy_stats
 
 MAX_BATCHES = 10
 MIN_BATCHES_FOR_INTERVAL = 5
@@ -117,6 +116,8 @@ def ratio_interval(baseline_samples: Sequence[float], current_samples: Sequence[
 
 
 def mann_whitney_p(baseline_batches: np.ndarray, current_batches: np.ndarray) -> float:
+    from scipy import stats as scipy_stats  # half a second to import; only a comparison needs it
+
     if np.array_equal(np.sort(baseline_batches), np.sort(current_batches)):
         return 1.0  # identical sets (a file compared with itself); scipy would also say so, less directly
     result = scipy_stats.mannwhitneyu(current_batches, baseline_batches, alternative="two-sided", method="exact")
