@@ -12,7 +12,7 @@ from harness.backends import build_backend
 from harness.cli import main
 from harness.runner import run_case
 from harness.suite import Timing
-from helpers import cpu_settings, tiny_case
+from tests.helpers import cpu_settings, tiny_case
 
 SUITE = """
 name: faults

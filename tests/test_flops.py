@@ -1,5 +1,5 @@
 from harness.flops import forward_flops, region_flops
-from helpers import tiny_case
+from tests.helpers import tiny_case
 
 
 def test_single_layer_lstm_follows_the_stated_formula():

@@ -5,7 +5,7 @@ import torch
 
 from harness.precision import apply_math_precision
 from harness.runner import run_case
-from helpers import cpu_settings, tiny_case
+from tests.helpers import cpu_settings, tiny_case
 
 pytestmark = pytest.mark.gpu
 

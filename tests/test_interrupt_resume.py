@@ -14,7 +14,7 @@ from harness.store import read_results
 SUITE = """
 name: interruptible
 device: cpu
-timing: {warmup_iters: 0, min_iters: 1, budget_s: 0.3}
+timing: {warmup_iters: 0, min_iters: 1, budget_s: 0.1}
 grid:
   cell: [lstm, gru]
   backend: [cudnn, eager]
@@ -111,7 +111,7 @@ def finished_run(cudnn_run, tmp_path):
 
 
 def test_resume_refuses_a_changed_suite(suite, finished_run):
-    suite.write_text(SUITE.replace("budget_s: 0.3", "budget_s: 0.2"))
+    suite.write_text(SUITE.replace("budget_s: 0.1", "budget_s: 0.2"))
     done = resume(suite, finished_run)
     assert done.returncode == 2
     assert "the suite has changed" in done.stderr and "Traceback" not in done.stderr

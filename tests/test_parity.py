@@ -5,7 +5,7 @@ import torch
 
 from harness.backends import build_backend, cells
 from harness.runner import run_case
-from helpers import cpu_settings, tiny_case
+from tests.helpers import cpu_settings, tiny_case
 
 GATE_LEVEL = ["eager", "torchscript", "compile"]
 ALL = ["cudnn", *GATE_LEVEL, "compile_module"]

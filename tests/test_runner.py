@@ -3,7 +3,7 @@ import torch
 from harness.backends import build_backend
 from harness.errors import BackendUnavailable
 from harness.runner import make_inputs, make_reference, run_case
-from helpers import cpu_settings, tiny_case
+from tests.helpers import cpu_settings, tiny_case
 
 
 def test_every_backend_of_a_configuration_gets_the_same_weights_and_inputs():

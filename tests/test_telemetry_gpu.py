@@ -11,7 +11,7 @@ from harness.suite import Telemetry, Timing
 from harness.telemetry import nvml as N
 from harness.telemetry.case import close_monitors, device_spec
 from harness.telemetry.sampler import NvmlMonitor
-from helpers import cpu_settings, tiny_case
+from tests.helpers import cpu_settings, tiny_case
 
 pytestmark = pytest.mark.gpu
 CUDA = torch.device("cuda:0")

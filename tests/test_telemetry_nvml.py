@@ -4,7 +4,7 @@ import pytest
 
 from harness.telemetry import nvml as N
 from tests import fake_nvml
-from fake_nvml import GiB
+from tests.fake_nvml import GiB
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from harness.suite import Telemetry
 from harness.telemetry.case import close_monitors
 from harness.telemetry.nvml import MODULE_ENV_VAR
 from tests import fake_nvml
-from helpers import cpu_settings, tiny_case
+from tests.helpers import cpu_settings, tiny_case
 
 ROOT = Path(__file__).resolve().parent.parent
 

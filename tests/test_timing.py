@@ -6,7 +6,7 @@ import torch
 from harness.runner import make_inputs, make_reference
 from harness.suite import Timing
 from harness.timing import CaseTimeout, CpuClock, Workload, measure, run_iteration
-from helpers import cpu_settings, tiny_case
+from tests.helpers import cpu_settings, tiny_case
 
 
 def _work(mode="forward_backward"):
