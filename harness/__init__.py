@@ -9,14 +9,17 @@ The pipeline runs one way, one module per stage:
     timing.py     time forward / backward / step regions on the case's device
     telemetry/    NVML samples (a separate process) and peak memory around the timed loop
     stats.py      derived statistics of a list of samples
-    results.py    immutable case results and the versioned results file
+    results.py    immutable case and run records, with typed views of what they recorded
+    store.py      results files and journals: paths, atomic writes, reading back into records
     runner.py     one case through backend -> parity -> timing -> result
     resume.py     what an interrupted run finished, and whether it may be continued
 
 Readers of results files:
 
-    report/       renders: terminal tables, scaling/speedup/A-vs-B charts, HTML page, Markdown summary
-    compare.py    the regression gate: per-case ratio, interval, significance and verdict
+    compare.py    the one comparison model (the regression gate), from ratios.py (statistics),
+                  verdict.py (verdicts and their vocabulary) and environment_diff.py
+    speedup.py    speedups over cudnn within one run
+    report/       renders only: terminal tables, scaling/speedup/A-vs-B charts, HTML page, Markdown summary
     export_pytest_benchmark.py, pytest_plugin.py   pytest-benchmark interop
 
     cli.py        wires the stages together; it and report/ are the only modules that print

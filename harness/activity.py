@@ -28,10 +28,12 @@ import os
 import statistics
 import tempfile
 import time
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from harness.quiet import native_stderr_silenced
-from harness.timing import Workload, run_iteration
+
+if TYPE_CHECKING:  # reading results (the table's note) must not need torch
+    from harness.timing import Workload
 
 ITERATION_RANGE = "rnnbench.iteration"
 DEVICE_BUSY_CATEGORIES = ("kernel", "gpu_memcpy", "gpu_memset")
@@ -59,6 +61,8 @@ def profile_activity(work: Workload, clock, device_type: str, iterations: int,
 
 def _record_trace(work: Workload, clock, device_type: str, iterations: int) -> list[dict]:
     from torch.profiler import ProfilerActivity, profile, record_function, schedule
+
+    from harness.timing import run_iteration
 
     activities = [ProfilerActivity.CPU]
     if device_type == "cuda":

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import fnmatch
-import itertools
 import re
 import zlib
 from dataclasses import asdict, dataclass, fields
 from typing import Iterable, Sequence
 
 from harness.errors import SuiteError
-from harness.suite import AXES, BOOL_AXES, CHOICE_AXES, SIZE_AXES, Suite
+from harness.suite import AXES, BOOL_AXES, CHOICE_AXES, SIZE_AXES, Suite, grid_points
+
+# The timed regions of each mode, in the order they are measured; the last stands for the whole case.
+REGIONS_BY_MODE = {
+    "inference": ("forward",),
+    "forward": ("forward",),
+    "forward_backward": ("forward", "backward", "step"),
+}
 
 
 @dataclass(frozen=True, order=True)
@@ -47,6 +53,11 @@ class Case:
         return 2 if self.bidirectional else 1
 
     @property
+    def primary_region(self) -> str:
+        """The region that stands for the whole case: the step when there is one, else the forward."""
+        return REGIONS_BY_MODE[self.mode][-1]
+
+    @property
     def needs_grad(self) -> bool:
         return self.mode != "inference"
 
@@ -64,22 +75,12 @@ class Case:
 
 
 def expand_cases(suite: Suite, device_type: str) -> list[Case]:
-    """The grid's product, less the excluded cases, plus the included ones; duplicates dropped, order kept."""
-    grid = dict(suite.grid)
-    combos = [dict(zip(AXES, values)) for values in itertools.product(*(grid[a] for a in AXES))]
-    combos = [c for c in combos if not any(_matches(c, dict(entry)) for entry in suite.exclude)]
-    for entry in suite.include:
-        extra_grid = {**grid, **dict(entry)}
-        combos.extend(dict(zip(AXES, values)) for values in itertools.product(*(extra_grid[a] for a in AXES)))
+    """A case per point of the suite's grid (:func:`harness.suite.grid_points`); duplicate keys dropped, order kept."""
     cases: dict[str, Case] = {}
-    for combo in combos:
-        case = Case(**combo, dtype=suite.dtype, device_type=device_type)
+    for point in grid_points(suite):
+        case = Case(**point, dtype=suite.dtype, device_type=device_type)
         cases.setdefault(case.key, case)
     return list(cases.values())
-
-
-def _matches(combo: dict, entry: dict) -> bool:
-    return all(combo[axis] in values for axis, values in entry.items())
 
 
 def parse_filter(text: str) -> tuple[str, tuple] | str:

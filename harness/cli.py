@@ -5,12 +5,11 @@ prints. Exit codes: 0 success, 1 a case failed (run) / a regression (compare), 2
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import sys
 from contextlib import contextmanager
-from datetime import datetime
-from pathlib import Path
 
 import click
 
@@ -168,9 +167,10 @@ def run(suite_path, device, out, backends, filters, resume_path, quiet):
     """Time every case of SUITE and write a results file."""
     from harness.env import collect_environment, utc_now
     from harness.report.text import summary_table, warnings_lines
-    from harness.results import ResultsWriter
+    from harness.results import Environment
     from harness.runner import run_case
     from harness.session import apply_process_settings
+    from harness.store import ResultsWriter, new_results_path, results_path_of
 
     opened = _load(suite_path, device)
     suite, resolved = opened.suite, opened.device
@@ -181,7 +181,7 @@ def run(suite_path, device, out, backends, filters, resume_path, quiet):
         click.echo(f"rnnbench: WARNING: {warning}", err=True)
     previous_cases: tuple = ()
     if resume_path:
-        from harness.resume import finished_cases, load_for_resume, results_path_of
+        from harness.resume import load_for_resume
 
         if out:
             raise click.UsageError("--resume writes to the results file it resumes; leave out --out")
@@ -189,17 +189,17 @@ def run(suite_path, device, out, backends, filters, resume_path, quiet):
         if not backends and not filters:  # repeat the interrupted run's selection
             backends = tuple(previous.options.get("backends", ()))
             filters = tuple(previous.options.get("filters", ()))
-        previous_cases = finished_cases(previous)
+        previous_cases = previous.cases  # every case it recorded (ok, failed or skipped) is finished
         path = results_path_of(resume_path)
     else:
-        path = _results_path(out, suite.name, resolved.type)
+        path = new_results_path(out, suite.name, resolved.type)
     done = {result.key for result in previous_cases}
     cases = [case for case in opened.select(backends, filters) if case.key not in done]
     settings = opened.settings()
     options = {"device": str(resolved), "backends": list(backends), "filters": list(filters)}
     writer = ResultsWriter(path, environment, suite.to_dict(), started_utc=utc_now(),
                            previous_cases=previous_cases, options=options)
-    hardware = environment["gpu"]["name"] if environment["gpu"] else environment["machine"]["cpu"]["brand_raw"]
+    hardware = Environment(environment).hardware_name
     resumed = f" ({len(previous_cases)} already finished)" if resume_path else ""
     click.echo(f"rnnbench: {len(cases)} cases of suite '{suite.name}'{resumed} on {resolved} ({hardware}, "
                f"{suite.dtype}, {suite.precision}); journal: {writer.journal_path}", err=True)
@@ -223,15 +223,6 @@ def run(suite_path, device, out, backends, filters, resume_path, quiet):
                    f"continue with: rnnbench run {suite_path} --resume {path}", err=True)
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(EXIT_FAILED if results.counts()["failed"] else EXIT_OK)
-
-
-def _results_path(out: str | None, suite_name: str, device_type: str) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    default_name = f"{suite_name}-{device_type}-{stamp}.json"
-    if out is None:
-        return Path("results") / default_name
-    path = Path(out)
-    return path if path.suffix == ".json" else path / default_name
 
 
 @contextmanager
@@ -357,10 +348,11 @@ def compare(baseline_path, current_path, metric, threshold, alpha, markdown_path
     a case that ran in the baseline and fails now); 2: unusable input (a missing or malformed file, nothing
     in common, different environments without --allow-env-mismatch, a bad option).
     """
-    from harness.compare import ComparisonError, compare_runs
+    from harness.compare import compare_runs
+    from harness.errors import ComparisonError
     from harness.report.compare_text import (render_environment_refusal, render_markdown,
                                              render_markdown_refusal, render_text)
-    from harness.results import read_results
+    from harness.store import read_results, write_text
 
     threshold_value, alpha_value = _gate_settings(threshold, alpha)
     baseline, current = read_results(baseline_path), read_results(current_path)
@@ -368,28 +360,45 @@ def compare(baseline_path, current_path, metric, threshold, alpha, markdown_path
     blocking = comparison.blocking_differences
     if blocking and not allow_env_mismatch:
         if markdown_path:
-            _write_text(markdown_path, render_markdown_refusal(comparison, "--allow-env-mismatch"))
+            write_text(markdown_path, render_markdown_refusal(comparison, "--allow-env-mismatch"))
         click.echo(render_environment_refusal(comparison), err=True)
         raise ComparisonError(f"refusing to compare runs of different environments "
                               f"({', '.join(d.label for d in blocking)}); refresh the baseline on this machine "
                               f"or pass --allow-env-mismatch")
     click.echo(render_text(comparison))
     if markdown_path:
-        _write_text(markdown_path, render_markdown(comparison))
+        write_text(markdown_path, render_markdown(comparison))
     sys.exit(EXIT_FAILED if comparison.failed else EXIT_OK)
 
 
 def _gate_settings(threshold: str, alpha: str) -> tuple[float, float]:
-    from harness.compare import parse_fraction
-
     return (parse_fraction(threshold, "--threshold"),
             parse_fraction(alpha, "--alpha", allow_zero=False, upper=1.0))
 
 
-def _write_text(path: str, text: str) -> None:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8")
+def parse_fraction(text: str | float, option: str, *, allow_zero: bool = True, upper: float | None = None) -> float:
+    """'5%' or '0.05' -> 0.05. A bare number must be below 1 (a bare 5 is ambiguous: 5 % or 500 %?)."""
+    from harness.errors import ComparisonError
+
+    raw = str(text).strip()
+    percent = raw.endswith("%")
+    number = raw[:-1].strip() if percent else raw
+    try:
+        value = float(number)
+    except ValueError:
+        raise ComparisonError(f"{option} {text!r}: not a number; write e.g. 5% or 0.05") from None
+    if not math.isfinite(value):
+        raise ComparisonError(f"{option} {text!r}: must be a finite number")
+    if percent:
+        value /= 100.0
+    elif value >= 1:
+        raise ComparisonError(f"{option} {text!r}: a bare number must be a fraction below 1; "
+                              f"write {value:g}% for a percentage")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ComparisonError(f"{option} {text!r}: must be {'at least' if allow_zero else 'above'} 0")
+    if upper is not None and value >= upper:
+        raise ComparisonError(f"{option} {text!r}: must be below {upper:g}")
+    return value
 
 
 @main.command("export-pytest-benchmark")
@@ -401,7 +410,7 @@ def export_pytest_benchmark(results_path, output, metric):
     """Write RESULTS in pytest-benchmark's JSON format (times in seconds), for `pytest-benchmark compare`."""
     from harness.errors import ResultsFileError
     from harness.export_pytest_benchmark import to_pytest_benchmark
-    from harness.results import read_results, write_json_atomically
+    from harness.store import read_results, write_json_atomically
 
     export = to_pytest_benchmark(read_results(results_path), metric)
     for line in export.skipped_cases:
@@ -416,17 +425,17 @@ def export_pytest_benchmark(results_path, output, metric):
 @click.argument("results_path", metavar="[RESULTS]", required=False)
 @click.option("--device", default="auto", show_default=True, metavar="DEVICE",
               help="Without RESULTS: the device of this machine whose baseline to name.")
-@click.option("--dir", "directory", default="results/baselines", show_default=True, metavar="DIR",
-              help="Where baselines live.")
+@click.option("--dir", "directory", default=None, metavar="DIR",
+              help="Where baselines live.  [default: results/baselines]")
 def baseline_path(results_path, device, directory):
     """Print the baseline file for a machine: DIR/<GPU model>.json (cpu-<CPU model>.json on a CPU).
 
     With RESULTS, for the machine that wrote that results file; else for DEVICE on this machine.
     """
-    from harness.compare import baseline_key
+    from harness.store import BASELINES_DIR, baseline_path as path_of_baseline
 
     if results_path:
-        from harness.results import read_results
+        from harness.store import read_results
 
         environment = read_results(results_path).environment
     else:
@@ -438,14 +447,14 @@ def baseline_path(results_path, device, directory):
         except ValueError as exc:
             raise SuiteError(f"--device: {exc}") from None
         environment = {"machine": machine_info(), "gpu": gpu_info(resolved) if resolved.type == "cuda" else None}
-    click.echo(str(Path(directory) / f"{baseline_key(environment)}.json"))
+    click.echo(str(path_of_baseline(environment, directory or BASELINES_DIR)))
 
 
 # --- charts and reports: read results files, draw, write; never measure (harness/report) ---
 
 RESULTS_ARGUMENT = click.argument("results_paths", metavar="RESULTS...", nargs=-1, required=True)
-OUT_DIR_OPTION = click.option("-o", "--out", "out_dir", default="reports", show_default=True, metavar="DIR",
-                              help="Folder for the files written (created if missing).")
+OUT_DIR_OPTION = click.option("-o", "--out", "out_dir", default=None, metavar="DIR",
+                              help="Folder for the files written (created if missing).  [default: reports]")
 
 
 @main.command()
@@ -469,12 +478,13 @@ OUT_DIR_OPTION = click.option("-o", "--out", "out_dir", default="reports", show_
 @OUT_DIR_OPTION
 def plot(results_paths, x_axis, metric, by, chart, filters, threshold, alpha, out_dir):
     """Draw charts of RESULTS files as PNGs: scaling curves (default), speedups or an A-vs-B comparison."""
-    from harness.report.render import filter_runs, load_runs, plot as draw, write_charts
+    from harness.report.render import filter_runs, plot as draw, write_charts
+    from harness.store import REPORTS_DIR, read_runs
 
     threshold_value, alpha_value = _gate_settings(threshold, alpha)
-    runs = filter_runs(load_runs(results_paths), filters)
+    runs = filter_runs(read_runs(results_paths), filters)
     charts = draw(runs, chart, x_axis, metric, by, threshold=threshold_value, alpha=alpha_value)
-    for path in write_charts(charts, out_dir):
+    for path in write_charts(charts, out_dir or REPORTS_DIR):
         click.echo(str(path))
 
 
@@ -491,11 +501,12 @@ def report(results_paths, filters, threshold, alpha, out_dir):
     failed/skipped cases, noisy measurements. With two or more files, also each file after the first (B)
     against the first (A). summary.md suits a pull-request comment or $GITHUB_STEP_SUMMARY.
     """
-    from harness.report.render import filter_runs, load_runs, write_report
+    from harness.report.render import filter_runs, write_report
+    from harness.store import REPORTS_DIR, read_runs
 
     threshold_value, alpha_value = _gate_settings(threshold, alpha)
-    runs = filter_runs(load_runs(results_paths), filters)
-    for path in write_report(runs, out_dir, threshold=threshold_value, alpha=alpha_value):
+    runs = filter_runs(read_runs(results_paths), filters)
+    for path in write_report(runs, out_dir or REPORTS_DIR, threshold=threshold_value, alpha=alpha_value):
         click.echo(str(path))
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 import harness
+from harness.dtypes import torch_dtype
 
 PROJECT_ROOT = Path(harness.__file__).resolve().parent.parent
 ENV_VARS = ("CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUBLAS_WORKSPACE_CONFIG",
@@ -213,10 +214,10 @@ def _other_process_warnings(gpus: list[dict], device: torch.device) -> list[str]
 
 def check_device_supports(device: torch.device, dtype: str) -> None:
     """Raise ValueError when this device and torch cannot run an RNN step in ``dtype``."""
-    torch_dtype = getattr(torch, dtype)
+    as_torch = torch_dtype(dtype)
     try:
-        module = torch.nn.LSTM(2, 2).to(device=device, dtype=torch_dtype)
-        output, _ = module(torch.zeros(2, 1, 2, device=device, dtype=torch_dtype))
+        module = torch.nn.LSTM(2, 2).to(device=device, dtype=as_torch)
+        output, _ = module(torch.zeros(2, 1, 2, device=device, dtype=as_torch))
         output.sum().backward()
     except (RuntimeError, TypeError, NotImplementedError) as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -19,3 +19,7 @@ class BackendUnavailable(RnnbenchError):
 
 class ReportError(RnnbenchError):
     """Results that cannot be charted as asked: an unknown metric or axis, a metric no case recorded."""
+
+
+class ComparisonError(RnnbenchError):
+    """Two results files that cannot be compared: nothing in common, a bad option, different environments."""

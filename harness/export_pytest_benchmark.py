@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.compare import check_metric
+from harness.metrics import check_sampled_metric
 from harness.results import RunResults, thaw
 
 
@@ -31,12 +31,11 @@ def to_pytest_benchmark(run: RunResults, metric: str | None = None) -> Export:
     from pytest_benchmark import __version__ as pytest_benchmark_version
     from pytest_benchmark.stats import Stats
 
-    check_metric(metric)
-    environment = thaw(run.environment)
+    check_sampled_metric(metric)
     suite = thaw(run.suite)
     suite_name = suite.get("name", "suite")
     timing = suite.get("timing") or {}
-    on_cuda = str(environment.get("device", "")).startswith("cuda")
+    on_cuda = run.environment.device_type == "cuda"
     options = {
         "disable_gc": True,  # the harness pauses the garbage collector inside the timed loop
         "timer": "torch.cuda.Event (per region)" if on_cuda else "time.perf_counter_ns",
@@ -77,14 +76,13 @@ def to_pytest_benchmark(run: RunResults, metric: str | None = None) -> Export:
             "options": options,
             "stats": figures,
         })
-    machine_info = dict(environment.get("machine") or {})
-    machine_info.update({"gpu": environment.get("gpu"), "torch": environment.get("torch"),
-                         "device": environment.get("device")})
+    machine_info = {**thaw(run.environment.machine), "gpu": thaw(run.environment.gpu),
+                    "torch": thaw(run.environment.get("torch")), "device": run.environment.device}
     document = {
         "machine_info": machine_info,
-        "commit_info": environment.get("commit") or {},
+        "commit_info": thaw(run.environment.commit),
         "benchmarks": benchmarks,
-        "datetime": run.finished_utc or run.started_utc or environment.get("collected_utc"),
+        "datetime": run.finished_utc or run.started_utc or run.environment.get("collected_utc"),
         "version": pytest_benchmark_version,
     }
     return Export(document=document, exported=len(benchmarks), skipped_cases=tuple(skipped))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from harness.errors import ComparisonError
 from harness.results import CaseResult
 
 
@@ -29,14 +30,13 @@ def _derived(key: str):
     return value
 
 
-def peak_memory_bytes(result: CaseResult) -> float | None:
-    memory = result.memory
-    return memory.get("peak_allocated_bytes", memory.get("peak_rss_bytes"))
+def _peak_memory_bytes(result: CaseResult) -> float | None:
+    return result.peak_memory_bytes
 
 
-def energy_per_sequence_j(result: CaseResult) -> float | None:
-    window = (result.telemetry.get("windows") or {}).get(result.primary_region) or {}
-    return window.get("energy_per_sequence_j")
+def _energy_per_sequence_j(result: CaseResult) -> float | None:
+    window = result.telemetry_window()
+    return window.get("energy_per_sequence_j") if window else None
 
 
 METRICS = {metric.name: metric for metric in (
@@ -46,16 +46,20 @@ METRICS = {metric.name: metric for metric in (
     Metric("sequences_per_s", "throughput", "sequences/s", _derived("sequences_per_s"), False),
     Metric("tokens_per_s", "throughput", "tokens/s", _derived("tokens_per_s"), False),
     Metric("achieved_tflops", "achieved compute", "TFLOP/s", _derived("achieved_tflops"), False),
-    Metric("peak_memory", "peak memory", "bytes", peak_memory_bytes, True),
-    Metric("energy_per_sequence", "energy per sequence", "J", energy_per_sequence_j, True),
+    Metric("peak_memory", "peak memory", "bytes", _peak_memory_bytes, True),
+    Metric("energy_per_sequence", "energy per sequence", "J", _energy_per_sequence_j, True),
 )}
 
 
-def get_metric(name: str) -> Metric:
-    try:
-        return METRICS[name]
-    except KeyError:
-        raise KeyError(f"unknown metric {name!r}; known: {', '.join(METRICS)}") from None
+# The metrics measured as timed samples: the ones two runs can be compared on, case by case.
+SAMPLED_METRICS = tuple(name for name, metric in METRICS.items() if metric.region)
+
+
+def check_sampled_metric(name: str | None) -> str | None:
+    if name is None or name in SAMPLED_METRICS:
+        return name
+    raise ComparisonError(f"--metric {name!r}: cannot be compared; choose one of {', '.join(SAMPLED_METRICS)} "
+                          f"(the timed regions)")
 
 
 # Rates computed from the median time of the primary region (the _derived metrics above).

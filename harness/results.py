@@ -1,7 +1,7 @@
-"""Case results (immutable records that derive their statistics from the kept samples) and the
-versioned results file that the reporter and the comparator read.
+"""Case results and runs: immutable records that derive their statistics from the kept samples, with typed
+views of the facts the reading side asks of them. Files are :mod:`harness.store`'s business.
 
-A results file is one JSON document::
+A results file is one JSON document, :meth:`RunResults.to_dict`::
 
     {"schema": "rnnbench.results", "schema_version": 1, "status": "complete" | "interrupted",
      "started_utc": ..., "finished_utc": ..., "environment": {...}, "suite": {...}, "cases": [...]}
@@ -12,21 +12,15 @@ again from the samples, which are the only source of truth.
 
 from __future__ import annotations
 
-import json
-import math
-import os
-import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
 from harness.cases import Case
-from harness.errors import ResultsFileError
 from harness.flops import region_flops
 from harness.stats import SampleStats, summarize
-from harness.timing import REGIONS_BY_MODE
 
 SCHEMA = "rnnbench.results"
 SCHEMA_VERSION = 1
@@ -93,8 +87,7 @@ class CaseResult:
 
     @property
     def primary_region(self) -> str:
-        """The region that stands for the whole case: the step when there is one, else the forward."""
-        return REGIONS_BY_MODE[self.case.mode][-1]
+        return self.case.primary_region
 
     def median_ms(self, region: str | None = None) -> float | None:
         stats = self.stats.get(region or self.primary_region)
@@ -119,6 +112,38 @@ class CaseResult:
     @property
     def noisy_regions(self) -> list[str]:
         return [region for region, stats in self.stats.items() if stats.noisy]
+
+    @property
+    def compile_facts(self) -> CompileFacts | None:
+        """What Dynamo did, for a compiled backend; None for the others."""
+        facts = self.backend.get("compile")
+        return CompileFacts.from_mapping(facts) if facts else None
+
+    @property
+    def ran_eagerly(self) -> bool:
+        """A compiled backend whose model Dynamo could not compile: what was timed is eager PyTorch."""
+        return bool(self.compile_facts and self.compile_facts.fell_back_to_eager)
+
+    @property
+    def kernel_library(self) -> str | None:
+        """The library whose kernels ran (cudnn and compile_module backends), as read from the dispatch."""
+        return self.backend.get("kernel_library")
+
+    def telemetry_window(self, region: str | None = None) -> Mapping | None:
+        """The NVML window of ``region`` (default: the primary region), if telemetry took one."""
+        windows = self.telemetry.get("windows")
+        return windows.get(region or self.primary_region) if windows else None
+
+    @property
+    def telemetry_unavailable_reason(self) -> str | None:
+        """Why NVML measured nothing, where it was asked to and could not."""
+        nvml = self.telemetry.get("nvml")
+        return nvml.get("reason") if nvml and nvml.get("available") is False else None
+
+    @property
+    def peak_memory_bytes(self) -> float | None:
+        """The CUDA allocator's peak on a GPU, the process's peak resident memory on a CPU."""
+        return self.memory.get("peak_allocated_bytes", self.memory.get("peak_rss_bytes"))
 
     def to_dict(self) -> dict:
         return {
@@ -165,7 +190,7 @@ class CaseResult:
 
 @dataclass(frozen=True)
 class RunResults:
-    environment: Mapping
+    environment: Environment  # a plain mapping is taken too
     suite: Mapping
     cases: tuple[CaseResult, ...]
     status: str = "complete"
@@ -176,29 +201,13 @@ class RunResults:
     source: str | None = None  # the file it was read from
 
     def __post_init__(self):
-        object.__setattr__(self, "environment", freeze(self.environment))
+        object.__setattr__(self, "environment", Environment(self.environment))
         object.__setattr__(self, "suite", freeze(self.suite))
         object.__setattr__(self, "options", freeze(self.options))
         object.__setattr__(self, "cases", tuple(self.cases))
 
     def counts(self) -> dict[str, int]:
         return {status: sum(1 for c in self.cases if c.status == status) for status in STATUSES}
-
-    def cudnn_counterpart(self, result: CaseResult) -> CaseResult | None:
-        """The ok cudnn result of the same model and mode, which other backends are measured against."""
-        for other in self.cases:
-            if (other.ok and other.case.backend == "cudnn" and other.case.mode == result.case.mode
-                    and other.case.model_key == result.case.model_key):
-                return other
-        return None
-
-    def speedup_over_cudnn(self, result: CaseResult) -> float | None:
-        """cudnn's median over this backend's median, in the case's primary region (> 1: faster)."""
-        baseline = self.cudnn_counterpart(result)
-        mine, theirs = result.median_ms(), baseline.median_ms() if baseline else None
-        if not mine or not theirs:
-            return None
-        return theirs / mine
 
     def to_dict(self) -> dict:
         return {
@@ -215,172 +224,81 @@ class RunResults:
         }
 
 
-def write_json_atomically(path: str | Path, document: dict) -> Path:
-    """Write to a temporary file in the same folder, flush it to disk, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(document, stream, indent=1, allow_nan=False, default=_json_default)
-            stream.write("\n")
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+@dataclass(frozen=True)
+class CompileFacts:
+    fell_back_to_eager: bool
+    graphs: int | None
+    graph_breaks: int
+    break_reasons: tuple[str, ...]
+
+    @classmethod
+    def from_mapping(cls, facts: Mapping) -> "CompileFacts":
+        return cls(fell_back_to_eager=bool(facts.get("fell_back_to_eager")), graphs=facts.get("graphs"),
+                   graph_breaks=facts.get("graph_breaks", 0), break_reasons=tuple(facts.get("break_reasons", ())))
 
 
-def _json_default(value):
-    if isinstance(value, MappingProxyType):
-        return dict(value)
-    if isinstance(value, tuple):
-        return list(value)
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+def _fact(*path: str) -> property:
+    """A fact of the environment at ``path``; None where the file does not record it."""
+    return property(lambda self: self._at(*path))
 
 
-def write_results(path: str | Path, run: RunResults) -> Path:
-    return write_json_atomically(path, finite_document(run.to_dict()))
+def _section(name: str) -> property:
+    """A part of the environment (e.g. torch's versions); empty where the file does not record it."""
+    return property(lambda self: self._at(name) or {})
 
 
-def finite_document(value):
-    """JSON has no NaN or infinity: such a figure is written as null (absent), never as a fake number."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: finite_document(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_document(item) for item in value]
-    return value
+class Environment(Mapping):
+    """The environment a run recorded (``harness.env.collect_environment``): read-only, as written, with
+    typed properties for the facts the reading side asks. A fact the file does not record is None."""
 
+    def __init__(self, facts: Mapping | None = None):
+        self._facts = freeze(dict(facts or {}))
 
-def read_results(path: str | Path) -> RunResults:
-    """Raises ResultsFileError, with one line saying what is wrong, for anything but a valid results file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ResultsFileError(f"{path}: no such results file") from None
-    except IsADirectoryError:
-        raise ResultsFileError(f"{path}: is a folder, not a results file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ResultsFileError(f"{path}: cannot read: {exc}") from None
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ResultsFileError(f"{path}: not valid JSON (truncated?): {exc.msg} at line {exc.lineno}") from None
-    return results_from_document(document, str(path))
+    def __getitem__(self, key: str) -> Any:
+        return self._facts[key]
 
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._facts)
 
-def results_from_document(document: Any, source: str) -> RunResults:
-    if not isinstance(document, dict) or document.get("schema") != SCHEMA:
-        raise ResultsFileError(f"{source}: not an rnnbench results file (no \"schema\": \"{SCHEMA}\")")
-    version = document.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise ResultsFileError(f"{source}: results schema version {version!r}; this rnnbench reads "
-                               f"version {SCHEMA_VERSION}")
-    try:
-        cases = tuple(CaseResult.from_dict(case) for case in document["cases"])
-        return RunResults(environment=document["environment"], suite=document["suite"], cases=cases,
-                          status=document.get("status", "complete"), started_utc=document.get("started_utc"),
-                          finished_utc=document.get("finished_utc"), options=document.get("options") or {},
-                          source=source)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ResultsFileError(f"{source}: malformed results file: {type(exc).__name__}: {exc}") from None
+    def __len__(self) -> int:
+        return len(self._facts)
 
+    def __repr__(self) -> str:
+        return f"Environment({dict(self._facts)!r})"
 
-JOURNAL_SUFFIX = ".journal"
+    def _at(self, *path: str) -> Any:
+        value: Any = self._facts
+        for name in path:
+            if not isinstance(value, Mapping):
+                return None
+            value = value.get(name)
+        return value
 
+    device = _fact("device")  # "cuda:0", "cpu"
+    gpu_name = _fact("gpu", "name")
+    cpu_model = _fact("machine", "cpu", "brand_raw")
+    host = _fact("machine", "node")
+    python_version = _fact("machine", "python_version")
+    torch_version = _fact("torch", "version")
+    cuda_version = _fact("torch", "cuda")
+    cudnn_version = _fact("torch", "cudnn")
+    onednn_version = _fact("torch", "onednn")
+    intra_op_threads = _fact("threads", "intra_op")
+    rnnbench_version = _fact("rnnbench_version")
+    gpu = _fact("gpu")  # None on a CPU run
+    machine, torch, threads, commit = _section("machine"), _section("torch"), _section("threads"), _section("commit")
+    math_precision, env_vars = _section("math_precision"), _section("env_vars")
 
-def journal_path_for(results_path: str | Path) -> Path:
-    results_path = Path(results_path)
-    return results_path.with_name(results_path.name + JOURNAL_SUFFIX)
+    @property
+    def device_type(self) -> str | None:
+        return str(self.device).split(":")[0] if self.device else None
 
+    @property
+    def gpu_driver(self) -> str | None:
+        driver = self._at("gpu", "driver")
+        return driver if driver is not None else self._at("gpu", "driver_version")  # older files
 
-class ResultsWriter:
-    """Keeps every finished case on disk at once, then writes the results file atomically.
-
-    Each case is appended to ``<results>.journal`` (JSON Lines) and flushed to disk as it finishes, so a
-    crash or a kill loses at most the case that was running; ``finish`` writes the results file by
-    temporary file and rename and removes the journal.
-    """
-
-    def __init__(self, path: str | Path, environment: Mapping, suite: Mapping, started_utc: str,
-                 previous_cases: tuple[CaseResult, ...] = (), options: Mapping | None = None):
-        self.path = Path(path)
-        self.journal_path = journal_path_for(self.path)
-        self.environment = environment
-        self.suite = suite
-        self.options = options or {}
-        self.started_utc = started_utc
-        self.cases: list[CaseResult] = []
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Write the new journal beside the old one and swap it in only when complete, so that a journal
-        # being resumed is never lost to a crash while it is copied.
-        fresh_path = self.journal_path.with_name(self.journal_path.name + ".new")
-        self._journal = open(fresh_path, "w", encoding="utf-8")
-        self._write_line({"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "journal": True,
-                          "started_utc": started_utc, "options": thaw(self.options),
-                          "environment": thaw(environment), "suite": thaw(suite)})
-        for case in previous_cases:
-            self.append(case)
-        os.replace(fresh_path, self.journal_path)
-
-    def _write_line(self, document: dict) -> None:
-        self._journal.write(json.dumps(finite_document(document), allow_nan=False, default=_json_default) + "\n")
-        self._journal.flush()
-        os.fsync(self._journal.fileno())
-
-    def append(self, result: CaseResult) -> None:
-        self.cases.append(result)
-        self._write_line({"case_result": result.to_dict()})
-
-    def finish(self, status: str, finished_utc: str) -> RunResults:
-        run = RunResults(environment=self.environment, suite=self.suite, cases=tuple(self.cases),
-                         status=status, started_utc=self.started_utc, finished_utc=finished_utc,
-                         options=self.options, source=str(self.path))
-        write_results(self.path, run)
-        self._journal.close()
-        self.journal_path.unlink(missing_ok=True)
-        return run
-
-
-def read_results_or_journal(path: str | Path) -> RunResults:
-    """What a run left behind: its journal when one is there (the run did not finish), else its results."""
-    path = Path(path)
-    if path.name.endswith(JOURNAL_SUFFIX):
-        return read_journal(path)
-    journal = journal_path_for(path)
-    if journal.exists():
-        return read_journal(journal)
-    return read_results(path)
-
-
-def read_journal(path: str | Path) -> RunResults:
-    """A journal left by a run that was killed before it could write its results file.
-
-    A last line cut off mid-write is ignored: every line before it is a finished case.
-    """
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise ResultsFileError(f"{path}: cannot read journal: {exc}") from None
-    documents = []
-    for number, line in enumerate(lines, start=1):
-        try:
-            documents.append(json.loads(line))
-        except json.JSONDecodeError:
-            if number == len(lines):
-                break
-            raise ResultsFileError(f"{path}:{number}: journal line is not valid JSON") from None
-    if not documents or not isinstance(documents[0], dict) or not documents[0].get("journal"):
-        raise ResultsFileError(f"{path}: not an rnnbench journal")
-    header = documents[0]
-    document = {"schema": header.get("schema"), "schema_version": header.get("schema_version"),
-                "status": "interrupted", "started_utc": header.get("started_utc"),
-                "options": header.get("options"), "environment": header.get("environment"), "suite": header.get("suite"),
-                "cases": [d["case_result"] for d in documents[1:] if isinstance(d, dict) and "case_result" in d]}
-    return results_from_document(document, str(path))
+    @property
+    def hardware_name(self) -> str | None:
+        """What the run ran on: the GPU's model, else the CPU's."""
+        return self.gpu_name or self.cpu_model

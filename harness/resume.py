@@ -11,9 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
-from harness.compare import environment_differences
+from harness.environment_diff import environment_differences
 from harness.errors import RnnbenchError
-from harness.results import JOURNAL_SUFFIX, CaseResult, RunResults, read_results_or_journal, thaw
+from harness.results import RunResults, thaw
+from harness.store import read_results_or_journal
 
 # environment_differences() lets these pass for a comparison of two runs; within one run they must match.
 ALSO_REFUSED_WHEN_RESUMING = ("host", "torch threads")
@@ -22,12 +23,6 @@ SUITE_FIELDS_IGNORED = ("source", "sha256", "description")
 
 class ResumeError(RnnbenchError):
     """A run that cannot be continued: a different suite or environment, or nothing to resume."""
-
-
-def results_path_of(resume_path: str | Path) -> Path:
-    """The results file a resumed run writes: the one given, or the one its journal belongs to."""
-    path = Path(resume_path)
-    return path.with_name(path.name[: -len(JOURNAL_SUFFIX)]) if path.name.endswith(JOURNAL_SUFFIX) else path
 
 
 def load_for_resume(resume_path: str | Path, suite: Mapping, environment: Mapping) -> RunResults:
@@ -44,11 +39,6 @@ def load_for_resume(resume_path: str | Path, suite: Mapping, environment: Mappin
         raise ResumeError(f"{resume_path}: the environment has changed since that run ({changes}); "
                           f"its timings would not be comparable; start a new run")
     return previous
-
-
-def finished_cases(previous: RunResults) -> tuple[CaseResult, ...]:
-    """Every case the earlier run recorded (ok, failed or skipped) is finished and is not run again."""
-    return previous.cases
 
 
 def _suite_content(suite: Mapping) -> dict:

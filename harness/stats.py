@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy import stats as scipy_stats
+from scipy import special
 
 NOISY_RELATIVE_IQR = 0.10
 CONFIDENCE = 0.95
@@ -69,7 +69,15 @@ def median_confidence_interval(values, confidence: float = CONFIDENCE) -> tuple[
     n = ordered.size
     alpha = 1.0 - confidence
     # ppf gives the smallest l with P(B <= l) >= alpha/2, so P(B <= l-1) < alpha/2: rank l (1-based) is safe.
-    lower_rank = int(scipy_stats.binom.ppf(alpha / 2, n, 0.5))
+    lower_rank = int(_binomial_half_ppf(alpha / 2, n))
     if lower_rank < 1:
         return None, None
     return float(ordered[lower_rank - 1]), float(ordered[n - lower_rank])
+
+
+def _binomial_half_ppf(q: float, n: int) -> float:
+    """scipy.stats.binom.ppf(q, n, 0.5) for 0 < q < 1, computed as scipy computes it, from scipy.special:
+    scipy.stats takes half a second to import, and every run and every reader would pay it."""
+    guess = np.ceil(special.bdtrik(q, n, 0.5))
+    below = max(guess - 1, 0)
+    return below if special.bdtr(below, n, 0.5) >= q else guess

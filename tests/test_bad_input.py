@@ -6,8 +6,10 @@ import sys
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
+from click.testing import CliRunner
 from hypothesis import strategies as st
 
+from harness.cli import main
 from harness.env import check_device_supports
 from harness.errors import SuiteError
 from harness.suite import AXES, TOP_KEYS, parse_suite
@@ -66,6 +68,17 @@ def test_bad_suite_gives_one_line_naming_what_is_wrong(text, fragments):
 @pytest.mark.parametrize("text, fragments", BAD_SUITES[:6] + BAD_SUITES[-4:-2],
                          ids=[f"cli{i}" for i in range(8)])
 def test_validate_command_exits_2_without_a_traceback(tmp_path, text, fragments):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    done = CliRunner().invoke(main, ["validate", str(path)])
+    assert done.exit_code == 2
+    assert done.exception is None or isinstance(done.exception, SystemExit)  # no traceback
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert all(fragment.replace("bad.yaml", str(path)) in done.stderr for fragment in fragments)
+
+
+def test_validate_in_a_real_process_exits_2_with_one_line(tmp_path):
+    text, fragments = BAD_SUITES[4]
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     done = subprocess.run([sys.executable, "-m", "harness.cli", "validate", str(path)], capture_output=True,

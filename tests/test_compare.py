@@ -6,8 +6,12 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from harness.compare import (IMPROVEMENT, NOISE, REGRESSION, UNCHANGED, ComparisonError, baseline_key,
-                             batch_medians, classify, compare_runs, holm_adjust, parse_fraction, ratio_interval)
+from harness.cli import parse_fraction
+from harness.compare import compare_runs
+from harness.errors import ComparisonError
+from harness.ratios import batch_medians, holm_adjust, ratio_interval
+from harness.store import baseline_key
+from harness.verdict import IMPROVEMENT, NOISE, REGRESSION, UNCHANGED, classify
 from synthetic_results import (GPU_ENVIRONMENT, case_result, grid_cases, make_case, synthetic_run, with_cases)
 
 CASES = grid_cases()
@@ -63,6 +67,17 @@ def test_batch_medians_keep_the_measured_order():
     assert len(batch_medians([1.0, 2.0, 3.0])) == 3  # fewer samples than batches: one sample a batch
 
 
+def test_the_medians_of_batches_and_resamples_are_numpys_nanmedian_bit_for_bit():
+    from harness.ratios import _batches, _row_medians
+
+    rng = np.random.default_rng(6)
+    for size in (1, 2, 9, 10, 11, 57, 200, 203):  # whole batches, and NaN-padded ones of unequal length
+        table = _batches(rng.lognormal(0.0, 0.3, size))
+        resamples = table[rng.integers(0, table.shape[0], size=(40, table.shape[0]))].reshape(40, -1)
+        assert np.array_equal(_row_medians(resamples.copy()), np.nanmedian(resamples, axis=1))
+        assert np.array_equal(_row_medians(table.copy()), np.nanmedian(table, axis=1))
+
+
 def test_holm_adjustment():
     assert holm_adjust([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
     assert holm_adjust([0.5]) == [0.5]
@@ -71,7 +86,7 @@ def test_holm_adjustment():
 
 def test_p_value_is_scipys_exact_mann_whitney():
     comparison = compare_runs(synthetic_run(1), synthetic_run(2))
-    first = comparison.cases[0]
+    first = comparison.pairs[0]
     base = batch_medians(synthetic_run(1).cases[0].samples_ms["step"])
     current = batch_medians(synthetic_run(2).cases[0].samples_ms["step"])
     assert first.p_value == pytest.approx(scipy_stats.mannwhitneyu(current, base, method="exact").pvalue)
@@ -102,7 +117,7 @@ def test_noise_sized_shift_of_every_case_is_not_a_regression():
     shifted = synthetic_run(2, shifts={case.key: 1.02 for case in CASES})
     comparison = compare_runs(synthetic_run(1), shifted)
     assert not comparison.regressions and not comparison.failed
-    assert comparison.geometric_mean_ratio == pytest.approx(1.02, abs=0.005)
+    assert comparison.geomean == pytest.approx(1.02, abs=0.005)
 
 
 def test_twenty_percent_on_one_case_is_that_regression():
@@ -124,7 +139,7 @@ def test_faster_case_is_an_improvement_and_passes():
 def test_self_comparison_is_unchanged():
     run = synthetic_run(1)
     comparison = compare_runs(run, run)
-    assert all(c.verdict == UNCHANGED and c.ratio == 1.0 and c.p_value == 1.0 for c in comparison.cases)
+    assert all(c.verdict == UNCHANGED and c.ratio == 1.0 and c.p_value == 1.0 for c in comparison.pairs)
     assert not comparison.environment and not comparison.failed
 
 
@@ -133,7 +148,7 @@ def test_drift_within_a_run_widens_the_interval_instead_of_failing():
     steady = compare_runs(synthetic_run(1), synthetic_run(2))
     drifting = compare_runs(synthetic_run(1, drift=0.15), synthetic_run(2, drift=0.15))
     width = lambda c: np.log(c.ci_high / c.ci_low)  # noqa: E731
-    assert np.median([width(c) for c in drifting.cases]) > 2 * np.median([width(c) for c in steady.cases])
+    assert np.median([width(c) for c in drifting.pairs]) > 2 * np.median([width(c) for c in steady.pairs])
     assert not drifting.failed
 
 
@@ -144,15 +159,15 @@ def test_holm_correction_across_many_cases():
     target = make_case(hidden_size=256)
     alone = compare_runs(with_cases(synthetic_run(1), [case_result(target, base_values)]),
                          with_cases(synthetic_run(1), [case_result(target, shifted)]), threshold=0.0)
-    assert alone.cases[0].p_value == pytest.approx(0.0039, abs=1e-4)
-    assert alone.cases[0].ci_low > 1.0
-    assert alone.cases[0].verdict == REGRESSION
+    assert alone.pairs[0].p_value == pytest.approx(0.0039, abs=1e-4)
+    assert alone.pairs[0].ci_low > 1.0
+    assert alone.pairs[0].verdict == REGRESSION
 
     others = list(synthetic_run(1).cases[:19])
     many = compare_runs(with_cases(synthetic_run(1), others + [case_result(target, base_values)]),
                         with_cases(synthetic_run(1), others + [case_result(target, shifted)]), threshold=0.0)
-    compared = {c.key: c for c in many.cases}[target.key]
-    assert compared.p_value == pytest.approx(alone.cases[0].p_value)
+    compared = {c.key: c for c in many.pairs}[target.key]
+    assert compared.p_value == pytest.approx(alone.pairs[0].p_value)
     assert compared.p_adjusted == pytest.approx(20 * compared.p_value)
     assert compared.verdict == NOISE and not many.failed
 
@@ -165,7 +180,7 @@ def test_cases_only_in_one_file_are_listed():
     comparison = compare_runs(baseline, current)
     assert comparison.only_in_baseline == (CASES[0].key, CASES[1].key)
     assert comparison.only_in_current == (CASES[18].key, CASES[19].key)
-    assert len(comparison.cases) == 16 and not comparison.failed
+    assert len(comparison.pairs) == 16 and not comparison.failed
 
 
 def test_a_case_that_fails_now_fails_the_gate_and_a_skipped_one_does_not():
@@ -187,7 +202,7 @@ def test_a_region_the_mode_does_not_have_is_listed():
     assert [n.key for n in comparison.not_compared] == [inference.key]
     assert "no step samples" in comparison.not_compared[0].reason
     default = compare_runs(run, run)  # each case's primary region: the forward of the inference case
-    assert {c.key: c.region for c in default.cases}[inference.key] == "forward"
+    assert {c.key: c.region for c in default.pairs}[inference.key] == "forward"
 
 
 def test_nothing_in_common_is_an_error():

@@ -1,6 +1,7 @@
 """A real `rnnbench run` interrupted mid-run keeps every finished case, and --resume finishes the rest."""
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -8,12 +9,12 @@ import time
 
 import pytest
 
-from harness.results import read_results
+from harness.store import read_results
 
 SUITE = """
 name: interruptible
 device: cpu
-timing: {warmup_iters: 0, min_iters: 1, budget_s: 0.3}
+timing: {warmup_iters: 0, min_iters: 1, budget_s: 0.1}
 grid:
   cell: [lstm, gru]
   backend: [cudnn, eager]
@@ -89,17 +90,28 @@ def test_a_killed_run_resumes_from_its_journal(suite, tmp_path):
     assert not journal.exists()
 
 
-@pytest.fixture
-def finished_run(suite, tmp_path):
-    results = tmp_path / "r.json"
+@pytest.fixture(scope="module")
+def cudnn_run(tmp_path_factory):
+    """A finished run of SUITE's cudnn cases, made once; each test resumes a copy of it."""
+    folder = tmp_path_factory.mktemp("cudnn-run")
+    suite = folder / "suite.yaml"
+    suite.write_text(SUITE)
+    results = folder / "r.json"
     done = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(suite), "--quiet", "--out",
                            str(results), "--backend", "cudnn"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     return results
 
 
+@pytest.fixture
+def finished_run(cudnn_run, tmp_path):
+    results = tmp_path / "r.json"
+    shutil.copyfile(cudnn_run, results)
+    return results
+
+
 def test_resume_refuses_a_changed_suite(suite, finished_run):
-    suite.write_text(SUITE.replace("budget_s: 0.3", "budget_s: 0.2"))
+    suite.write_text(SUITE.replace("budget_s: 0.1", "budget_s: 0.2"))
     done = resume(suite, finished_run)
     assert done.returncode == 2
     assert "the suite has changed" in done.stderr and "Traceback" not in done.stderr

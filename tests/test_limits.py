@@ -20,7 +20,7 @@ def test_anchors_that_multiply_cases_are_counted_before_expanding():
     text = ("name: boom\ngrid:\n  batch: &a [1,2,3,4,5,6,7,8,9,10]\n  seq_len: *a\n  input_size: *a\n"
             "  hidden_size: *a\n  num_layers: *a\n")
     _refused(text, "more than 10,000 cases")
-    entries = "".join(f"  - *e\n" for _ in range(200))
+    entries = "".join("  - *e\n" for _ in range(200))
     _refused("name: x\n" + GRID + "include:\n  - &e {batch: [1,2,3,4,5,6,7,8,9,10], seq_len: [1,2,3,4,5,6,7,8,9,10]}\n"
              + entries, "more than 10,000 cases")
 

@@ -11,8 +11,10 @@ from click.testing import CliRunner
 from report_builders import failed_result, ok_result, sweep_run, with_results
 
 from harness.cli import main
+from harness.compare import compare_runs
 from harness.report.render import write_report
-from harness.results import write_results
+from harness.store import read_results, write_results
+from harness.verdict import REGRESSION
 
 
 def rnnbench(*args):
@@ -20,9 +22,10 @@ def rnnbench(*args):
     return result.exit_code, result.output
 
 
-@pytest.fixture
-def results_file(tmp_path):
+@pytest.fixture(scope="module")
+def results_file(tmp_path_factory):
     """A sweep with one failed case, one skipped case, one compile fallback and one noisy case."""
+    tmp_path = tmp_path_factory.mktemp("results")
     run = sweep_run(backends=("cudnn", "eager", "compile"))
     results = list(run.cases)
     results[3] = failed_result(results[3].case, "out of memory: tried to allocate 1 TiB")
@@ -37,9 +40,34 @@ def results_file(tmp_path):
     return path
 
 
-def test_report_writes_curves_speedup_html_and_markdown(results_file, tmp_path):
-    out = tmp_path / "report"
+@pytest.fixture(scope="module")
+def report(results_file, tmp_path_factory):
+    """`rnnbench report` of the results file, once for the tests that read what it wrote."""
+    out = tmp_path_factory.mktemp("report")
     code, output = rnnbench("report", results_file, "-o", out)
+    return out, code, output
+
+
+@pytest.fixture(scope="module")
+def slower_file(results_file):
+    """The results file again, with every ok eager case 30 % slower."""
+    before = read_results(results_file)
+    slower = [ok_result(r.case, r.median_ms() * 1.3) if r.ok and r.case.backend == "eager" else r for r in before.cases]
+    after_path = results_file.with_name("after.json")
+    write_results(after_path, with_results(before, slower, source=str(after_path)))
+    return after_path
+
+
+@pytest.fixture(scope="module")
+def comparison_report(results_file, slower_file, tmp_path_factory):
+    """`rnnbench report` of the results file (A) and the slower one (B), at the default threshold (5 %)."""
+    out = tmp_path_factory.mktemp("comparison-report")
+    code, output = rnnbench("report", results_file, slower_file, "-o", out)
+    return out, code, output
+
+
+def test_report_writes_curves_speedup_html_and_markdown(report):
+    out, code, output = report
     assert code == 0, output
     names = sorted(p.name for p in out.iterdir())
     assert names == ["report.html", "summary.md", "sweep-speedup-over-cudnn.png", "sweep-step-vs-batch.png",
@@ -48,12 +76,12 @@ def test_report_writes_curves_speedup_html_and_markdown(results_file, tmp_path):
                                                           "sweep-speedup-over-cudnn.png", "report.html", "summary.md")]
 
 
-def test_the_html_page_is_self_contained_and_flags_what_went_wrong(results_file, tmp_path):
-    rnnbench("report", results_file, "-o", tmp_path / "r")
-    page = (tmp_path / "r" / "report.html").read_text()
+def test_the_html_page_is_self_contained_and_flags_what_went_wrong(report):
+    out, _, _ = report
+    page = (out / "report.html").read_text()
     images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
     assert len(images) == 3
-    assert base64.b64decode(images[0]) == (tmp_path / "r" / "sweep-step-vs-batch.png").read_bytes()
+    assert base64.b64decode(images[0]) == (out / "sweep-step-vs-batch.png").read_bytes()
     assert not re.search(r'(src|href)="(?!data:|#)', page)  # nothing outside the page
     for text in ("out of memory: tried to allocate 1 TiB", "backend unavailable: no CUDA",
                  "NOT COMPILED, ran eagerly", "Attempted to wrap LSTM", "Noisy measurements (1)",
@@ -61,9 +89,9 @@ def test_the_html_page_is_self_contained_and_flags_what_went_wrong(results_file,
         assert text in page, text
 
 
-def test_the_markdown_summary_is_a_compact_table_with_flags(results_file, tmp_path):
-    rnnbench("report", results_file, "-o", tmp_path / "r")
-    summary = (tmp_path / "r" / "summary.md").read_text()
+def test_the_markdown_summary_is_a_compact_table_with_flags(report):
+    out, _, _ = report
+    summary = (out / "summary.md").read_text()
     assert "| configuration | cudnn | eager | compile |" in summary
     assert "**48 cases: 46 ok, 1 failed, 1 skipped**" in summary
     assert "✗ failed" in summary and "⊘ skipped" in summary and "†" in summary and "⚠" in summary
@@ -71,27 +99,18 @@ def test_the_markdown_summary_is_a_compact_table_with_flags(results_file, tmp_pa
     assert "<img" not in summary
 
 
-def test_report_of_two_files_adds_the_comparison(results_file, tmp_path):
-    from harness.results import read_results
-
-    before = read_results(results_file)
-    slower = [ok_result(r.case, r.median_ms() * 1.3) if r.ok and r.case.backend == "eager" else r for r in before.cases]
-    after_path = tmp_path / "after.json"
-    write_results(after_path, with_results(before, slower, source=str(after_path)))
-    code, output = rnnbench("report", results_file, after_path, "-o", tmp_path / "r")
+def test_report_of_two_files_adds_the_comparison(comparison_report):
+    out, code, output = comparison_report
     assert code == 0, output
-    assert (tmp_path / "r" / "compare-after-vs-sweep.png").exists()
-    summary = (tmp_path / "r" / "summary.md").read_text()
+    assert (out / "compare-after-vs-sweep.png").exists()
+    summary = (out / "summary.md").read_text()
     assert "### `after` (B) vs `sweep` (A)" in summary
     assert "| eager | 1.300× |" in summary
-    page = (tmp_path / "r" / "report.html").read_text()
+    page = (out / "report.html").read_text()
     assert "after (B) vs sweep (A)" in page
 
 
 def test_the_comparison_in_the_report_is_the_gates_and_lists_what_it_did_not_compare(results_file, tmp_path):
-    from harness.compare import REGRESSION, compare_runs as gate_compare_runs
-    from harness.results import read_results
-
     before = read_results(results_file)
     slower = [ok_result(r.case, r.median_ms() * 1.3) if r.ok and r.case.backend == "eager" else r
               for r in before.cases[:-1]]  # the last case only in A
@@ -99,11 +118,11 @@ def test_the_comparison_in_the_report_is_the_gates_and_lists_what_it_did_not_com
     write_results(after_path, with_results(before, slower, source=str(after_path)))
     code, output = rnnbench("report", results_file, after_path, "-o", tmp_path / "r")
     assert code == 0, output
-    gate = gate_compare_runs(read_results(results_file), read_results(after_path))
+    gate = compare_runs(read_results(results_file), read_results(after_path))
     counts = gate.counts()
     eager = {r.key for r in before.cases[:-1] if r.ok and r.case.backend == "eager"}
     assert {c.key for c in gate.regressions} < eager
-    [scattered] = [c for c in gate.cases if c.key in eager and c.verdict != REGRESSION]
+    [scattered] = [c for c in gate.pairs if c.key in eager and c.verdict != REGRESSION]
     assert scattered.verdict == "noise"  # the fixture's noisy case (samples spread +-50 %): not confirmed
     summary = (tmp_path / "r" / "summary.md").read_text()
     page = (tmp_path / "r" / "report.html").read_text()
@@ -123,29 +142,24 @@ def test_the_comparison_in_the_report_is_the_gates_and_lists_what_it_did_not_com
         assert (again / path.name).read_bytes() == path.read_bytes(), path.name
 
 
-def test_report_takes_the_gates_threshold_so_its_verdicts_match_compare(results_file, tmp_path):
-    from harness.compare import compare_runs as gate_compare_runs
-    from harness.results import read_results
-
-    before = read_results(results_file)
-    slower = [ok_result(r.case, r.median_ms() * 1.3) if r.ok and r.case.backend == "eager" else r for r in before.cases]
-    after_path = tmp_path / "after.json"
-    write_results(after_path, with_results(before, slower, source=str(after_path)))
-    for threshold, fraction in (("5%", 0.05), ("50%", 0.5)):
-        out = tmp_path / threshold.rstrip("%")
-        code, output = rnnbench("report", results_file, after_path, "-o", out, "--threshold", threshold)
-        assert code == 0, output
-        counts = gate_compare_runs(read_results(results_file), read_results(after_path), threshold=fraction).counts()
+def test_report_takes_the_gates_threshold_so_its_verdicts_match_compare(results_file, slower_file,
+                                                                       comparison_report, tmp_path):
+    after_path = slower_file
+    default_out, code, output = comparison_report  # the default --threshold: 5%
+    assert code == 0, output
+    loose_out = tmp_path / "50"
+    code, output = rnnbench("report", results_file, after_path, "-o", loose_out, "--threshold", "50%")
+    assert code == 0, output
+    for out, fraction in ((default_out, 0.05), (loose_out, 0.5)):
+        counts = compare_runs(read_results(results_file), read_results(after_path), threshold=fraction).counts()
         assert f"**{counts['regression']} slower**" in (out / "summary.md").read_text()
-    assert "**0 slower**" in (tmp_path / "50" / "summary.md").read_text()
-    assert "**0 slower**" not in (tmp_path / "5" / "summary.md").read_text()
+    assert "**0 slower**" in (loose_out / "summary.md").read_text()
+    assert "**0 slower**" not in (default_out / "summary.md").read_text()
     code, output = rnnbench("report", results_file, after_path, "-o", tmp_path / "bad", "--threshold", "5")
     assert code == 2 and "--threshold '5'" in output
 
 
 def test_files_without_a_case_in_common_are_reported_with_every_case_listed(results_file, tmp_path):
-    from harness.results import read_results
-
     run = read_results(results_file)
     first, second = tmp_path / "first.json", tmp_path / "second.json"
     write_results(first, with_results(run, run.cases[:10], source=str(first)))
@@ -159,15 +173,12 @@ def test_files_without_a_case_in_common_are_reported_with_every_case_listed(resu
         assert f"`{result.key}`: only in {'A' if result in run.cases[:10] else 'B'}" in summary
 
 
-def test_the_same_results_give_byte_identical_reports(results_file, tmp_path):
-    from harness.results import read_results
-
-    run = read_results(results_file)
-    first = write_report([run], tmp_path / "one")
+def test_the_same_results_give_byte_identical_reports(results_file, report, tmp_path):
+    first, _, output = report
     second = write_report([read_results(results_file)], tmp_path / "two")
-    assert [p.name for p in first] == [p.name for p in second]
-    for a, b in zip(first, second):
-        assert a.read_bytes() == b.read_bytes(), a.name
+    assert [line.split("/")[-1] for line in output.splitlines()] == [p.name for p in second]
+    for path in second:
+        assert (first / path.name).read_bytes() == path.read_bytes(), path.name
 
 
 def test_plot_draws_one_axis_and_metric_on_request(results_file, tmp_path):

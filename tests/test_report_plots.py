@@ -6,13 +6,13 @@ from matplotlib.colors import same_color
 from report_builders import BATCHES, make_case, sweep_run, with_results
 from synthetic_results import DRIFTING, TIGHT, gate_cases
 
-from harness.compare import DEFAULT_ALPHA, IMPROVEMENT, NOISE, REGRESSION, UNCHANGED, ratio_interval
-from harness.compare import compare_runs as gate_compare_runs
+from harness.compare import compare_runs
+from harness.ratios import DEFAULT_ALPHA, ratio_interval
 from harness.report.context import context_line
-from harness.report.plots import (FAILED_MARKER, VERDICT_COLORS, comparison_figure, png_bytes, scaling_figure,
-                                  speedup_figure)
-from harness.report.ratios import compare_runs, speedups_over_cudnn
+from harness.report.plots import FAILED_MARKER, comparison_figure, png_bytes, scaling_figure, speedup_figure
 from harness.report.scaling import entries_of, scaling_chart
+from harness.speedup import speedups_over_cudnn
+from harness.verdict import IMPROVEMENT, NOISE, REGRESSION, UNCHANGED, Verdict
 
 
 def draw_curves(run, axis="batch", **options):
@@ -99,14 +99,14 @@ def test_the_comparison_chart_draws_matched_cases_coloured_by_verdict():
     b = with_results(a, [r if r is not slowed else r.__class__(case=r.case, status="ok", samples_ms={
         region: tuple(v * 1.5 for v in samples) for region, samples in r.samples_ms.items()}) for r in a.cases[:-1]],
         source="/r/after.json")
-    comparison = compare_runs(a, b, a_label="before", b_label="after")
+    comparison = compare_runs(a, b, labels=("before", "after"))
     figure = comparison_figure(comparison, context_line([a]), context_line([b]))
     points = {}
     for ax in figure.axes:
         for container in ax.containers:
             line = container.lines[0]
             points.setdefault(container.get_label(), []).extend(line.get_xdata())
-            assert line.get_color() == VERDICT_COLORS[container.get_label()]
+            assert line.get_color() == Verdict(container.get_label()).colour
     assert sum(len(v) for v in points.values()) == len(comparison.pairs) == len(a.cases) - 1
     assert points[REGRESSION] == pytest.approx([1.5])
     assert points[UNCHANGED] == pytest.approx([1.0] * (len(a.cases) - 2))
@@ -129,25 +129,24 @@ def test_the_comparison_chart_shows_the_gates_verdicts_ratios_and_intervals():
     comparison = compare_runs(a, b)
     figure = comparison_figure(comparison, context_line([a]), context_line([b]))
     points = drawn_points(figure)
-    gate = {c.key: c for c in gate_compare_runs(a, b).cases}
-    assert len(points) == len(gate) == 20
+    assert len(points) == len(comparison.pairs) == 20
     by_x = {}
     for verdict, x, line, segment in points.values():
         by_x.setdefault(x, []).append((verdict, line, segment))
     for pair in comparison.pairs:
-        a_samples, b_samples = pair.a.samples_ms["step"], pair.b.samples_ms["step"]
+        a_samples, b_samples = pair.baseline.samples_ms["step"], pair.current.samples_ms["step"]
         x = np.median(b_samples) / np.median(a_samples)  # the plotted ratio: median(B) / median(A)
         [(verdict, line, segment)] = by_x[x]
-        assert verdict == gate[pair.key].verdict
+        assert verdict == pair.verdict
         low, high = ratio_interval(a_samples, b_samples, DEFAULT_ALPHA)  # the whisker: the gate's interval
         assert [point[0] for point in segment] == pytest.approx([low, high], rel=1e-12)
-        assert line.get_color() == VERDICT_COLORS[verdict]
+        assert line.get_color() == Verdict(verdict).colour
 
 
 def verdict_of_key(figure, comparison, key):
     pair = next(p for p in comparison.pairs if p.key == key)
     for verdict, x, line, _ in drawn_points(figure).values():
-        if x == pair.ratio.value:
+        if x == pair.ratio:
             return verdict, line
     raise AssertionError(f"{key} not drawn")
 
@@ -162,7 +161,7 @@ def test_a_tight_twenty_percent_slowdown_is_red_and_a_case_the_gate_calls_noise_
     verdict, line = verdict_of_key(figure, comparison, DRIFTING.key)
     assert verdict == NOISE  # a 20 % change, measured while both runs drifted by 50 %
     assert not same_color(line.get_color(), "#d62728")  # not red ...
-    assert same_color(line.get_color(), VERDICT_COLORS[UNCHANGED])  # ... grey, like unchanged ...
+    assert same_color(line.get_color(), UNCHANGED.colour)  # ... grey, like unchanged ...
     assert same_color(line.get_markerfacecolor(), "white")  # ... but hollow
     title = figure.get_suptitle()
     assert "1 slower, 0 faster, 1 noise, 18 unchanged of 20 compared cases" in title

@@ -1,15 +1,23 @@
-"""Ratios of medians with the regression gate's intervals, speedups over cudnn, and A-vs-B through the gate."""
+"""Ratios of medians with the regression gate's intervals, speedups over cudnn, and A-vs-B: the gate's
+comparison with both files' results in each pair, as the charts and the report read it."""
 
 import numpy as np
 import pytest
 from report_builders import even_samples, failed_result, make_case, make_run, ok_result, sweep_run, with_results
 from synthetic_results import DRIFTING, TIGHT, gate_cases, samples
 
-from harness import compare as gate
-from harness.compare import (BOOTSTRAP_RESAMPLES, DEFAULT_ALPHA, DEFAULT_THRESHOLD, IMPROVEMENT, MAX_BATCHES,
-                             MIN_BATCHES_FOR_INTERVAL, NOISE, REGRESSION, UNCHANGED, ratio_interval)
-from harness.report.ratios import (Ratio, compare_runs, geometric_mean, geometric_mean_speedups,
-                                   ratio_of_medians, speedups_over_cudnn)
+from harness.compare import DEFAULT_THRESHOLD, compare_runs
+from harness.errors import ComparisonError
+from harness.ratios import (BOOTSTRAP_RESAMPLES, DEFAULT_ALPHA, MAX_BATCHES, MIN_BATCHES_FOR_INTERVAL, Ratio,
+                            geometric_mean, interval_method, ratio_interval, ratio_of_medians)
+from harness.speedup import cudnn_counterpart, geometric_mean_speedups, speedup_over_cudnn, speedups_over_cudnn
+from harness.verdict import IMPROVEMENT, NOISE, REGRESSION, UNCHANGED
+
+
+def compare_files(a, b, **options):
+    """A against B as the report compares them: no error for files without a case in common."""
+    return compare_runs(a, b, allow_nothing_in_common=True, **options)
+
 
 def single_sample_bootstrap(a, b, draws=4000):
     """The percentile bootstrap over single samples the charts used before (blind to drift within a run)."""
@@ -63,7 +71,7 @@ def test_too_few_samples_give_a_ratio_without_interval_by_the_gates_rule():
 
 
 def test_the_caption_describes_the_gates_block_bootstrap():
-    method = gate.interval_method()
+    method = interval_method()
     assert method.startswith(f"{1 - DEFAULT_ALPHA:.0%} interval, block bootstrap of the ratio of medians")
     assert f"{MAX_BATCHES} consecutive batches" in method
     assert f"{BOOTSTRAP_RESAMPLES} resamples" in method
@@ -84,9 +92,9 @@ def test_speedups_equal_the_results_own_speedup_over_cudnn_with_the_gates_interv
     speedups = speedups_over_cudnn(run)
     assert len(speedups) == 2 * 2 * 8  # eager and compile, 2 cells, 8 shapes
     for speedup in speedups:
-        assert speedup.ratio.value == pytest.approx(run.speedup_over_cudnn(speedup.result))
+        assert speedup.ratio.value == pytest.approx(speedup_over_cudnn(run, speedup.result))
         assert speedup.region == "step"
-        cudnn = run.cudnn_counterpart(speedup.result)
+        cudnn = cudnn_counterpart(run, speedup.result)
         assert (speedup.ratio.low, speedup.ratio.high) == ratio_interval(
             speedup.result.samples_ms["step"], cudnn.samples_ms["step"], DEFAULT_ALPHA)
     geomeans = geometric_mean_speedups(speedups)
@@ -116,15 +124,15 @@ def test_a_versus_b_matches_cases_on_their_key_only():
     # B lists its cases in another order: matching is by key, not by position
     b = make_run([ok_result(only_b, 9.0)] + [ok_result(c, 2.0 if c.backend == "eager" else 1.0)
                                              for c in reversed(shared)], source="/r/b.json")
-    comparison = compare_runs(a, b)
+    comparison = compare_files(a, b)
     assert [p.key for p in comparison.pairs] == [c.key for c in shared]
-    assert comparison.only_in_a == (only_a.key,)
-    assert comparison.only_in_b == (only_b.key,)
+    assert comparison.only_in_baseline == (only_a.key,)
+    assert comparison.only_in_current == (only_b.key,)
     for pair in comparison.pairs:
-        assert pair.a.key == pair.b.key == pair.key
-        expected = np.median(pair.b.samples_ms["step"]) / np.median(pair.a.samples_ms["step"])
-        assert pair.ratio.value == pytest.approx(expected)
-        assert pair.verdict == (REGRESSION if pair.a.case.backend == "eager" else UNCHANGED)
+        assert pair.baseline.key == pair.current.key == pair.key
+        expected = np.median(pair.current.samples_ms["step"]) / np.median(pair.baseline.samples_ms["step"])
+        assert pair.ratio == pytest.approx(expected)
+        assert pair.verdict == (REGRESSION if pair.case.backend == "eager" else UNCHANGED)
     assert comparison.geomean == pytest.approx(2 ** 0.5)
     assert comparison.geomean_by_backend() == pytest.approx({"cudnn": 1.0, "eager": 2.0})
     assert comparison.counts() == {REGRESSION: 2, IMPROVEMENT: 0, NOISE: 0, UNCHANGED: 2}
@@ -132,15 +140,15 @@ def test_a_versus_b_matches_cases_on_their_key_only():
 
 def test_a_versus_b_is_the_gates_comparison():
     a, b = gate_cases()
-    comparison = compare_runs(a, b)
-    expected = gate.compare_runs(a, b)
+    comparison = compare_files(a, b)
+    expected = compare_runs(a, b)
     assert (comparison.threshold, comparison.alpha) == (DEFAULT_THRESHOLD, DEFAULT_ALPHA)
-    assert [p.compared for p in comparison.pairs] == list(expected.cases)
+    assert comparison.pairs == expected.pairs
     for pair in comparison.pairs:
-        assert pair.ratio.value == pytest.approx(np.median(pair.b.samples_ms["step"])
-                                                 / np.median(pair.a.samples_ms["step"]))
-        assert (pair.ratio.low, pair.ratio.high) == ratio_interval(pair.a.samples_ms["step"],
-                                                                   pair.b.samples_ms["step"], DEFAULT_ALPHA)
+        assert pair.ratio == pytest.approx(np.median(pair.current.samples_ms["step"])
+                                           / np.median(pair.baseline.samples_ms["step"]))
+        assert (pair.ci_low, pair.ci_high) == ratio_interval(pair.baseline.samples_ms["step"],
+                                                             pair.current.samples_ms["step"], DEFAULT_ALPHA)
     verdicts = {p.key: p.verdict for p in comparison.pairs}
     assert verdicts[TIGHT.key] == REGRESSION
     assert verdicts[DRIFTING.key] == NOISE
@@ -149,19 +157,19 @@ def test_a_versus_b_is_the_gates_comparison():
 
 def test_the_drifting_case_is_noise_where_a_single_sample_bootstrap_said_slower():
     a, b = gate_cases()
-    pair = {p.key: p for p in compare_runs(a, b).pairs}[DRIFTING.key]
-    assert pair.ratio.value > 1 + DEFAULT_THRESHOLD  # a change of threshold size was measured ...
+    pair = {p.key: p for p in compare_files(a, b).pairs}[DRIFTING.key]
+    assert pair.ratio > 1 + DEFAULT_THRESHOLD  # a change of threshold size was measured ...
     assert pair.verdict == NOISE  # ... that the gate cannot tell from the drift
-    low, _ = single_sample_bootstrap(pair.a.samples_ms["step"], pair.b.samples_ms["step"])
+    low, _ = single_sample_bootstrap(pair.baseline.samples_ms["step"], pair.current.samples_ms["step"])
     assert low > 1 + DEFAULT_THRESHOLD  # the old chart's interval: wholly above the band, coloured red
 
 
 def test_threshold_and_alpha_are_the_gates():
     a, b = gate_cases()
-    loose = compare_runs(a, b, threshold=0.25)
+    loose = compare_files(a, b, threshold=0.25)
     assert loose.threshold == 0.25
     assert {p.key: p.verdict for p in loose.pairs}[TIGHT.key] == UNCHANGED
-    assert [p.compared for p in loose.pairs] == list(gate.compare_runs(a, b, threshold=0.25).cases)
+    assert loose.pairs == compare_runs(a, b, threshold=0.25).pairs
 
 
 def test_a_case_that_failed_on_one_side_is_listed_not_compared():
@@ -169,7 +177,7 @@ def test_a_case_that_failed_on_one_side_is_listed_not_compared():
     broken = run.cases[1]
     b = with_results(run, [failed_result(broken.case, "CUDA error: illegal address") if r is broken else r
                            for r in run.cases])
-    comparison = compare_runs(run, b)
+    comparison = compare_files(run, b)
     assert broken.key not in {p.key for p in comparison.pairs}
     [listed] = comparison.not_compared
     assert listed.key == broken.key and listed.broken
@@ -180,19 +188,19 @@ def test_a_case_that_failed_on_one_side_is_listed_not_compared():
 def test_files_without_a_case_in_common_list_every_case():
     a = make_run([ok_result(make_case("cudnn"), 1.0)], source="/r/a.json")
     b = make_run([ok_result(make_case("eager"), 1.0)], source="/r/b.json")
-    comparison = compare_runs(a, b)
+    comparison = compare_files(a, b)
     assert comparison.pairs == () and comparison.geomean is None
-    assert comparison.only_in_a == (make_case("cudnn").key,)
-    assert comparison.only_in_b == (make_case("eager").key,)
+    assert comparison.only_in_baseline == (make_case("cudnn").key,)
+    assert comparison.only_in_current == (make_case("eager").key,)
 
 
 def test_a_versus_b_in_another_region():
     case = make_case("cudnn")
     a = make_run([ok_result(case, 1.0)])
     b = make_run([ok_result(case, 0.5)])
-    pair = compare_runs(a, b, region="forward").pairs[0]
+    pair = compare_files(a, b, metric="forward").pairs[0]
     assert pair.region == "forward"
-    assert pair.ratio.value == pytest.approx(0.5)
+    assert pair.ratio == pytest.approx(0.5)
     assert pair.verdict == IMPROVEMENT
-    with pytest.raises(ValueError):
-        compare_runs(a, b, region="throughput")
+    with pytest.raises(ComparisonError):
+        compare_files(a, b, metric="throughput")

@@ -1,7 +1,6 @@
 """Rounds in fresh worker processes: seeded orders, results streamed as cases finish, failures said."""
 
 import sys
-from pathlib import Path
 
 import pytest
 

@@ -1,25 +1,25 @@
-"""Render a :class:`harness.compare.Comparison`: a terminal table and Markdown (a pull-request comment or
-``$GITHUB_STEP_SUMMARY``). It renders what ``harness.compare`` computed; it decides nothing."""
+"""Render a :class:`harness.compare.Comparison` as ``rnnbench compare`` shows it: a terminal table and
+Markdown (a pull-request comment or ``$GITHUB_STEP_SUMMARY``). It renders what ``harness.compare`` computed;
+it decides nothing."""
 
 from __future__ import annotations
 
-from harness.compare import (IMPROVEMENT, NOISE, REGRESSION, UNCHANGED, VERDICTS, CaseComparison, Comparison,
-                             EnvironmentDifference, interval_method)
+from harness.compare import Comparison, Pair
+from harness.environment_diff import EnvironmentDifference
+from harness.ratios import interval_method
 from harness.report.text import format_ms
-
-VERDICT_LABELS = {REGRESSION: "REGRESSION", IMPROVEMENT: "improvement", NOISE: "noise", UNCHANGED: "unchanged"}
-COUNT_LABELS = {REGRESSION: "regressions", IMPROVEMENT: "improvements", NOISE: "noise", UNCHANGED: "unchanged"}
-VERDICT_ICONS = {REGRESSION: ":x:", IMPROVEMENT: ":rocket:", NOISE: ":grey_question:", UNCHANGED: ":white_check_mark:"}
+from harness.results import RunResults
+from harness.verdict import Verdict
 
 
 def format_change(ratio: float | None) -> str:
     return "-" if ratio is None else f"{(ratio - 1) * 100:+.1f}%"
 
 
-def format_interval(case: CaseComparison) -> str:
-    if case.ci_low is None or case.ci_high is None:
+def format_interval(pair: Pair) -> str:
+    if pair.ci_low is None or pair.ci_high is None:
         return "-"
-    return f"[{format_change(case.ci_low)}, {format_change(case.ci_high)}]"
+    return f"[{format_change(pair.ci_low)}, {format_change(pair.ci_high)}]"
 
 
 def format_p(p: float) -> str:
@@ -31,9 +31,9 @@ def format_p(p: float) -> str:
 
 
 def method_line(comparison: Comparison) -> str:
-    metric = comparison.metric or "each case's primary region (step; forward for forward-only modes)"
+    metric = comparison.region or "each case's primary region (step; forward for forward-only modes)"
     return (f"metric: {metric}; threshold {comparison.threshold:.3g} ({comparison.threshold:.1%}); "
-            f"alpha {comparison.alpha:g} with Holm-Bonferroni over {len(comparison.cases)} compared cases; "
+            f"alpha {comparison.alpha:g} with Holm-Bonferroni over {len(comparison.pairs)} compared cases; "
             f"{interval_method(comparison.alpha)}")
 
 
@@ -47,38 +47,25 @@ def verdict_line(comparison: Comparison) -> str:
             parts.append(f"{len(comparison.broken)} case(s) that ran in the baseline fail now: "
                          + ", ".join(n.key for n in comparison.broken))
         return "REGRESSION: " + "; ".join(parts)
-    return f"OK: no regression beyond {comparison.threshold:.1%} among {len(comparison.cases)} compared cases"
+    return f"OK: no regression beyond {comparison.threshold:.1%} among {len(comparison.pairs)} compared cases"
 
 
 def count_summary(comparison: Comparison) -> str:
-    counts = comparison.counts()
-    return ", ".join(f"{counts[v]} {COUNT_LABELS[v] if counts[v] != 1 else VERDICT_LABELS[v].lower()}"
-                     for v in VERDICTS)
+    return ", ".join(verdict.count_text(count) for verdict, count in comparison.counts().items())
 
 
-def noisy_pair_line(comparison: Comparison) -> str | None:
-    if not comparison.noisy_pair:
-        return None
-    return (f"the two runs scatter: the cases' changes spread by about {comparison.ratio_spread:.0%} (robust "
-            f"standard deviation), more than the {comparison.threshold:.1%} threshold; run-to-run noise of the "
-            f"machine this large passes for regressions and improvements: compare runs from a quiet machine, "
-            f"or raise --threshold above it")
-
-
-def _ordered(comparison: Comparison) -> list[CaseComparison]:
-    rank = {verdict: i for i, verdict in enumerate(VERDICTS)}
-    return sorted(comparison.cases, key=lambda c: rank[c.verdict])  # stable: file order within a verdict
-
-
-def _run_line(label: str, summary) -> str:
-    facts = [f"suite {summary.get('suite')}", str(summary.get("device")), f"torch {summary.get('torch')}"]
-    if summary.get("commit"):
-        facts.append(f"commit {summary['commit']}")
-    if summary.get("started_utc"):
-        facts.append(str(summary["started_utc"]))
-    if summary.get("status") and summary["status"] != "complete":
-        facts.append(str(summary["status"]).upper())
-    return f"{label}: {summary.get('source')} ({', '.join(facts)})"
+def _run_line(label: str, run: RunResults) -> str:
+    environment = run.environment
+    commit = environment.commit.get("id")
+    facts = [f"suite {run.suite.get('name')}", str(environment.hardware_name or environment.device_type),
+             f"torch {environment.torch_version}"]
+    if commit:
+        facts.append(f"commit {commit[:10]}{'+dirty' if environment.commit.get('dirty') else ''}")
+    if run.started_utc:
+        facts.append(str(run.started_utc))
+    if run.status and run.status != "complete":
+        facts.append(run.status.upper())
+    return f"{label}: {run.source} ({', '.join(facts)})"
 
 
 def environment_lines(differences: tuple[EnvironmentDifference, ...]) -> list[str]:
@@ -95,21 +82,21 @@ def render_environment_refusal(comparison: Comparison) -> str:
 
 
 def render_text(comparison: Comparison) -> str:
-    lines = [_run_line("baseline", comparison.baseline_summary), _run_line("current ", comparison.current_summary),
+    lines = [_run_line("baseline", comparison.baseline), _run_line("current ", comparison.current),
              method_line(comparison)]
     if comparison.environment:
         blocking = comparison.blocking_differences
         title = ("ENVIRONMENTS DIFFER (compared anyway, --allow-env-mismatch); '!' marks what makes timings "
                  "incomparable:" if blocking else "environment differences (not blocking):")
         lines += ["", title, *environment_lines(comparison.environment)]
-    for warning in comparison.warnings + ((noisy_pair_line(comparison),) if comparison.noisy_pair else ()):
+    for warning in comparison.warnings:
         lines.append(f"warning: {warning}")
     lines.append("")
     header = ("case", "region", "baseline ms", "current ms", "change", f"{1 - comparison.alpha:.0%} CI",
               "p (Holm)", "verdict")
-    rows = [(c.key, c.region, format_ms(c.baseline_median_ms), format_ms(c.current_median_ms),
-             format_change(c.ratio), format_interval(c), format_p(c.p_adjusted), VERDICT_LABELS[c.verdict])
-            for c in _ordered(comparison)]
+    rows = [(p.key, p.region, format_ms(p.baseline_median_ms), format_ms(p.current_median_ms),
+             format_change(p.ratio), format_interval(p), format_p(p.p_adjusted), p.verdict.label)
+            for p in comparison.ordered()]
     if rows:
         widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
         lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
@@ -117,8 +104,8 @@ def render_text(comparison: Comparison) -> str:
             lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
         lines.append("")
     summary = count_summary(comparison)
-    geomean = comparison.geometric_mean_ratio
-    lines.append(f"{len(comparison.cases)} compared: {summary}"
+    geomean = comparison.geomean
+    lines.append(f"{len(comparison.pairs)} compared: {summary}"
                  + (f"; all compared cases together (geometric mean): {format_change(geomean)}" if geomean else ""))
     if comparison.not_compared:
         lines.append(f"not compared ({len(comparison.not_compared)}):")
@@ -145,10 +132,10 @@ def _md_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]
     return lines
 
 
-def _md_case_rows(cases: list[CaseComparison]) -> list[tuple[str, ...]]:
-    return [(f"{VERDICT_ICONS[c.verdict]} {VERDICT_LABELS[c.verdict]}", f"`{c.key}`", c.region,
-             format_ms(c.baseline_median_ms), format_ms(c.current_median_ms), format_change(c.ratio),
-             format_interval(c), format_p(c.p_adjusted)) for c in cases]
+def _md_case_rows(pairs: list[Pair]) -> list[tuple[str, ...]]:
+    return [(f"{p.verdict.icon} {p.verdict.label}", f"`{p.key}`", p.region,
+             format_ms(p.baseline_median_ms), format_ms(p.current_median_ms), format_change(p.ratio),
+             format_interval(p), format_p(p.p_adjusted)) for p in pairs]
 
 
 def _md_environment(differences: tuple[EnvironmentDifference, ...]) -> list[str]:
@@ -160,24 +147,24 @@ def _md_environment(differences: tuple[EnvironmentDifference, ...]) -> list[str]
 def render_markdown(comparison: Comparison) -> str:
     status = ":x: regression" if comparison.failed else ":white_check_mark: no regression"
     lines = [f"## rnnbench compare: {status}", "", f"**{_md(verdict_line(comparison))}**", ""]
-    lines += [f"- {_md(_run_line('baseline', comparison.baseline_summary))}",
-              f"- {_md(_run_line('current', comparison.current_summary))}",
+    lines += [f"- {_md(_run_line('baseline', comparison.baseline))}",
+              f"- {_md(_run_line('current', comparison.current))}",
               f"- {_md(method_line(comparison))}", ""]
     if comparison.blocking_differences:
         lines += ["> [!WARNING]", "> **The environments differ** and were compared anyway "
                   "(`--allow-env-mismatch`): treat these verdicts with suspicion.", ""]
     if comparison.environment:
         lines += _md_environment(comparison.environment) + [""]
-    notes = comparison.warnings + ((noisy_pair_line(comparison),) if comparison.noisy_pair else ())
+    notes = comparison.warnings
     lines += [f"> :warning: {_md(note)}" for note in notes] + ([""] if notes else [])
     header = ("verdict", "case", "region", "baseline ms", "current ms", "change", f"{1 - comparison.alpha:.0%} CI",
               "p (Holm)")
-    ordered = _ordered(comparison)
-    flagged = [c for c in ordered if c.verdict != UNCHANGED]
-    unchanged = [c for c in ordered if c.verdict == UNCHANGED]
-    lines.append(count_summary(comparison) + f" of {len(comparison.cases)} compared"
-                 + (f"; geometric mean change {format_change(comparison.geometric_mean_ratio)}"
-                    if comparison.cases else "") + ".")
+    ordered = comparison.ordered()
+    flagged = [p for p in ordered if p.verdict != Verdict.UNCHANGED]
+    unchanged = [p for p in ordered if p.verdict == Verdict.UNCHANGED]
+    lines.append(count_summary(comparison) + f" of {len(comparison.pairs)} compared"
+                 + (f"; geometric mean change {format_change(comparison.geomean)}"
+                    if comparison.pairs else "") + ".")
     lines.append("")
     if flagged:
         lines += _md_table(header, _md_case_rows(flagged)) + [""]
@@ -199,7 +186,7 @@ def render_markdown_refusal(comparison: Comparison, option: str) -> str:
     lines = ["## rnnbench compare: :warning: not compared", "",
              f"**The environments differ; the comparison was refused.** Refresh the baseline on this machine, "
              f"or pass `{option}` to compare anyway.", "",
-             f"- {_md(_run_line('baseline', comparison.baseline_summary))}",
-             f"- {_md(_run_line('current', comparison.current_summary))}", ""]
+             f"- {_md(_run_line('baseline', comparison.baseline))}",
+             f"- {_md(_run_line('current', comparison.current))}", ""]
     lines += _md_environment(comparison.environment)
     return "\n".join(lines) + "\n"

@@ -10,17 +10,16 @@ from harness.results import RunResults
 def device_name(run: RunResults) -> str:
     """The GPU's name, or the CPU's model with the threads torch used."""
     environment = run.environment
-    gpu = environment.get("gpu")
-    if gpu:
-        return f"{gpu.get('name', 'GPU')} ({environment.get('device', 'cuda')})"
-    cpu = ((environment.get("machine") or {}).get("cpu") or {}).get("brand_raw") or "unknown CPU"
-    threads = (environment.get("threads") or {}).get("intra_op")
+    if environment.gpu:
+        return f"{environment.gpu_name or 'GPU'} ({environment.device or 'cuda'})"
+    cpu = environment.cpu_model or "unknown CPU"
+    threads = environment.intra_op_threads
     threads_text = f", {threads} thread{'' if threads == 1 else 's'}" if threads else ""
     return f"{cpu} (CPU{threads_text})"
 
 
 def torch_versions(run: RunResults) -> str:
-    torch = run.environment.get("torch") or {}
+    torch = run.environment.torch
     parts = [f"torch {torch.get('version', '?')}"]
     if torch.get("cuda"):
         parts.append(f"CUDA {torch['cuda']}")
@@ -35,7 +34,7 @@ def dtype_and_precision(run: RunResults) -> str:
 
 
 def commit(run: RunResults) -> str:
-    facts = run.environment.get("commit") or {}
+    facts = run.environment.commit
     if not facts.get("id"):
         return "not in a git checkout"
     dirty = " (uncommitted changes)" if facts.get("dirty") else ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.report.text import ran_eagerly
+from harness.report.text import eager_fallback_note
 from harness.results import CaseResult, RunResults
 from harness.stats import NOISY_RELATIVE_IQR
 
@@ -37,9 +37,8 @@ def eager_fallbacks(run: RunResults) -> list[Flagged]:
     """Compiled backends that Dynamo could not compile: their times are eager PyTorch's."""
     flagged = []
     for result in run.cases:
-        if result.ok and ran_eagerly(result):
-            reasons = "; ".join(result.backend["compile"].get("break_reasons", ())) or "no graph"
-            flagged.append(Flagged(result.key, "not compiled", f"NOT COMPILED, ran eagerly (Dynamo: {reasons})"))
+        if result.ok and result.ran_eagerly:
+            flagged.append(Flagged(result.key, "not compiled", eager_fallback_note(result)))
     return flagged
 
 

@@ -5,17 +5,17 @@ A-vs-B comparisons. No scripts, no external files, no timestamp of its own."""
 from __future__ import annotations
 
 import base64
-import math
 from html import escape
 from typing import Sequence
 
-from harness.compare import interval_method
+from harness.compare import Comparison, Pair
+from harness.ratios import interval_method
 from harness.report import context
 from harness.report.compare_text import format_p
 from harness.report.flags import NOISY_RULE, Flagged, eager_fallbacks, is_noisy, noisy, problems
-from harness.report.ratios import UNCHANGED, VERDICT_WORDS, VERDICTS, Comparison, Pair, verdict_rule
-from harness.report.text import SUMMARY_HEADER, configuration_groups, format_ms, ran_eagerly, summary_row
+from harness.report.text import SUMMARY_HEADER, configuration_groups, format_ms, summary_row
 from harness.results import RunResults
+from harness.verdict import VERDICTS, changed_cases_title, verdict_rule
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem auto;
@@ -45,7 +45,8 @@ def report_html(sections: Sequence[tuple[str, RunResults, Sequence]], comparison
         body.append(_run_section(label, run, charts))
     charts_by_label = {chart.title: chart for chart in comparison_charts}
     for comparison in comparisons:
-        body.append(_comparison_section(comparison, charts_by_label.get(f"{comparison.b_label} vs {comparison.a_label}")))
+        body.append(_comparison_section(comparison, charts_by_label.get(
+            f"{comparison.current_label} vs {comparison.baseline_label}")))
     title = "rnnbench report: " + ", ".join(label for label, _, _ in sections)
     return ("<!DOCTYPE html>\n<html lang=en>\n<head>\n<meta charset=utf-8>\n"
             f"<meta name=viewport content=\"width=device-width, initial-scale=1\">\n<title>{escape(title)}</title>\n"
@@ -55,8 +56,9 @@ def report_html(sections: Sequence[tuple[str, RunResults, Sequence]], comparison
 def _contents(sections, comparisons) -> str:
     items = [f"<li><a href=\"#{_anchor(label)}\">{escape(label)}</a>: {_counts_text(run)}</li>"
              for label, run, _ in sections]
-    items += [f"<li><a href=\"#{_anchor('compare-' + c.b_label + '-' + c.a_label)}\">{escape(c.b_label)} vs "
-              f"{escape(c.a_label)}</a>: {_comparison_text(c)}</li>" for c in comparisons]
+    items += [f"<li><a href=\"#{_anchor('compare-' + c.current_label + '-' + c.baseline_label)}\">"
+              f"{escape(c.current_label)} vs {escape(c.baseline_label)}</a>: {_comparison_text(c)}</li>"
+              for c in comparisons]
     return "<ul>" + "".join(items) + "</ul>"
 
 
@@ -85,10 +87,8 @@ def _run_section(label: str, run: RunResults, charts) -> str:
 
 def _environment(run: RunResults) -> str:
     environment = run.environment
-    torch = environment.get("torch") or {}
-    machine = environment.get("machine") or {}
-    threads = environment.get("threads") or {}
-    precision = environment.get("math_precision") or {}
+    torch, machine, threads = environment.torch, environment.machine, environment.threads
+    precision = environment.math_precision
     facts = [
         ("device", context.device_name(run)),
         ("dtype, precision", context.dtype_and_precision(run)),
@@ -100,11 +100,11 @@ def _environment(run: RunResults) -> str:
         ("Python", f"{machine.get('python_implementation', '')} {machine.get('python_version', '')}".strip() or None),
         ("system", f"{machine.get('system', '')} {machine.get('release', '')} {machine.get('machine', '')}".strip() or None),
         ("commit", context.commit(run)),
-        ("rnnbench", environment.get("rnnbench_version")),
+        ("rnnbench", environment.rnnbench_version),
         ("run", f"{run.started_utc or '?'} to {run.finished_utc or '?'} (UTC), {run.status}"),
         ("suite file", f"{run.suite.get('source', '?')} (sha256 {str(run.suite.get('sha256', '?'))[:12]})"),
     ]
-    env_vars = environment.get("env_vars") or {}
+    env_vars = environment.env_vars
     if env_vars:
         facts.append(("environment variables", ", ".join(f"{k}={v}" for k, v in env_vars.items())))
     rows = "".join(f"<dt>{escape(name)}</dt><dd>{escape(str(value))}</dd>" for name, value in facts if value)
@@ -153,7 +153,7 @@ def _summary_tables(run: RunResults) -> str:
         rows = []
         for result in results:
             cells = summary_row(run, result)
-            css = (result.status if not result.ok else "eager" if ran_eagerly(result)
+            css = (result.status if not result.ok else "eager" if result.ran_eagerly
                    else "noisy" if is_noisy(result) else "")
             rows.append(f"<tr class=\"{css}\">" + "".join(
                 f"<td{' class=num' if i in numeric else ''}>{escape(c)}</td>" for i, c in enumerate(cells)) + "</tr>")
@@ -169,7 +169,7 @@ def _summary_tables(run: RunResults) -> str:
 
 
 def _comparison_section(comparison: Comparison, chart) -> str:
-    a, b = comparison.a_label, comparison.b_label
+    a, b = comparison.baseline_label, comparison.current_label
     parts = [f"<h2 id=\"{_anchor('compare-' + b + '-' + a)}\">{escape(b)} (B) vs {escape(a)} (A)</h2>",
              f"<p>{_comparison_text(comparison)}. Ratio: B's median over A's "
              f"({escape(comparison.region or 'each case’s primary region')}), &gt; 1 means B is slower; "
@@ -188,18 +188,17 @@ def _comparison_section(comparison: Comparison, chart) -> str:
     if by_backend:
         rows = []
         for backend, value in by_backend.items():
-            counts = comparison.counts(p for p in comparison.pairs if p.a.case.backend == backend)
+            counts = comparison.counts(p for p in comparison.pairs if p.case.backend == backend)
             rows.append(f"<tr><td>{escape(backend)}</td><td class=num>{value:.3f}×</td>"
                         + "".join(f"<td class=num>{counts[v]}</td>" for v in VERDICTS) + "</tr>")
         parts.append("<table><tr><th>backend</th><th>geomean B/A</th>"
-                     + "".join(f"<th>{VERDICT_WORDS[v]}</th>" for v in VERDICTS) + f"</tr>{''.join(rows)}</table>")
-    rank = {verdict: i for i, verdict in enumerate(VERDICTS)}
-    changed = sorted((p for p in comparison.pairs if p.verdict != UNCHANGED),
-                     key=lambda p: (rank[p.verdict], -abs(_log(p.ratio.value))))
-    parts.append(f"<h3>Slower, faster and noise cases ({len(changed)})</h3>")
+                     + "".join(f"<th>{v.word}</th>" for v in VERDICTS) + f"</tr>{''.join(rows)}</table>")
+    changed = comparison.changed()
+    parts.append(f"<h3>{changed_cases_title()} ({len(changed)})</h3>")
     parts.append(_pair_table(changed, comparison.alpha) if changed
                  else f"<p>None: every compared case is inside the ±{comparison.threshold:.1%} band.</p>")
-    left_out = ([(key, "only in A") for key in comparison.only_in_a] + [(key, "only in B") for key in comparison.only_in_b]
+    left_out = ([(key, "only in A") for key in comparison.only_in_baseline]
+                + [(key, "only in B") for key in comparison.only_in_current]
                 + [(n.key, ("BROKEN, fails the gate: " if n.broken else "") + n.reason) for n in comparison.not_compared])
     if left_out:
         rows = "".join(f"<tr><td><code>{escape(key)}</code></td><td>{escape(why)}</td></tr>" for key, why in left_out)
@@ -211,18 +210,13 @@ def _comparison_section(comparison: Comparison, chart) -> str:
 def _pair_table(pairs: Sequence[Pair], alpha: float) -> str:
     rows = "".join(
         f"<tr class=\"{p.verdict}\"><td><code>{escape(p.key)}</code></td><td>{escape(p.region)}</td>"
-        f"<td class=num>{format_ms(p.compared.baseline_median_ms)}</td>"
-        f"<td class=num>{format_ms(p.compared.current_median_ms)}</td>"
-        f"<td class=num>{p.ratio.value:.3f}×</td><td class=num>{_ci(p)}</td>"
-        f"<td class=num>{format_p(p.compared.p_adjusted)}</td><td>{_verdict_text(p.verdict)}</td></tr>"
+        f"<td class=num>{format_ms(p.baseline_median_ms)}</td>"
+        f"<td class=num>{format_ms(p.current_median_ms)}</td>"
+        f"<td class=num>{p.ratio:.3f}×</td><td class=num>{_ci(p)}</td>"
+        f"<td class=num>{format_p(p.p_adjusted)}</td><td>{p.verdict.word_with_name()}</td></tr>"
         for p in pairs)
     return (f"<table><tr><th>case</th><th>region</th><th>A ms</th><th>B ms</th><th>B/A</th><th>{1 - alpha:.0%} CI</th>"
             f"<th>p (Holm)</th><th>verdict</th></tr>{rows}</table>")
-
-
-def _verdict_text(verdict: str) -> str:
-    word = VERDICT_WORDS[verdict]
-    return f"{word} ({verdict})" if word != verdict else word
 
 
 def _comparison_text(comparison: Comparison) -> str:
@@ -231,15 +225,11 @@ def _comparison_text(comparison: Comparison) -> str:
     if geomean is None:
         return "no case ran in both files"
     return (f"geometric mean B/A {geomean:.3f}× over {len(comparison.pairs)} compared cases: "
-            + ", ".join(f"{counts[v]} {VERDICT_WORDS[v]}" for v in VERDICTS))
+            + ", ".join(f"{counts[v]} {v.word}" for v in VERDICTS))
 
 
 def _ci(pair: Pair) -> str:
-    return f"[{pair.ratio.low:.3f}, {pair.ratio.high:.3f}]" if pair.ratio.has_ci else "-"
-
-
-def _log(value: float) -> float:
-    return math.log(value) if value > 0 else 0.0
+    return f"[{pair.ci_low:.3f}, {pair.ci_high:.3f}]" if pair.interval.has_ci else "-"
 
 
 def _anchor(text: str) -> str:

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from harness.compare import Comparison
 from harness.report import context
 from harness.report.flags import NOISY_RULE, eager_fallbacks, noisy, problems
-from harness.report.ratios import (IMPROVEMENT, NOISE, REGRESSION, UNCHANGED, VERDICT_WORDS, VERDICTS, Comparison,
-                                   geometric_mean_speedups, speedups_over_cudnn, verdict_rule)
-from harness.report.text import configuration_groups, format_ms, ran_eagerly
+from harness.report.text import configuration_groups, format_ms
 from harness.results import CaseResult, RunResults
+from harness.speedup import geometric_mean_speedups, speedup_over_cudnn, speedups_over_cudnn
 from harness.suite import BACKENDS, CELLS
+from harness.verdict import VERDICTS, Verdict, changed_cases_title, verdict_rule
 
 FOLD_ROWS = 12  # longer tables and lists go into a <details> block
 NOISY_MARK, EAGER_MARK, FAILED_MARK, SKIPPED_MARK = "⚠", "†", "✗", "⊘"
@@ -96,55 +97,50 @@ def _cell(run: RunResults, result: CaseResult | None) -> str:
         return f"{SKIPPED_MARK} skipped"
     text = f"{format_ms(result.median_ms())} ms"
     if result.case.backend != "cudnn":
-        speedup = run.speedup_over_cudnn(result)
+        speedup = speedup_over_cudnn(run, result)
         if speedup:
             text += f" ({speedup:.2f}×)"
-    if ran_eagerly(result):
+    if result.ran_eagerly:
         text += f" {EAGER_MARK}"
     if result.noisy_regions:
         text += f" {NOISY_MARK}"
     return text
 
 
-VERDICT_MARKS = {REGRESSION: "🔴", IMPROVEMENT: "🟢", NOISE: "⚪"}  # as the chart: red, green, hollow grey
-
-
 def _comparison_summary(comparison: Comparison) -> list[str]:
-    a, b = comparison.a_label, comparison.b_label
+    a, b = comparison.baseline_label, comparison.current_label
     lines = [f"### `{b}` (B) vs `{a}` (A)", ""]
     geomean = comparison.geomean
     if geomean is None:
         lines += ["No case ran in both files.", ""]
     else:
         counts = comparison.counts()
+        tally = ", ".join(f"**{counts[v]} {v.word}**" if v in (Verdict.REGRESSION, Verdict.IMPROVEMENT)
+                          else f"{counts[v]} {v.word}" for v in VERDICTS)
         lines += [f"Median time B/A (> 1: B slower), geometric mean **{geomean:.3f}×** over {len(comparison.pairs)} "
-                  f"compared cases: **{counts[REGRESSION]} slower**, **{counts[IMPROVEMENT]} faster**, "
-                  f"{counts[NOISE]} noise, {counts[UNCHANGED]} unchanged. "
+                  f"compared cases: {tally}. "
                   f"{verdict_rule(comparison.threshold, comparison.alpha, len(comparison.pairs))}.", ""]
         lines += [f"> :warning: rnnbench compare A B warns: {_inline(warning)}" for warning in comparison.warnings] \
             + ([""] if comparison.warnings else [])
         if comparison.blocking_differences:
             lines += [f"**The environments differ** ({', '.join(d.label for d in comparison.blocking_differences)}): "
                       f"`rnnbench compare` refuses to gate these files without `--allow-env-mismatch`.", ""]
-        lines += ["| backend | geomean B/A | " + " | ".join(VERDICT_WORDS[v] for v in VERDICTS) + " |",
+        lines += ["| backend | geomean B/A | " + " | ".join(v.word for v in VERDICTS) + " |",
                   "|---|---:|" + "---:|" * len(VERDICTS)]
         for backend, value in comparison.geomean_by_backend().items():
-            mine = comparison.counts(p for p in comparison.pairs if p.a.case.backend == backend)
+            mine = comparison.counts(p for p in comparison.pairs if p.case.backend == backend)
             lines.append(f"| {backend} | {value:.3f}× | " + " | ".join(str(mine[v]) for v in VERDICTS) + " |")
         lines.append("")
-        rank = {verdict: i for i, verdict in enumerate(VERDICTS)}
-        changed = sorted((p for p in comparison.pairs if p.verdict != UNCHANGED),
-                         key=lambda p: (rank[p.verdict], -abs(p.ratio.value - 1)))
+        changed = comparison.changed()
         if changed:
             rows = [f"| case | A ms | B ms | B/A [{1 - comparison.alpha:.0%} CI] | verdict |", "|---|---:|---:|---:|---|"]
             for p in changed:
-                ci = f" [{p.ratio.low:.2f}, {p.ratio.high:.2f}]" if p.ratio.has_ci else ""
-                rows.append(f"| {VERDICT_MARKS[p.verdict]} `{p.key}` | {format_ms(p.compared.baseline_median_ms)} | "
-                            f"{format_ms(p.compared.current_median_ms)} | {p.ratio.value:.2f}×{ci} | "
-                            f"{VERDICT_WORDS[p.verdict]} |")
-            lines += _fold(rows, f"Slower, faster and noise cases ({len(changed)})", open_when_short=True)
-    left_out = ([f"- `{key}`: only in A" for key in comparison.only_in_a]
-                + [f"- `{key}`: only in B" for key in comparison.only_in_b]
+                ci = f" [{p.ci_low:.2f}, {p.ci_high:.2f}]" if p.interval.has_ci else ""
+                rows.append(f"| {p.verdict.mark} `{p.key}` | {format_ms(p.baseline_median_ms)} | "
+                            f"{format_ms(p.current_median_ms)} | {p.ratio:.2f}×{ci} | {p.verdict.word} |")
+            lines += _fold(rows, f"{changed_cases_title()} ({len(changed)})", open_when_short=True)
+    left_out = ([f"- `{key}`: only in A" for key in comparison.only_in_baseline]
+                + [f"- `{key}`: only in B" for key in comparison.only_in_current]
                 + [f"- `{n.key}`: {'**broken**, fails the gate: ' if n.broken else ''}{_inline(n.reason)}"
                    for n in comparison.not_compared])
     if left_out:

@@ -1,4 +1,4 @@
-"""Charts drawn from the data of scaling.py and ratios.py: scaling curves, speedup over cudnn, A versus B.
+"""Charts: scaling curves (scaling.py), speedups over cudnn (harness.speedup), A versus B (harness.compare).
 
 Each ``*_figure`` function returns a matplotlib Figure (built on the Agg canvas, no pyplot, no global
 state), so tests can read back what was drawn; :func:`png_bytes` renders one the same way every time.
@@ -17,20 +17,17 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator
 from matplotlib.transforms import blended_transform_factory
 
-from harness.compare import interval_method
-from harness.report.ratios import (IMPROVEMENT, NOISE, REGRESSION, UNCHANGED, Comparison, Speedup,
-                                   geometric_mean_speedups)
+from harness.compare import Comparison
+from harness.ratios import interval_method
 from harness.report.scaling import AXIS_LABELS, AXIS_NAMES, AXIS_SYMBOLS, ScalingChart
-from harness.report.text import format_bytes, format_count, ran_eagerly
+from harness.report.text import format_bytes, format_count
+from harness.speedup import Speedup, geometric_mean_speedups
 from harness.suite import BACKENDS, CELLS, SIZE_AXES
+from harness.verdict import VERDICTS, Verdict, band
 
 DPI = 110
 PALETTE = ("#1f77b4", "#ff7f0e", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#bcbd22", "#7f7f7f")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "h")
-# The gate's verdicts (harness.compare) as the A-vs-B chart draws them: red slower, green faster, grey the
-# rest; noise (a change beyond the threshold that the gate cannot tell from noise) as a hollow grey marker.
-VERDICT_COLORS = {REGRESSION: "#d62728", IMPROVEMENT: "#2ca02c", NOISE: "#8c8c8c", UNCHANGED: "#8c8c8c"}
-HOLLOW_VERDICTS = (NOISE,)
 BAND_ALPHA = 0.18
 FAILED_MARKER = "x"
 
@@ -209,7 +206,7 @@ def speedup_figure(speedups: Sequence[Speedup], context: str) -> Figure:
     first.set_yticks(range(len(rows)), row_labels)
     first.set_ylim(len(rows) - 0.5, -0.5)
     _finish_ratio_axes(grid, [s.ratio for s in speedups if s.ratio is not None])
-    eager = {s.result.case.backend for s in speedups if ran_eagerly(s.result)}
+    eager = {s.result.case.backend for s in speedups if s.result.ran_eagerly}
     handles = [Line2D([], [], linestyle="none", **line_style("backend", b),
                       label=(f"{b}: geomean {geomeans[b]:.2f}×" if geomeans.get(b) else f"{b}: no ratio")
                       + (" (NOT compiled: ran eagerly)" if b in eager else ""))
@@ -236,19 +233,9 @@ def _region_time(speedups: Sequence[Speedup]) -> str:
 # --- A versus B -------------------------------------------------------------------------------------
 
 
-def verdict_labels(threshold: float) -> dict[str, str]:
-    """The legend's words for the gate's verdicts (definitions: harness.compare) at ``threshold``."""
-    upper, lower = 1.0 + threshold, 1.0 / (1.0 + threshold)
-    return {REGRESSION: f"slower (regression): significant, whole CI above {upper:.3g}×",
-            IMPROVEMENT: f"faster (improvement): significant, whole CI below {lower:.3g}×",
-            NOISE: "noise (hollow): outside the band, not significant or CI reaches into it",
-            UNCHANGED: f"unchanged: inside the band {lower:.3g}×–{upper:.3g}×"}
-
-
-def _verdict_style(verdict: str) -> dict:
-    color = VERDICT_COLORS[verdict]
-    return {"color": color, "marker": "o", "markeredgecolor": color,
-            "markerfacecolor": "white" if verdict in HOLLOW_VERDICTS else color}
+def _verdict_style(verdict: Verdict) -> dict:
+    return {"color": verdict.colour, "marker": "o", "markeredgecolor": verdict.colour,
+            "markerfacecolor": "white" if verdict.hollow else verdict.colour}
 
 
 def comparison_figure(comparison: Comparison, context_a: str, context_b: str) -> Figure:
@@ -256,8 +243,8 @@ def comparison_figure(comparison: Comparison, context_a: str, context_b: str) ->
     (``rnnbench compare A B``); one facet per backend with its geometric mean. Only the cases the gate
     compared are drawn; the caption counts the others."""
     pairs = comparison.pairs
-    facets = _group(pairs, lambda p: p.a.case.backend, order=BACKENDS)
-    rows, row_labels = _row_labels([p.a.case for p in pairs], with_cell_and_mode=True)
+    facets = _group(pairs, lambda p: p.case.backend, order=BACKENDS)
+    rows, row_labels = _row_labels([p.case for p in pairs], with_cell_and_mode=True)
     columns = min(max(len(facets), 1), 4 if len(rows) > 10 else 3)
     facet_rows = math.ceil(max(len(facets), 1) / columns)
     width = max(3.5 * columns + 2.4, 7.5)
@@ -266,51 +253,51 @@ def comparison_figure(comparison: Comparison, context_a: str, context_b: str) ->
     for ax in grid.flat[len(facets):]:
         ax.set_visible(False)
     threshold = comparison.threshold
-    band = (1.0 / (1.0 + threshold), 1.0 + threshold)
+    edges = band(threshold)
     for ax, (backend, members) in zip(grid.flat, facets.items()):
         _shade_rows(ax, len(rows))
-        for verdict_name in VERDICT_COLORS:
-            chosen = [p for p in members if p.verdict == verdict_name]
+        for verdict in VERDICTS:
+            chosen = [p for p in members if p.verdict == verdict]
             if chosen:
-                ax.errorbar([p.ratio.value for p in chosen], [rows[_row_key(p.a.case)] for p in chosen],
-                            xerr=_xerr([p.ratio for p in chosen]), linestyle="none", markersize=5, capsize=2,
-                            elinewidth=1, label=verdict_name, **_verdict_style(verdict_name))
+                ax.errorbar([p.ratio for p in chosen], [rows[_row_key(p.case)] for p in chosen],
+                            xerr=_xerr([p.interval for p in chosen]), linestyle="none", markersize=5, capsize=2,
+                            elinewidth=1, label=verdict.value, **_verdict_style(verdict))
         ax.axvline(1.0, color="black", linewidth=1)
-        for edge in band:
+        for edge in edges:
             ax.axvline(edge, color="0.45", linewidth=0.9, linestyle=":")
         geomean = comparison.geomean_by_backend().get(backend)
         if geomean:
             ax.axvline(geomean, color="0.25", linewidth=1, linestyle="--")
         counts = comparison.counts(members)
-        eager = " (NOT compiled: ran eagerly)" if any(ran_eagerly(p.a) or ran_eagerly(p.b) for p in members) else ""
-        ax.set_title(f"{backend}{eager}: geomean {geomean:.3g}×\n{counts[REGRESSION]} slower · "
-                     f"{counts[IMPROVEMENT]} faster · {counts[NOISE]} noise", fontsize=10.5)
+        eager = (" (NOT compiled: ran eagerly)" if any(p.baseline.ran_eagerly or p.current.ran_eagerly for p in members)
+                 else "")
+        tally = " · ".join(f"{counts[v]} {v.word}" for v in VERDICTS if v != Verdict.UNCHANGED)
+        ax.set_title(f"{backend}{eager}: geomean {geomean:.3g}×\n{tally}", fontsize=10.5)
         ax.set_xlabel("B / A, log scale", fontsize=10)
         ax.grid(True, axis="x", which="major", alpha=0.3)
     first = grid.flat[0]
     if rows:
         first.set_yticks(range(len(rows)), row_labels)
         first.set_ylim(len(rows) - 0.5, -0.5)
-    _finish_ratio_axes(grid, [p.ratio for p in pairs])
-    labels = verdict_labels(threshold)
-    handles = [Line2D([], [], linestyle="none", label=labels[name], **_verdict_style(name)) for name in VERDICT_COLORS]
+    _finish_ratio_axes(grid, [p.interval for p in pairs])
+    handles = [Line2D([], [], linestyle="none", label=verdict.legend(threshold), **_verdict_style(verdict))
+               for verdict in VERDICTS]
     handles.append(Line2D([], [], color="0.45", linewidth=0.9, linestyle=":",
-                          label=f"threshold band {band[0]:.3g}×–{band[1]:.3g}× (±{threshold:.1%})"))
+                          label=f"threshold band {edges[0]:.3g}×–{edges[1]:.3g}× (±{threshold:.1%})"))
     handles.append(Line2D([], [], color="0.25", linestyle="--", label="geometric mean"))
     overall = comparison.geomean
     counts = comparison.counts()
     region = comparison.region or "/".join(sorted({p.region for p in pairs})) or "step"
-    figure.suptitle(f"{comparison.b_label} (B) vs {comparison.a_label} (A): median {region} time, B / A "
-                    f"(> 1: B slower)\noverall geomean {overall:.3g}× · {counts[REGRESSION]} slower, "
-                    f"{counts[IMPROVEMENT]} faster, {counts[NOISE]} noise, {counts[UNCHANGED]} unchanged "
-                    f"of {len(pairs)} compared cases"
-                    if overall else f"{comparison.b_label} (B) vs {comparison.a_label} (A): no matched case",
-                    fontsize=12)
+    a, b = comparison.baseline_label, comparison.current_label
+    tally = ", ".join(f"{counts[v]} {v.word}" for v in VERDICTS)
+    figure.suptitle(f"{b} (B) vs {a} (A): median {region} time, B / A (> 1: B slower)\noverall geomean "
+                    f"{overall:.3g}× · {tally} of {len(pairs)} compared cases"
+                    if overall else f"{b} (B) vs {a} (A): no matched case", fontsize=12)
     left_out = []
-    if comparison.only_in_a:
-        left_out.append(f"{len(comparison.only_in_a)} only in A")
-    if comparison.only_in_b:
-        left_out.append(f"{len(comparison.only_in_b)} only in B")
+    if comparison.only_in_baseline:
+        left_out.append(f"{len(comparison.only_in_baseline)} only in A")
+    if comparison.only_in_current:
+        left_out.append(f"{len(comparison.only_in_current)} only in B")
     broken = sum(1 for n in comparison.not_compared if n.broken)
     if len(comparison.not_compared) > broken:
         left_out.append(f"{len(comparison.not_compared) - broken} failed, skipped or without samples in A or B")
@@ -321,10 +308,8 @@ def comparison_figure(comparison: Comparison, context_a: str, context_b: str) ->
              f"alpha {comparison.alpha:g} after Holm-Bonferroni over the {len(pairs)} compared cases",
              *_wrap(f"whiskers: {interval_method(comparison.alpha)}", width),
              "(whiskers longer than the plot are cut at its edge)"]
-    if comparison.gate is not None and comparison.gate.noisy_pair:
-        lines += _wrap(f"warning: the cases' changes scatter by about {comparison.gate.ratio_spread:.0%} between "
-                       f"the runs, more than the {threshold:.1%} threshold: a noisy pair of runs, whose colours "
-                       f"measure the machine more than the code", width)
+    for warning in comparison.warnings:
+        lines += _wrap(f"warning: {warning}", width)
     if comparison.blocking_differences:
         lines += _wrap("environments differ (" + ", ".join(d.label for d in comparison.blocking_differences)
                        + "): rnnbench compare refuses to gate these files without --allow-env-mismatch", width)

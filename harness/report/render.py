@@ -3,19 +3,20 @@ names. Reads results files, draws, writes; never measures. Same results in, same
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
 from harness.cases import select_cases
-from harness.compare import DEFAULT_ALPHA, DEFAULT_THRESHOLD
+from harness.compare import DEFAULT_THRESHOLD, Comparison, compare_runs
 from harness.errors import ReportError
+from harness.metrics import SAMPLED_METRICS
+from harness.ratios import DEFAULT_ALPHA
 from harness.report.context import context_line
-from harness.report.ratios import TIME_REGIONS, Comparison, compare_runs, speedups_over_cudnn
-from harness.report.scaling import (LINE_DIMENSIONS, entries_of, file_labels, resolve_metric, scaling_chart,
-                                    swept_axes)
-from harness.results import RunResults, read_journal, read_results
+from harness.report.scaling import LINE_DIMENSIONS, entries_of, resolve_metric, scaling_chart, swept_axes
+from harness.results import RunResults
+from harness.speedup import speedups_over_cudnn
+from harness.store import REPORT_PAGE, REPORT_SUMMARY, file_labels, slug, write_files
 from harness.suite import SIZE_AXES
 
 CHARTS = ("curves", "speedup", "compare")
@@ -28,11 +29,6 @@ class Chart:
     name: str
     title: str
     png: bytes
-
-
-def load_runs(paths: Sequence[str | Path]) -> list[RunResults]:
-    """Results files (or the journal of a run that was killed); ResultsFileError, one line, otherwise."""
-    return [read_journal(path) if str(path).endswith(".journal") else read_results(path) for path in paths]
 
 
 def filter_runs(runs: Sequence[RunResults], filters: Sequence[str]) -> list[RunResults]:
@@ -49,10 +45,6 @@ def filter_runs(runs: Sequence[RunResults], filters: Sequence[str]) -> list[RunR
     return kept
 
 
-def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "results"
-
-
 def curve_charts(runs: Sequence[RunResults], axes: Sequence[str] | None = None, metric: str | None = None,
                  by: str = "backend", prefix: str | None = None) -> list[Chart]:
     """Scaling curves of ``metric`` along each of ``axes`` (default: every axis the results swept)."""
@@ -65,7 +57,7 @@ def curve_charts(runs: Sequence[RunResults], axes: Sequence[str] | None = None, 
         raise ReportError(f"--by {by!r}: choose one of {', '.join(LINE_DIMENSIONS)}")
     if axes is None:
         axes = swept_axes(entries)
-    prefix = prefix or slug("+".join(file_labels(runs)))
+    prefix = prefix or _file_slug("+".join(file_labels(runs)))
     charts = []
     for axis in axes:
         chart = scaling_chart(entries, axis, metric, by)
@@ -89,23 +81,25 @@ def comparisons(runs: Sequence[RunResults], region: str | None = None, *, thresh
                 alpha: float = DEFAULT_ALPHA) -> list[Comparison]:
     """Each results file after the first against the first (A: the first file, B: the other), by the
     regression gate: the verdicts ``rnnbench compare A B --threshold T --alpha ALPHA`` gives."""
-    if region is not None and region not in TIME_REGIONS:
-        raise ReportError(f"--y {region!r}: an A-vs-B chart compares a timed region: {', '.join(TIME_REGIONS)}")
+    if region is not None and region not in SAMPLED_METRICS:
+        raise ReportError(f"--y {region!r}: an A-vs-B chart compares a timed region: {', '.join(SAMPLED_METRICS)}")
     labels = file_labels(runs)
-    return [compare_runs(runs[0], run, region, a_label=labels[0], b_label=label, threshold=threshold, alpha=alpha)
+    return [compare_runs(runs[0], run, metric=region, threshold=threshold, alpha=alpha, labels=(labels[0], label),
+                         allow_nothing_in_common=True)
             for run, label in zip(runs[1:], labels[1:])]
 
 
-def comparison_chart(comparison: Comparison, a: RunResults, b: RunResults) -> Chart:
+def comparison_chart(comparison: Comparison) -> Chart:
     from harness.report.plots import comparison_figure, png_bytes
 
+    a, b = comparison.baseline_label, comparison.current_label
     if not comparison.pairs:
-        raise ReportError(f"{comparison.b_label} vs {comparison.a_label}: no case ran in both files "
-                          f"({len(comparison.only_in_a)} only in A, {len(comparison.only_in_b)} only in B, "
-                          f"{len(comparison.not_compared)} failed, skipped or without samples in one)")
-    name = f"compare-{slug(comparison.b_label)}-vs-{slug(comparison.a_label)}.png"
-    return Chart(name, f"{comparison.b_label} vs {comparison.a_label}",
-                 png_bytes(comparison_figure(comparison, context_line([a]), context_line([b]))))
+        raise ReportError(f"{b} vs {a}: no case ran in both files "
+                          f"({len(comparison.only_in_baseline)} only in A, {len(comparison.only_in_current)} only "
+                          f"in B, {len(comparison.not_compared)} failed, skipped or without samples in one)")
+    name = f"compare-{_file_slug(b)}-vs-{_file_slug(a)}.png"
+    return Chart(name, f"{b} vs {a}", png_bytes(comparison_figure(
+        comparison, context_line([comparison.baseline]), context_line([comparison.current]))))
 
 
 def plot(runs: Sequence[RunResults], chart: str = "curves", x: str | None = None, metric: str | None = None,
@@ -118,25 +112,21 @@ def plot(runs: Sequence[RunResults], chart: str = "curves", x: str | None = None
     if chart == "curves":
         return curve_charts(runs, [x] if x else None, metric, by)
     if chart == "speedup":
-        charts = [speedup_chart(run, slug(label)) for run, label in zip(runs, file_labels(runs))]
+        charts = [speedup_chart(run, _file_slug(label)) for run, label in zip(runs, file_labels(runs))]
         if not any(charts):
             raise ReportError("no speedup over cudnn to draw: no backend ran beside a cudnn case")
         return [c for c in charts if c]
     if len(runs) < 2:
         raise ReportError("--chart compare needs two or more results files: A (the first) and B")
-    compared = comparisons(runs, metric, threshold=threshold, alpha=alpha)
-    return [comparison_chart(c, runs[0], run) for c, run in zip(compared, runs[1:])]
+    return [comparison_chart(c) for c in comparisons(runs, metric, threshold=threshold, alpha=alpha)]
 
 
 def write_charts(charts: Sequence[Chart], out_dir: str | Path) -> list[Path]:
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for chart in charts:
-        path = out / chart.name
-        path.write_bytes(chart.png)
-        paths.append(path)
-    return paths
+    return write_files(out_dir, {chart.name: chart.png for chart in charts})
+
+
+def _file_slug(label: str) -> str:
+    return slug(label, empty="results")
 
 
 def write_report(runs: Sequence[RunResults], out_dir: str | Path, *, threshold: float = DEFAULT_THRESHOLD,
@@ -152,17 +142,14 @@ def write_report(runs: Sequence[RunResults], out_dir: str | Path, *, threshold: 
         charts = []
         entries = entries_of([run])
         if swept_axes(entries):
-            charts.extend(curve_charts([run], prefix=slug(label)))
-        speedup = speedup_chart(run, slug(label))
+            charts.extend(curve_charts([run], prefix=_file_slug(label)))
+        speedup = speedup_chart(run, _file_slug(label))
         if speedup:
             charts.append(speedup)
         sections.append((label, run, charts))
     compared = comparisons(runs, threshold=threshold, alpha=alpha)
-    comparison_charts = [comparison_chart(c, runs[0], run) for c, run in zip(compared, runs[1:]) if c.pairs]
-    out = Path(out_dir)
-    paths = write_charts([c for _, _, charts in sections for c in charts] + comparison_charts, out)
-    html_path = out / "report.html"
-    html_path.write_text(report_html(sections, compared, comparison_charts), encoding="utf-8")
-    markdown_path = out / "summary.md"
-    markdown_path.write_text(report_markdown(sections, compared), encoding="utf-8")
-    return [*paths, html_path, markdown_path]
+    comparison_charts = [comparison_chart(c) for c in compared if c.pairs]
+    charts = [c for _, _, charts in sections for c in charts] + comparison_charts
+    return write_files(out_dir, {**{chart.name: chart.png for chart in charts},
+                                 REPORT_PAGE: report_html(sections, compared, comparison_charts),
+                                 REPORT_SUMMARY: report_markdown(sections, compared)})

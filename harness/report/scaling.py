@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
 from harness.errors import ReportError
 from harness.metrics import METRICS, Metric, metric_spread
-from harness.report.text import ran_eagerly
 from harness.results import CaseResult, RunResults
+from harness.store import file_labels
 from harness.suite import BACKENDS, CELLS, MODES, SIZE_AXES
 
 AXIS_SYMBOLS = {"batch": "B", "seq_len": "T", "input_size": "I", "hidden_size": "H", "num_layers": "L"}
@@ -110,16 +109,6 @@ def entries_of(runs: Sequence[RunResults]) -> list[Entry]:
     return [Entry(label, run, result) for label, run in zip(labels, runs) for result in run.cases]
 
 
-def file_labels(runs: Sequence[RunResults]) -> list[str]:
-    """A short, unique name per results file: its file name without .json (numbered when two agree)."""
-    labels = []
-    for index, run in enumerate(runs, start=1):
-        stem = Path(run.source).name.removesuffix(".journal").removesuffix(".json") if run.source else "results"
-        label = stem if stem not in labels else f"{stem}-{index}"
-        labels.append(label)
-    return labels
-
-
 def swept_axes(entries: Iterable[Entry]) -> list[str]:
     """The size axes along which at least one sweep has two or more values, in the suite's axis order.
     Cases of every status count: a sweep whose largest case failed was still swept."""
@@ -199,7 +188,7 @@ def _curve(axis: str, metric: Metric, by: str, dimensions: tuple, by_x: dict[flo
     return Curve(axis=axis, metric=metric.name, line=dict(dimensions)[by], dimensions=dimensions,
                  points=tuple(points), missing=tuple(missing),
                  exponent=fit_exponent([p.x for p in points], [p.y for p in points]),
-                 ran_eagerly=any(ran_eagerly(e.result) for entries in by_x.values() for e in entries))
+                 ran_eagerly=any(e.result.ran_eagerly for entries in by_x.values() for e in entries))
 
 
 def fit_exponent(xs: Sequence[float], ys: Sequence[float]) -> float | None:

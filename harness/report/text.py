@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from harness.activity import launch_bound_note
-from harness.metrics import peak_memory_bytes
 from harness.results import CaseResult, RunResults
+from harness.speedup import speedup_over_cudnn
 
 
 def format_ms(value: float | None) -> str:
@@ -37,24 +37,23 @@ def format_bytes(value: float | None) -> str:
     return f"{value:.0f} B"
 
 
-def ran_eagerly(result: CaseResult) -> bool:
-    """A compiled backend whose model Dynamo could not compile: what was timed is eager PyTorch."""
-    return bool((result.backend.get("compile") or {}).get("fell_back_to_eager"))
+def eager_fallback_note(result: CaseResult) -> str:
+    reasons = "; ".join(result.compile_facts.break_reasons) or "no graph"
+    return f"NOT COMPILED, ran eagerly (Dynamo: {reasons})"
 
 
 def notes(result: CaseResult) -> str:
     parts = []
     if result.status != "ok":
         parts.append(result.reason or "")
-    compile_facts = result.backend.get("compile")
+    compile_facts = result.compile_facts
     if compile_facts:
-        if compile_facts.get("fell_back_to_eager"):
-            reasons = "; ".join(compile_facts.get("break_reasons", ())) or "no graph"
-            parts.append(f"NOT COMPILED, ran eagerly (Dynamo: {reasons})")
-        elif compile_facts.get("graphs") is not None:
-            parts.append(f"{compile_facts['graphs']} graph(s), {compile_facts.get('graph_breaks', 0)} break(s)")
-    if result.ok and result.case.backend in ("cudnn", "compile_module") and "kernel_library" in result.backend:
-        parts.append(result.backend["kernel_library"])
+        if compile_facts.fell_back_to_eager:
+            parts.append(eager_fallback_note(result))
+        elif compile_facts.graphs is not None:
+            parts.append(f"{compile_facts.graphs} graph(s), {compile_facts.graph_breaks} break(s)")
+    if result.ok and result.case.backend in ("cudnn", "compile_module") and result.kernel_library is not None:
+        parts.append(result.kernel_library)
     if result.backend.get("weights_repacked_every_call"):
         parts.append("WEIGHTS RE-PACKED EVERY CALL (not one contiguous chunk): time inflated")
     launch_bound = launch_bound_note(result.activity)
@@ -64,7 +63,7 @@ def notes(result: CaseResult) -> str:
     if noisy:
         worst = max(result.stats[r].relative_iqr for r in noisy)
         parts.append(f"NOISY ({', '.join(noisy)}: IQR {worst:.0%} of median)")
-    window = telemetry_window(result)
+    window = result.telemetry_window()
     if window:
         throttled = window.get("throttled") or {}
         causes = [cause for cause in ("thermal", "power") if throttled.get(cause)]
@@ -75,14 +74,9 @@ def notes(result: CaseResult) -> str:
     return "; ".join(p for p in parts if p)
 
 
-def telemetry_window(result: CaseResult) -> dict | None:
-    """The NVML window of the result's primary region, if telemetry took one."""
-    return (result.telemetry.get("windows") or {}).get(result.primary_region)
-
-
 def _telemetry_cells(result: CaseResult) -> tuple[str, str, str]:
     """Energy per sequence, mean power (from the energy counter where there is one) and GPU utilization."""
-    window = telemetry_window(result) or {}
+    window = result.telemetry_window() or {}
     energy = window.get("energy_per_sequence_j")
     power = window.get("energy_mean_power_w", window.get("power_mean_w"))
     utilization = window.get("gpu_utilization_mean_pct")
@@ -107,19 +101,14 @@ def configuration_groups(run: RunResults) -> dict[tuple, list[CaseResult]]:
     return groups
 
 
-def summary_row(run: RunResults, result: CaseResult) -> tuple[str, ...]:
-    """The cells of one result's row under SUMMARY_HEADER."""
-    return _row(run, result)
-
-
 def summary_table(run: RunResults) -> str:
     """One block per model configuration and mode, one row per backend."""
     lines = []
     for (cell, mode, shape, dtype, device), group in configuration_groups(run).items():
         region = group[0].primary_region
-        rows = [_row(run, result) for result in group]
+        rows = [summary_row(run, result) for result in group]
         header = SUMMARY_HEADER
-        if any(telemetry_window(result) for result in group):  # NVML columns only where NVML measured
+        if any(result.telemetry_window() for result in group):  # NVML columns only where NVML measured
             header = SUMMARY_HEADER[:-1] + TELEMETRY_HEADER + SUMMARY_HEADER[-1:]
             rows = [row[:-1] + _telemetry_cells(result) + row[-1:] for row, result in zip(rows, group)]
         widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header[:-1])]
@@ -130,9 +119,9 @@ def summary_table(run: RunResults) -> str:
         lines.append("")
     unavailable: dict[str, int] = {}
     for result in run.cases:
-        nvml = result.telemetry.get("nvml") or {}
-        if result.ok and nvml.get("available") is False and nvml.get("reason"):
-            unavailable[nvml["reason"]] = unavailable.get(nvml["reason"], 0) + 1
+        reason = result.telemetry_unavailable_reason
+        if result.ok and reason:
+            unavailable[reason] = unavailable.get(reason, 0) + 1
     for reason, count in unavailable.items():
         lines.append(f"telemetry: {reason} ({count} case{'s' if count != 1 else ''})")
     counts = run.counts()
@@ -155,7 +144,8 @@ def warnings_lines(run: RunResults) -> list[str]:
     return lines
 
 
-def _row(run: RunResults, result: CaseResult) -> tuple[str, ...]:
+def summary_row(run: RunResults, result: CaseResult) -> tuple[str, ...]:
+    """The cells of one result's row under SUMMARY_HEADER."""
     stats = result.stats.get(result.primary_region)
     if stats:
         ci = (f" [{format_ms(stats.median_ci95_low_ms)}, {format_ms(stats.median_ci95_high_ms)}]"
@@ -164,7 +154,7 @@ def _row(run: RunResults, result: CaseResult) -> tuple[str, ...]:
     else:
         median = "-"
     derived = result.derived.get(result.primary_region, {})
-    speedup = run.speedup_over_cudnn(result)
+    speedup = speedup_over_cudnn(run, result)
     first = result.first_iteration_ms
     first_total = first.get("step", first.get("forward")) if first else None
     return (
@@ -176,7 +166,7 @@ def _row(run: RunResults, result: CaseResult) -> tuple[str, ...]:
         format_count(derived.get("sequences_per_s")),
         format_count(derived["achieved_tflops"] * 1e3) if derived else "-",
         f"{speedup:.2f}x" if speedup else "-",
-        format_bytes(peak_memory_bytes(result)),
+        format_bytes(result.peak_memory_bytes),
         format_ms(first_total),
         notes(result),
     )

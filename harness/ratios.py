@@ -1,0 +1,148 @@
+"""The ratio of two medians and how sure it is: the statistics of the regression gate, also behind the
+charts' intervals and the speedups over cudnn. Pure numbers; no results, no verdicts.
+
+batches   Timing samples drift within a run (clock boost, a neighbour's load), so consecutive samples are
+          not independent. Each side's samples, in the order they were measured, are cut into
+          ``MAX_BATCHES`` (10) consecutive batches of nearly equal size (one sample per batch when there
+          are fewer samples). Drift within a run makes the batches differ, and so widens the interval
+          and weakens the test below, instead of passing for a change.
+ratio     median(other samples) / median(baseline samples): above 1 the other is slower.
+interval  Block bootstrap of that ratio, at confidence 1 - alpha: each side is resampled by drawing its
+          batches with replacement (``BOOTSTRAP_RESAMPLES`` times, fixed seed, so the same samples always
+          give the same interval), the ratio of medians is taken of each pair of resamples, and the
+          interval is the alpha/2 and 1 - alpha/2 quantiles of those ratios. None (shown "-") with
+          fewer than ``MIN_BATCHES_FOR_INTERVAL`` batches on a side.
+p         Two-sided Mann-Whitney U test (scipy, exact) of the batch medians (each batch summarised by its
+          median): how likely a difference at least this clear is between two runs of the same code.
+p (Holm)  The p-values of all compared cases adjusted by Holm-Bonferroni, so the chance of calling any
+          case significant when nothing changed stays at alpha however many cases are compared.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+
+MAX_BATCHES = 10
+MIN_BATCHES_FOR_INTERVAL = 5
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0
+DEFAULT_ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class Ratio:
+    value: float
+    low: float | None = None  # the interval at confidence 1 - alpha; None: too few batches
+    high: float | None = None
+
+    @property
+    def has_ci(self) -> bool:
+        return self.low is not None and self.high is not None
+
+
+def ratio_of_medians(baseline_ms: Sequence[float], other_ms: Sequence[float], *,
+                     alpha: float = DEFAULT_ALPHA) -> Ratio:
+    """median(other) / median(baseline), with its block-bootstrap interval at confidence 1 - alpha.
+
+    The samples must be in the order they were measured: the interval resamples consecutive batches."""
+    if len(baseline_ms) == 0 or len(other_ms) == 0:
+        raise ValueError("a ratio of medians needs samples on both sides")
+    base_median, other_median = float(np.median(baseline_ms)), float(np.median(other_ms))
+    if base_median <= 0:
+        raise ValueError("the baseline median must be positive")
+    low, high = ratio_interval(baseline_ms, other_ms, alpha)
+    return Ratio(other_median / base_median, low, high)
+
+
+def batch_medians(samples: Sequence[float], max_batches: int = MAX_BATCHES) -> np.ndarray:
+    """The medians of up to ``max_batches`` consecutive batches of the samples, in measured order."""
+    return _row_medians(_batches(samples, max_batches))
+
+
+def _row_medians(table: np.ndarray) -> np.ndarray:
+    """The median of each row of a scratch array (sorted in place), NaNs left out: what
+    np.nanmedian(table, axis=1) gives, bit for bit (the mean of the two middle values), without its
+    row-by-row masked arrays, which made the bootstrap three times slower."""
+    counts = np.count_nonzero(~np.isnan(table), axis=1)
+    table.sort(axis=1)  # NaNs last
+    rows = np.arange(table.shape[0])
+    return (table[rows, (counts - 1) // 2] + table[rows, counts // 2]) / 2
+
+
+def _batches(samples: Sequence[float], max_batches: int = MAX_BATCHES) -> np.ndarray:
+    """The samples as a (batches, longest batch) array, NaN-padded: consecutive batches in measured order."""
+    values = np.asarray(samples, dtype=float)
+    parts = np.array_split(values, min(max_batches, values.size))
+    table = np.full((len(parts), max(part.size for part in parts)), np.nan)
+    for row, part in enumerate(parts):
+        table[row, :part.size] = part
+    return table
+
+
+def _bootstrap_medians(batches: np.ndarray, rng: np.random.Generator, resamples: int) -> np.ndarray:
+    """Medians of ``resamples`` resamples made of the batches drawn with replacement (a block bootstrap)."""
+    count = batches.shape[0]
+    medians = np.empty(resamples)
+    chunk = max(1, 4_000_000 // batches.size)  # bounds the memory of one gather
+    for start in range(0, resamples, chunk):
+        stop = min(resamples, start + chunk)
+        picks = rng.integers(0, count, size=(stop - start, count))
+        medians[start:stop] = _row_medians(batches[picks].reshape(stop - start, -1))
+    return medians
+
+
+def interval_method(alpha: float = DEFAULT_ALPHA) -> str:
+    """How the interval of a ratio is computed, in words, from the constants that compute it."""
+    return (f"{1 - alpha:.0%} interval, block bootstrap of the ratio of medians: each side's samples cut, in "
+            f"measured order, into {MAX_BATCHES} consecutive batches, resampled whole ({BOOTSTRAP_RESAMPLES} "
+            f"resamples, fixed seed); none with fewer than {MIN_BATCHES_FOR_INTERVAL} samples on a side")
+
+
+def ratio_interval(baseline_samples: Sequence[float], current_samples: Sequence[float], alpha: float, *,
+                   resamples: int = BOOTSTRAP_RESAMPLES,
+                   seed: int = BOOTSTRAP_SEED) -> tuple[float | None, float | None]:
+    """Block-bootstrap interval of median(current) / median(baseline) at confidence 1 - alpha."""
+    baseline, current = _batches(baseline_samples), _batches(current_samples)
+    if min(baseline.shape[0], current.shape[0]) < MIN_BATCHES_FOR_INTERVAL:
+        return None, None
+    rng = np.random.default_rng(seed)
+    ratios = _bootstrap_medians(current, rng, resamples) / _bootstrap_medians(baseline, rng, resamples)
+    low, high = np.quantile(ratios, [alpha / 2, 1 - alpha / 2])
+    return float(low), float(high)
+
+
+def mann_whitney_p(baseline_batches: np.ndarray, current_batches: np.ndarray) -> float:
+    from scipy import stats as scipy_stats  # half a second to import; only a comparison needs it
+
+    if np.array_equal(np.sort(baseline_batches), np.sort(current_batches)):
+        return 1.0  # identical sets (a file compared with itself); scipy would also say so, less directly
+    result = scipy_stats.mannwhitneyu(current_batches, baseline_batches, alternative="two-sided", method="exact")
+    return float(min(1.0, result.pvalue))
+
+
+def holm_adjust(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (step-down; monotone; capped at 1), in the input order."""
+    count = len(p_values)
+    order = sorted(range(count), key=lambda i: p_values[i])
+    adjusted = [1.0] * count
+    running = 0.0
+    for position, index in enumerate(order):
+        running = max(running, min(1.0, (count - position) * p_values[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+def geometric_mean(values: Iterable[float]) -> float | None:
+    logs = [math.log(v) for v in values if v and v > 0]
+    return math.exp(sum(logs) / len(logs)) if logs else None
+
+
+def robust_spread(ratios: Sequence[float]) -> float:
+    """How much ratios scatter: 1.4826 x the median absolute deviation of their logarithms (about one
+    standard deviation, robust to the few that really changed), as a fraction."""
+    logs = np.log(ratios)
+    return float(math.expm1(1.4826 * np.median(np.abs(logs - np.median(logs)))))
