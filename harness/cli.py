@@ -162,8 +162,10 @@ def validate(suite_path, device):
 @click.option("--resume", "resume_path", default=None, metavar="RESULTS",
               help="Continue the interrupted run that wrote RESULTS (or its .journal): finished cases are kept, "
                    "the rest run. Refused if the suite or the environment changed.")
+@click.option("--force", is_flag=True, help="Replace an existing results file (or an interrupted run's journal) at "
+                                            "the --out path.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def run(suite_path, device, out, backends, filters, resume_path, quiet):
+def run(suite_path, device, out, backends, filters, resume_path, force, quiet):
     """Time every case of SUITE and write a results file."""
     from harness.env import collect_environment, utc_now
     from harness.report.text import summary_table, warnings_lines
@@ -186,24 +188,29 @@ def run(suite_path, device, out, backends, filters, resume_path, quiet):
         if out:
             raise click.UsageError("--resume writes to the results file it resumes; leave out --out")
         previous = load_for_resume(resume_path, suite.to_dict(), environment)
-        if not backends and not filters:  # repeat the interrupted run's selection
-            backends = tuple(previous.options.get("backends", ()))
-            filters = tuple(previous.options.get("filters", ()))
+        # The interrupted run's selection stays the plan; a --backend/--filter now only narrows what runs now.
+        plan_backends = tuple(previous.options.get("backends", ()))
+        plan_filters = tuple(previous.options.get("filters", ()))
+        planned = opened.select(plan_backends, plan_filters)
+        now = set(case.key for case in opened.select(backends, filters)) if backends or filters else None
         previous_cases = previous.cases  # every case it recorded (ok, failed or skipped) is finished
         path = results_path_of(resume_path)
     else:
+        plan_backends, plan_filters = backends, filters
+        planned = opened.select(backends, filters)
+        now = None
         path = new_results_path(out, suite.name, resolved.type)
     done = {result.key for result in previous_cases}
-    cases = [case for case in opened.select(backends, filters) if case.key not in done]
+    cases = [case for case in planned if case.key not in done and (now is None or case.key in now)]
     settings = opened.settings()
-    options = {"device": str(resolved), "backends": list(backends), "filters": list(filters)}
+    options = {"device": str(resolved), "backends": list(plan_backends), "filters": list(plan_filters)}
     writer = ResultsWriter(path, environment, suite.to_dict(), started_utc=utc_now(),
-                           previous_cases=previous_cases, options=options)
+                           previous_cases=previous_cases, options=options, resuming=bool(resume_path), force=force)
     hardware = Environment(environment).hardware_name
     resumed = f" ({len(previous_cases)} already finished)" if resume_path else ""
     click.echo(f"rnnbench: {len(cases)} cases of suite '{suite.name}'{resumed} on {resolved} ({hardware}, "
                f"{suite.dtype}, {suite.precision}); journal: {writer.journal_path}", err=True)
-    status = "complete"
+    status, journal_failure = "complete", None
     try:
         with _stop_on_signals(), click.progressbar(
                 cases, label="running", file=sys.stderr, show_pos=True, hidden=quiet,
@@ -212,15 +219,25 @@ def run(suite_path, device, out, backends, filters, resume_path, quiet):
                 writer.append(run_case(case, settings))
     except KeyboardInterrupt:
         status = "interrupted"
+    except RnnbenchError as exc:  # the journal cannot be written (a full disk): stop, keep what finished
+        status, journal_failure = "interrupted", str(exc)
+    recorded = {result.key for result in writer.cases}
+    remaining = [case for case in planned if case.key not in recorded]
+    if status == "complete" and remaining:
+        status = "interrupted"  # a narrower --filter on resume ran part of the plan: the run is not complete
     with _signals_deferred():
         results = writer.finish(status, finished_utc=utc_now())
     click.echo(summary_table(results))
     for line in warnings_lines(results):
         click.echo(line)
     click.echo(f"results: {path}")
+    if journal_failure:
+        click.echo(f"rnnbench: error: {journal_failure}; the run stopped; {len(results.cases)} finished cases "
+                   f"saved to {path}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
     if status == "interrupted":
-        click.echo(f"rnnbench: interrupted; {len(results.cases)} finished cases saved to {path}; "
-                   f"continue with: rnnbench run {suite_path} --resume {path}", err=True)
+        click.echo(f"rnnbench: not complete: {len(remaining)} planned cases not run; {len(results.cases)} finished "
+                   f"cases saved to {path}; continue with: rnnbench run {suite_path} --resume {path}", err=True)
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(EXIT_FAILED if results.counts()["failed"] else EXIT_OK)
 
@@ -360,14 +377,15 @@ def compare(baseline_path, current_path, metric, threshold, alpha, markdown_path
     blocking = comparison.blocking_differences
     if blocking and not allow_env_mismatch:
         if markdown_path:
-            write_text(markdown_path, render_markdown_refusal(comparison, "--allow-env-mismatch"))
+            write_text(markdown_path, render_markdown_refusal(comparison, "--allow-env-mismatch"),
+                       inputs=(baseline_path, current_path))
         click.echo(render_environment_refusal(comparison), err=True)
         raise ComparisonError(f"refusing to compare runs of different environments "
                               f"({', '.join(d.label for d in blocking)}); refresh the baseline on this machine "
                               f"or pass --allow-env-mismatch")
     click.echo(render_text(comparison))
     if markdown_path:
-        write_text(markdown_path, render_markdown(comparison))
+        write_text(markdown_path, render_markdown(comparison), inputs=(baseline_path, current_path))
     sys.exit(EXIT_FAILED if comparison.failed else EXIT_OK)
 
 
@@ -410,14 +428,14 @@ def export_pytest_benchmark(results_path, output, metric):
     """Write RESULTS in pytest-benchmark's JSON format (times in seconds), for `pytest-benchmark compare`."""
     from harness.errors import ResultsFileError
     from harness.export_pytest_benchmark import to_pytest_benchmark
-    from harness.store import read_results, write_json_atomically
+    from harness.store import read_results, refuse_overwriting, write_json_atomically
 
     export = to_pytest_benchmark(read_results(results_path), metric)
     for line in export.skipped_cases:
         click.echo(f"left out: {line}", err=True)
     if not export.exported:
         raise ResultsFileError(f"{results_path}: no ok case with samples to export")
-    write_json_atomically(output, export.document)
+    write_json_atomically(refuse_overwriting(output, inputs=(results_path,)), export.document)
     click.echo(f"{output}: {export.exported} benchmarks in pytest-benchmark format")
 
 

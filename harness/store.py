@@ -21,8 +21,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping, Sequence
 
+from harness import limits
 from harness.errors import ResultsFileError
-from harness.results import SCHEMA, SCHEMA_VERSION, CaseResult, Environment, RunResults, thaw
+from harness.results import SCHEMA, SCHEMA_VERSION, STATUSES, CaseResult, Environment, RunResults, thaw
 
 RESULTS_DIR = Path("results")
 BASELINES_DIR = RESULTS_DIR / "baselines"
@@ -43,11 +44,12 @@ def new_results_path(out: str | Path | None, suite_name: str, device_type: str, 
     """Where a new run writes: ``out`` when it is a .json file, else ``<suite>-<device>-<time>.json`` in
     ``out`` (default: results/)."""
     stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
-    default_name = f"{suite_name}-{device_type}-{stamp}.json"
+    # slug: a suite's name is input, and must not steer the file elsewhere ('../x', '/etc/x')
+    default_name = f"{slug(suite_name)[:80]}-{slug(device_type)}-{stamp}.json"
     if out is None:
         return RESULTS_DIR / default_name
     path = Path(out)
-    return path if path.suffix == ".json" else path / default_name
+    return path if path.suffix.lower() == ".json" else path / default_name
 
 
 def journal_path_for(results_path: str | Path) -> Path:
@@ -92,6 +94,7 @@ def write_json_atomically(path: str | Path, document: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(handle, 0o666 & ~_umask())  # mkstemp makes 0600; a results file is shared like any other
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             json.dump(document, stream, indent=1, allow_nan=False, default=_json_default)
             stream.write("\n")
@@ -102,6 +105,39 @@ def write_json_atomically(path: str | Path, document: dict) -> Path:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def refuse_overwriting(output: str | Path, inputs: Sequence[str | Path] = (), force: bool = False) -> Path:
+    """The path to write, once it is known not to be one of ``inputs`` and (without ``force``) not an existing
+    results file or journal: an output option never destroys what a command reads or a run recorded."""
+    output = Path(output)
+    for source in inputs:
+        try:
+            same = output.exists() and os.path.samefile(output, source)
+        except OSError:
+            same = False
+        if same:
+            raise ResultsFileError(f"{output}: is also an input of this command; write elsewhere")
+    if output.is_dir():
+        raise ResultsFileError(f"{output}: is a folder; name a file")
+    if not force and _is_rnnbench_record(output):
+        raise ResultsFileError(f"{output}: exists and holds rnnbench results; write elsewhere or add --force")
+    return output
+
+
+def _is_rnnbench_record(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return False
+    return f'"schema": "{SCHEMA}"'.encode() in head or b'"journal": true' in head
 
 
 def _json_default(value):
@@ -127,10 +163,19 @@ def finite_document(value):
     return value
 
 
-def write_text(path: str | Path, text: str) -> Path:
-    path = Path(path)
+def write_text(path: str | Path, text: str, inputs: Sequence[str | Path] = ()) -> Path:
+    """Write text atomically; never over one of ``inputs`` or over rnnbench results."""
+    path = refuse_overwriting(path, inputs)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(handle, 0o666 & ~_umask())
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -152,21 +197,44 @@ def write_files(out_dir: str | Path, files: Mapping[str, bytes | str]) -> list[P
 # ----------------------------------------------------------------------------------------- reading
 
 def read_results(path: str | Path) -> RunResults:
-    """Raises ResultsFileError, with one line saying what is wrong, for anything but a valid results file."""
+    """Raises ResultsFileError, with one line saying what is wrong, for anything but a valid results file.
+
+    A journal (an interrupted run's JSON Lines) is read as such whatever its name."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ResultsFileError(f"{path}: no such results file") from None
-    except IsADirectoryError:
-        raise ResultsFileError(f"{path}: is a folder, not a results file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ResultsFileError(f"{path}: cannot read: {exc}") from None
+    text = _read_text(path, "results file")
     try:
         document = json.loads(text)
+    except RecursionError:
+        raise ResultsFileError(f"{path}: nested deeper than {limits.MAX_NESTING} levels") from None
     except json.JSONDecodeError as exc:
+        if _looks_like_journal(text):
+            return _journal_from_text(path, text)
         raise ResultsFileError(f"{path}: not valid JSON (truncated?): {exc.msg} at line {exc.lineno}") from None
     return results_from_document(document, str(path))
+
+
+def _read_text(path: Path, what: str) -> str:
+    try:
+        if path.is_file() and path.stat().st_size > limits.MAX_RESULTS_BYTES:
+            raise ResultsFileError(f"{path}: {what} larger than {limits.MAX_RESULTS_BYTES >> 20} MiB")
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ResultsFileError(f"{path}: no such {what}") from None
+    except IsADirectoryError:
+        raise ResultsFileError(f"{path}: is a folder, not a {what}") from None
+    except UnicodeDecodeError:
+        raise ResultsFileError(f"{path}: not a {what} (not UTF-8 text)") from None
+    except OSError as exc:
+        raise ResultsFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def _looks_like_journal(text: str) -> bool:
+    first = text.split("\n", 1)[0]
+    try:
+        header = json.loads(first)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(header, dict) and header.get("journal") is True
 
 
 def results_from_document(document: Any, source: str) -> RunResults:
@@ -176,6 +244,7 @@ def results_from_document(document: Any, source: str) -> RunResults:
     if version != SCHEMA_VERSION:
         raise ResultsFileError(f"{source}: results schema version {version!r}; this rnnbench reads "
                                f"version {SCHEMA_VERSION}")
+    _check_document(document, source)
     try:
         cases = tuple(CaseResult.from_dict(case) for case in document["cases"])
         return RunResults(environment=document["environment"], suite=document["suite"], cases=cases,
@@ -186,16 +255,109 @@ def results_from_document(document: Any, source: str) -> RunResults:
         raise ResultsFileError(f"{source}: malformed results file: {type(exc).__name__}: {exc}") from None
 
 
+# The one validation of a results file read back: what every reader may then take for granted.
+_CASE_STRINGS = ("cell", "backend", "mode", "dtype", "device_type")
+_CASE_SIZES = ("batch", "seq_len", "input_size", "hidden_size", "num_layers")
+_CASE_MAPPINGS = ("parity", "backend", "memory", "telemetry", "activity")
+
+
+def _check_document(document: dict, source: str) -> None:
+    def bad(where: str, problem: str):
+        raise ResultsFileError(f"{source}: {where}: {problem}")
+
+    for section in ("environment", "suite"):
+        if not isinstance(document.get(section), dict):
+            bad(section, f"must be a mapping, got {_kind(document.get(section))}")
+    if document.get("options") is not None and not isinstance(document["options"], dict):
+        bad("options", f"must be a mapping, got {_kind(document['options'])}")
+    if document.get("status", "complete") not in ("complete", "interrupted"):
+        bad("status", f"must be complete or interrupted, got {_kind(document.get('status'))}")
+    cases = document.get("cases")
+    if not isinstance(cases, list):
+        bad("cases", f"must be a list, got {_kind(cases)}")
+    seen: set[str] = set()
+    for index, entry in enumerate(cases):
+        where = f"cases[{index}]"
+        if not isinstance(entry, dict):
+            bad(where, f"must be a mapping, got {_kind(entry)}")
+        case = entry.get("case")
+        if not isinstance(case, dict):
+            bad(f"{where}.case", f"must be a mapping, got {_kind(case)}")
+        for name in _CASE_STRINGS:
+            value = case.get(name)
+            if not isinstance(value, str) or not value or not value.isprintable() or len(value) > 64 or "/" in value:
+                bad(f"{where}.case.{name}", f"must be a short name, got {_kind(value)}")
+        for name in _CASE_SIZES:
+            value = case.get(name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limits.MAX_SIZE:
+                bad(f"{where}.case.{name}", f"must be a whole number from 1 to {limits.MAX_SIZE}, got {_kind(value)}")
+        if not isinstance(case.get("bidirectional"), bool):
+            bad(f"{where}.case.bidirectional", f"must be true or false, got {_kind(case.get('bidirectional'))}")
+        if entry.get("status") not in STATUSES:
+            bad(f"{where}.status", f"must be one of {', '.join(STATUSES)}, got {_kind(entry.get('status'))}")
+        if entry.get("reason") is not None and not isinstance(entry["reason"], str):
+            bad(f"{where}.reason", f"must be text, got {_kind(entry['reason'])}")
+        for name in ("samples_ms", "warmup_ms"):
+            regions = entry.get(name)
+            if regions is None:
+                continue
+            if not isinstance(regions, dict):
+                bad(f"{where}.{name}", f"must be a mapping of region to samples, got {_kind(regions)}")
+            for region, samples in regions.items():
+                if not isinstance(samples, list):
+                    bad(f"{where}.{name}.{region}", f"must be a list of times, got {_kind(samples)}")
+                for position, sample in enumerate(samples):
+                    if not _is_time(sample):
+                        bad(f"{where}.{name}.{region}[{position}]",
+                            f"must be a finite time above 0 and at most {limits.MAX_SAMPLE_MS:g} ms, got {_kind(sample)}")
+        first = entry.get("first_iteration_ms")
+        if first is not None and not (isinstance(first, dict) and all(v is None or _is_time(v) or v == 0
+                                                                       for v in first.values())):
+            bad(f"{where}.first_iteration_ms", "must map regions to times")
+        for name in _CASE_MAPPINGS:
+            if entry.get(name) is not None and not isinstance(entry[name], dict):
+                bad(f"{where}.{name}", f"must be a mapping, got {_kind(entry[name])}")
+        warnings = entry.get("warnings")
+        if warnings is not None and not (isinstance(warnings, list) and all(isinstance(w, str) for w in warnings)):
+            bad(f"{where}.warnings", "must be a list of text")
+        key = "/".join(str(case.get(f)) for f in ("cell", "backend", "mode", "batch", "seq_len", "input_size",
+                                                   "hidden_size", "num_layers", "bidirectional", "dtype",
+                                                   "device_type"))
+        if key in seen:
+            bad(where, "the same case appears twice in one file")
+        seen.add(key)
+
+
+def _is_time(value) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and 0 < value <= limits.MAX_SAMPLE_MS)
+
+
+def _kind(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)):
+        return f"{value:g}" if isinstance(value, float) else str(value)[:24]
+    if isinstance(value, str):
+        return repr(value[:40] + ("..." if len(value) > 40 else ""))
+    return f"a {type(value).__name__}"
+
+
 class ResultsWriter:
     """Keeps every finished case on disk at once, then writes the results file atomically.
 
     Each case is appended to ``<results>.journal`` (JSON Lines) and flushed to disk as it finishes, so a
     crash or a kill loses at most the case that was running; ``finish`` writes the results file by
-    temporary file and rename and removes the journal.
+    temporary file and rename and removes the journal. While it writes, ``<results>.lock`` is held, so a
+    second run with the same ``--out`` is refused instead of mixing its cases in. Without ``force`` it
+    refuses to replace an existing results file, or the journal of an interrupted run it is not resuming.
     """
 
     def __init__(self, path: str | Path, environment: Mapping, suite: Mapping, started_utc: str,
-                 previous_cases: tuple[CaseResult, ...] = (), options: Mapping | None = None):
+                 previous_cases: tuple[CaseResult, ...] = (), options: Mapping | None = None, *,
+                 resuming: bool = False, force: bool = False):
         self.path = Path(path)
         self.journal_path = journal_path_for(self.path)
         self.environment = environment
@@ -203,17 +365,32 @@ class ResultsWriter:
         self.options = options or {}
         self.started_utc = started_utc
         self.cases: list[CaseResult] = []
+        self.journal_error: str | None = None
+        if self.path.is_dir():
+            raise ResultsFileError(f"{self.path}: is a folder; --out takes a folder or a .json file name")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Write the new journal beside the old one and swap it in only when complete, so that a journal
-        # being resumed is never lost to a crash while it is copied.
-        fresh_path = self.journal_path.with_name(self.journal_path.name + ".new")
-        self._journal = open(fresh_path, "w", encoding="utf-8")
-        self._write_line({"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "journal": True,
-                          "started_utc": started_utc, "options": thaw(self.options),
-                          "environment": thaw(environment), "suite": thaw(suite)})
-        for case in previous_cases:
-            self.append(case)
-        os.replace(fresh_path, self.journal_path)
+        self._lock = _hold_lock(self.path)
+        try:
+            if not resuming and not force:
+                if self.journal_path.exists():
+                    raise ResultsFileError(f"{self.journal_path}: an interrupted run's journal is there; continue it "
+                                           f"with --resume {self.path}, or add --force to start over")
+                if self.path.exists():
+                    raise ResultsFileError(f"{self.path}: exists (a finished run's results); write elsewhere "
+                                           f"or add --force to replace it")
+            # Write the new journal beside the old one and swap it in only when complete, so that a journal
+            # being resumed is never lost to a crash while it is copied.
+            fresh_path = self.journal_path.with_name(self.journal_path.name + ".new")
+            self._journal = os.fdopen(_create_new_file(fresh_path), "w", encoding="utf-8")
+            self._write_line({"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "journal": True,
+                              "started_utc": started_utc, "options": thaw(self.options),
+                              "environment": thaw(environment), "suite": thaw(suite)})
+            for case in previous_cases:
+                self.append(case)
+            os.replace(fresh_path, self.journal_path)
+        except BaseException:
+            _release_lock(self._lock, self.path)
+            raise
 
     def _write_line(self, document: dict) -> None:
         self._journal.write(json.dumps(finite_document(document), allow_nan=False, default=_json_default) + "\n")
@@ -221,17 +398,76 @@ class ResultsWriter:
         os.fsync(self._journal.fileno())
 
     def append(self, result: CaseResult) -> None:
+        """Keep the case; a journal that cannot be written (a full disk) raises ResultsFileError, and the
+        cases stay in memory for ``finish``."""
         self.cases.append(result)
-        self._write_line({"case_result": result.to_dict()})
+        try:
+            self._write_line({"case_result": result.to_dict()})
+        except OSError as exc:
+            self.journal_error = f"{self.journal_path}: {exc.strerror or exc}"
+            raise ResultsFileError(f"cannot write the journal {self.journal_error}") from None
 
     def finish(self, status: str, finished_utc: str) -> RunResults:
+        """Write the results file. If it cannot be written, the finished cases go to a rescue file in the
+        temporary folder and ResultsFileError names it: a finished result is never lost."""
         run = RunResults(environment=self.environment, suite=self.suite, cases=tuple(self.cases),
                          status=status, started_utc=self.started_utc, finished_utc=finished_utc,
                          options=self.options, source=str(self.path))
-        write_results(self.path, run)
-        self._journal.close()
+        try:
+            write_results(self.path, run)
+        except OSError as exc:
+            rescue = Path(tempfile.gettempdir()) / f"rnnbench-rescued-{datetime.now():%Y%m%d-%H%M%S}-{self.path.name}"
+            try:
+                write_results(rescue, run)
+            except OSError:
+                raise ResultsFileError(f"cannot write {self.path} ({exc.strerror or exc}) nor a rescue copy; "
+                                       f"the journal {self.journal_path} keeps what it could") from None
+            raise ResultsFileError(f"cannot write {self.path} ({exc.strerror or exc}); the {len(self.cases)} "
+                                   f"finished cases are in {rescue}") from None
+        finally:
+            try:
+                self._journal.close()
+            except OSError:
+                pass
+            _release_lock(self._lock, self.path)
         self.journal_path.unlink(missing_ok=True)
         return run
+
+
+def _create_new_file(path: Path) -> int:
+    """A new file at ``path``, never through a link planted there (the link is removed, its target kept)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        return os.open(path, flags, 0o666)
+    except FileExistsError:
+        path.unlink()  # a stale file of a crashed run, or a link: unlink removes the name, not its target
+        return os.open(path, flags, 0o666)
+
+
+def _hold_lock(results_path: Path):
+    """An exclusive lock on ``<results>.lock`` for as long as a run writes ``results_path``."""
+    import fcntl
+
+    lock_path = results_path.with_name(results_path.name + ".lock")
+    descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        raise ResultsFileError(f"{results_path}: another rnnbench run is writing it (it holds {lock_path.name}); "
+                               f"wait for it or give another --out") from None
+    return descriptor
+
+
+def _release_lock(descriptor: int, results_path: Path) -> None:
+    import fcntl
+
+    try:
+        results_path.with_name(results_path.name + ".lock").unlink(missing_ok=True)
+    except OSError:  # its folder is gone; the lock goes with the descriptor
+        pass
+    fcntl.flock(descriptor, fcntl.LOCK_UN)
+    os.close(descriptor)
 
 
 def read_results_or_journal(path: str | Path) -> RunResults:
@@ -256,14 +492,17 @@ def read_journal(path: str | Path) -> RunResults:
     A last line cut off mid-write is ignored: every line before it is a finished case.
     """
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise ResultsFileError(f"{path}: cannot read journal: {exc}") from None
+    return _journal_from_text(path, _read_text(path, "journal"))
+
+
+def _journal_from_text(path: Path, text: str) -> RunResults:
+    lines = text.splitlines()
     documents = []
     for number, line in enumerate(lines, start=1):
         try:
             documents.append(json.loads(line))
+        except RecursionError:
+            raise ResultsFileError(f"{path}:{number}: nested deeper than {limits.MAX_NESTING} levels") from None
         except json.JSONDecodeError:
             if number == len(lines):
                 break

@@ -129,8 +129,8 @@ def test_truncated_file(files, tmp_path):
 @pytest.mark.parametrize("mutate, message", [
     (lambda d: d.update(schema="something.else"), "not an rnnbench results file"),
     (lambda d: d.update(schema_version=99), "schema version 99"),
-    (lambda d: d.pop("environment"), "malformed results file"),
-    (lambda d: d["cases"][0].pop("case"), "malformed results file"),
+    (lambda d: d.pop("environment"), "environment: must be a mapping, got null"),
+    (lambda d: d["cases"][0].pop("case"), "cases[0].case: must be a mapping, got null"),
 ])
 def test_wrong_schema(files, tmp_path, mutate, message):
     good = files("a.json", synthetic_run(1))

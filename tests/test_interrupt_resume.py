@@ -130,3 +130,33 @@ def test_resume_repeats_the_runs_selection(suite, finished_run):
     done = resume(suite, finished_run)
     assert done.returncode == 0, done.stderr
     assert {case.case.backend for case in read_results(finished_run).cases} == {"cudnn"}
+
+
+def test_a_resume_with_a_narrower_filter_stays_interrupted_until_the_plan_is_done(suite, tmp_path):
+    results = tmp_path / "r.json"
+    process = start_run(suite, "--out", results)
+    wait_for_finished_cases(results.with_name("r.json.journal"), 1)
+    process.kill()
+    process.communicate(timeout=60)
+    narrower = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(suite), "--quiet", "--resume",
+                               str(results), "--filter", "cell=gru", "--backend", "cudnn"],
+                              capture_output=True, text=True, timeout=300)
+    assert narrower.returncode == 130, narrower.stderr
+    assert "planned cases not run" in narrower.stderr
+    partial = read_results(results)
+    assert partial.status == "interrupted" and len(partial.cases) < TOTAL_CASES
+    assert set(partial.options["backends"]) == set() and list(partial.options["filters"]) == []  # the plan
+    done = resume(suite, results)
+    assert done.returncode == 0, done.stderr
+    assert read_results(results).status == "complete" and len(read_results(results).cases) == TOTAL_CASES
+
+
+def test_a_second_run_on_the_same_out_is_refused_while_the_first_writes(suite, tmp_path):
+    results = tmp_path / "r.json"
+    process = start_run(suite, "--out", results)
+    wait_for_finished_cases(results.with_name("r.json.journal"), 1)
+    second = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(suite), "--quiet", "--out",
+                             str(results), "--force"], capture_output=True, text=True, timeout=300)
+    process.communicate(timeout=300)
+    assert second.returncode == 2 and "another rnnbench run is writing" in second.stderr
+    assert process.returncode == 0 and len(read_results(results).cases) == TOTAL_CASES

@@ -97,3 +97,11 @@ def test_non_ascii_digits_in_a_filter_and_misspelt_backends_are_one_line():
     assert result.exit_code == 2 and "whole numbers" in result.output
     result = CliRunner().invoke(main, ["list", "suites/small.yaml", "--backend", "cudnnn"])
     assert result.exit_code == 2 and "did you mean 'cudnn'" in result.output
+
+
+def test_the_readme_lists_every_limit_as_the_table_says():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for what, limit, why in limits.LIMITS:
+        assert f"| {what} | {limit} | {why} |" in readme, what

@@ -59,7 +59,7 @@ def test_speedup_is_measured_against_the_cudnn_case_of_the_same_model():
     ('{"schema": "rnnbench.results", "schema_version": 1, "cases": [', "not valid JSON"),
     ('{"hello": 1}', "not an rnnbench results file"),
     ('{"schema": "rnnbench.results", "schema_version": 99, "cases": []}', "schema version 99"),
-    ('{"schema": "rnnbench.results", "schema_version": 1, "cases": [{"status": "ok"}]}', "malformed"),
+    ('{"schema": "rnnbench.results", "schema_version": 1, "cases": [{"status": "ok"}]}', "must be a mapping"),
 ])
 def test_bad_results_files_give_one_clear_error(tmp_path, content, fragment):
     path = tmp_path / "bad.json"

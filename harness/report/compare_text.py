@@ -7,6 +7,7 @@ from __future__ import annotations
 from harness.compare import Comparison, Pair
 from harness.environment_diff import EnvironmentDifference
 from harness.ratios import interval_method
+from harness.report.markdown import markdown_inline
 from harness.report.text import format_ms
 from harness.results import RunResults
 from harness.verdict import Verdict
@@ -123,7 +124,7 @@ def render_text(comparison: Comparison) -> str:
 # ---------------------------------------------------------------------------------------------- Markdown
 
 def _md(text: str) -> str:
-    return str(text).replace("|", "\\|")
+    return markdown_inline(text)
 
 
 def _md_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:

@@ -47,11 +47,11 @@ def _run_summary(label: str, run: RunResults, charts) -> list[str]:
               f"{FAILED_MARK} failed · {SKIPPED_MARK} skipped", ""]
     failed = problems(run)
     if failed:
-        lines += _fold([f"- {FAILED_MARK if f.what == 'failed' else SKIPPED_MARK} `{f.key}`: {_inline(f.detail)}"
+        lines += _fold([f"- {FAILED_MARK if f.what == 'failed' else SKIPPED_MARK} `{f.key}`: {markdown_inline(f.detail)}"
                         for f in failed], f"Failed and skipped ({len(failed)})", open_when_short=True)
     fallbacks = eager_fallbacks(run)
     if fallbacks:
-        lines += _fold([f"- {EAGER_MARK} `{f.key}`: {_inline(f.detail)}" for f in fallbacks],
+        lines += _fold([f"- {EAGER_MARK} `{f.key}`: {markdown_inline(f.detail)}" for f in fallbacks],
                        f"Compiled backends that ran eagerly ({len(fallbacks)})", open_when_short=True)
     flagged = noisy(run)
     if flagged:
@@ -120,7 +120,7 @@ def _comparison_summary(comparison: Comparison) -> list[str]:
         lines += [f"Median time B/A (> 1: B slower), geometric mean **{geomean:.3f}×** over {len(comparison.pairs)} "
                   f"compared cases: {tally}. "
                   f"{verdict_rule(comparison.threshold, comparison.alpha, len(comparison.pairs))}.", ""]
-        lines += [f"> :warning: rnnbench compare A B warns: {_inline(warning)}" for warning in comparison.warnings] \
+        lines += [f"> :warning: rnnbench compare A B warns: {markdown_inline(warning)}" for warning in comparison.warnings] \
             + ([""] if comparison.warnings else [])
         if comparison.blocking_differences:
             lines += [f"**The environments differ** ({', '.join(d.label for d in comparison.blocking_differences)}): "
@@ -141,7 +141,7 @@ def _comparison_summary(comparison: Comparison) -> list[str]:
             lines += _fold(rows, f"{changed_cases_title()} ({len(changed)})", open_when_short=True)
     left_out = ([f"- `{key}`: only in A" for key in comparison.only_in_baseline]
                 + [f"- `{key}`: only in B" for key in comparison.only_in_current]
-                + [f"- `{n.key}`: {'**broken**, fails the gate: ' if n.broken else ''}{_inline(n.reason)}"
+                + [f"- `{n.key}`: {'**broken**, fails the gate: ' if n.broken else ''}{markdown_inline(n.reason)}"
                    for n in comparison.not_compared])
     if left_out:
         lines += _fold(left_out, f"Not compared ({len(left_out)})")
@@ -155,6 +155,9 @@ def _fold(lines: list[str], summary: str, open_when_short: bool = False) -> list
     return [f"<details><summary>{summary}</summary>", "", *lines, "", "</details>", ""]
 
 
-def _inline(text: str) -> str:
-    """One line, safe inside a Markdown table or list item."""
-    return " ".join(str(text).split()).replace("|", "\\|")
+def markdown_inline(text: str) -> str:
+    """One line, safe inside a Markdown table or list item: text from a results file (a crafted reason,
+    say) can start no heading, table row, HTML tag or code span of its own."""
+    one_line = " ".join(str(text).split())
+    return (one_line.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+            .replace("`", "'"))
