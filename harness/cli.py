@@ -383,9 +383,9 @@ def compare(baseline_path, current_path, metric, threshold, alpha, markdown_path
         raise ComparisonError(f"refusing to compare runs of different environments "
                               f"({', '.join(d.label for d in blocking)}); refresh the baseline on this machine "
                               f"or pass --allow-env-mismatch")
-    click.echo(render_text(comparison))
-    if markdown_path:
+    if markdown_path:  # first: a Markdown file that cannot be written must not follow a printed verdict
         write_text(markdown_path, render_markdown(comparison), inputs=(baseline_path, current_path))
+    click.echo(render_text(comparison))
     sys.exit(EXIT_FAILED if comparison.failed else EXIT_OK)
 
 
