@@ -176,6 +176,7 @@ def run(suite_path, device, out, backends, filters, resume_path, force, quiet):
 
     opened = _load(suite_path, device)
     suite, resolved = opened.suite, opened.device
+    opened.select(backends, filters)  # a selection that matches nothing is refused before anything is set
     precision_flags = apply_process_settings(suite)
     environment = collect_environment(resolved)
     environment["math_precision"] = precision_flags

@@ -92,9 +92,8 @@ def test_validate_in_a_real_process_exits_2_with_one_line(tmp_path):
 def test_validate_accepts_a_good_suite(tmp_path):
     path = tmp_path / "good.yaml"
     path.write_text("name: t\ndevice: cpu\n" + GRID)
-    done = subprocess.run([sys.executable, "-m", "harness.cli", "validate", str(path)], capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0 and "ok: suite 't', 1 cases on cpu" in done.stdout
+    done = CliRunner().invoke(main, ["validate", str(path)])
+    assert done.exit_code == 0 and "ok: suite 't', 1 cases on cpu" in done.stdout
 
 
 def test_a_dtype_the_device_cannot_run_is_refused(monkeypatch):

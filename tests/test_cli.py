@@ -1,10 +1,14 @@
-"""The command line as a user meets it: real subprocesses, real (tiny) suites."""
+"""The command line as a user meets it: real (tiny) suites, run in real subprocesses. Commands that stop
+before running anything (list, env, input refused) run in this process, through the same entry point."""
 
 import json
 import subprocess
 import sys
 
 import pytest
+from click.testing import CliRunner
+
+from harness.cli import main
 
 TINY_SUITE = """
 name: tiny
@@ -24,6 +28,14 @@ grid:
 def rnnbench(*args, cwd=None, timeout=300):
     return subprocess.run([sys.executable, "-m", "harness.cli", *map(str, args)], capture_output=True,
                           text=True, cwd=cwd, timeout=timeout)
+
+
+def rnnbench_here(*args):
+    """The command in this process, for one that changes nothing global (no run): exit code, stdout and
+    stderr as a subprocess's would be."""
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
 
 
 @pytest.fixture
@@ -65,27 +77,27 @@ def test_out_folder_gets_a_named_file(tiny_suite, tmp_path):
 
 
 def test_list_prints_the_expanded_cases_without_running(tiny_suite):
-    done = rnnbench("list", tiny_suite)
+    done = rnnbench_here("list", tiny_suite)
     assert done.returncode == 0, done.stderr
     assert "lstm/torchscript/forward_backward/B2-T3-I4-H5-L1/float32/cpu" in done.stdout
     assert "6 cases of suite 'tiny' on cpu" in done.stdout
 
 
 def test_env_describes_the_machine():
-    done = rnnbench("env", "--json")
+    done = rnnbench_here("env", "--json")
     assert done.returncode == 0, done.stderr
     environment = json.loads(done.stdout)
     assert environment["torch"]["version"] and environment["machine"]["cpu"]["count"]
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["run", "no-such-suite.yaml"], "no such suite file"),
-    (["list", "{suite}", "--filter", "colour=red"], "unknown axis 'colour'"),
-    (["run", "{suite}", "--backend", "nope"], "unknown backend 'nope'"),
-    (["run", "{suite}", "--filter", "hidden_size=99"], "no case matches"),
+@pytest.mark.parametrize("args, fragment, in_process", [
+    (["run", "no-such-suite.yaml"], "no such suite file", True),
+    (["list", "{suite}", "--filter", "colour=red"], "unknown axis 'colour'", True),
+    (["run", "{suite}", "--backend", "nope"], "unknown backend 'nope'", True),
+    (["run", "{suite}", "--filter", "hidden_size=99"], "no case matches", True),
 ])
-def test_bad_input_is_one_line_and_exit_2(tiny_suite, args, fragment):
-    done = rnnbench(*[a.format(suite=tiny_suite) for a in args])
+def test_bad_input_is_one_line_and_exit_2(tiny_suite, args, fragment, in_process):
+    done = (rnnbench_here if in_process else rnnbench)(*[a.format(suite=tiny_suite) for a in args])
     assert done.returncode == 2
     assert fragment in done.stderr
     assert "Traceback" not in done.stderr
@@ -94,6 +106,6 @@ def test_bad_input_is_one_line_and_exit_2(tiny_suite, args, fragment):
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
 def test_cuda_on_a_machine_without_a_gpu_is_refused(tiny_suite):
-    done = rnnbench("run", tiny_suite, "--device", "cuda")
+    done = rnnbench_here("run", tiny_suite, "--device", "cuda")
     assert done.returncode == 2
     assert "no usable CUDA GPU" in done.stderr and "Traceback" not in done.stderr
