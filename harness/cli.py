@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 
 import click
 
@@ -162,10 +163,13 @@ def validate(suite_path, device):
 @click.option("--resume", "resume_path", default=None, metavar="RESULTS",
               help="Continue the interrupted run that wrote RESULTS (or its .journal): finished cases are kept, "
                    "the rest run. Refused if the suite or the environment changed.")
+@click.option("--rounds", type=click.IntRange(1, 50), default=None, metavar="R",
+              help="Measure every case in R rounds, each a fresh worker process with the cases in a new seeded "
+                   "order (default: the suite's timing.rounds, else 1: one round, in this process).")
 @click.option("--force", is_flag=True, help="Replace an existing results file (or an interrupted run's journal) at "
                                             "the --out path.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def run(suite_path, device, out, backends, filters, resume_path, force, quiet):
+def run(suite_path, device, out, backends, filters, resume_path, rounds, force, quiet):
     """Time every case of SUITE and write a results file."""
     from harness.env import collect_environment, utc_now
     from harness.report.text import summary_table, warnings_lines
@@ -205,6 +209,15 @@ def run(suite_path, device, out, backends, filters, resume_path, force, quiet):
     cases = [case for case in planned if case.key not in done and (now is None or case.key in now)]
     settings = opened.settings()
     options = {"device": str(resolved), "backends": list(plan_backends), "filters": list(plan_filters)}
+    rounds = rounds or suite.timing.rounds
+    if rounds > 1:
+        from harness.rounds import round_order
+
+        if resume_path:
+            raise click.UsageError("--resume of a run in rounds is not supported; its journal keeps every "
+                                   "finished round, and rnnbench report reads it")
+        orders = [round_order([case.key for case in cases], suite.seed, index) for index in range(rounds)]
+        options.update(rounds=rounds, round_orders=orders, planned_order=[case.key for case in cases])
     writer = ResultsWriter(path, environment, suite.to_dict(), started_utc=utc_now(),
                            previous_cases=previous_cases, options=options, resuming=bool(resume_path), force=force)
     hardware = Environment(environment).hardware_name
@@ -213,16 +226,19 @@ def run(suite_path, device, out, backends, filters, resume_path, force, quiet):
                f"{suite.dtype}, {suite.precision}); journal: {writer.journal_path}", err=True)
     status, journal_failure = "complete", None
     try:
-        with _stop_on_signals(), click.progressbar(
-                cases, label="running", file=sys.stderr, show_pos=True, hidden=quiet,
-                item_show_func=lambda case: case.key if case else "") as progress:
-            for case in progress:
-                writer.append(run_case(case, settings))
+        if rounds > 1:
+            _run_rounds(writer, options["round_orders"], suite_path, device, quiet)
+        else:
+            with _stop_on_signals(), click.progressbar(
+                    cases, label="running", file=sys.stderr, show_pos=True, hidden=quiet,
+                    item_show_func=lambda case: case.key if case else "") as progress:
+                for case in progress:
+                    writer.append(run_case(case, settings))
     except KeyboardInterrupt:
         status = "interrupted"
     except RnnbenchError as exc:  # the journal cannot be written (a full disk): stop, keep what finished
         status, journal_failure = "interrupted", str(exc)
-    recorded = {result.key for result in writer.cases}
+    recorded = {result.key for result in writer.cases} | set(writer.round_documents)
     remaining = [case for case in planned if case.key not in recorded]
     if status == "complete" and remaining:
         status = "interrupted"  # a narrower --filter on resume ran part of the plan: the run is not complete
@@ -241,6 +257,101 @@ def run(suite_path, device, out, backends, filters, resume_path, force, quiet):
                    f"cases saved to {path}; continue with: rnnbench run {suite_path} --resume {path}", err=True)
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(EXIT_FAILED if results.counts()["failed"] else EXIT_OK)
+
+
+def _run_rounds(writer, orders: list[list[str]], suite_path: str, device: str | None, quiet: bool) -> None:
+    """Each round in a fresh worker process, the cases in that round's order; results journaled as they come."""
+    from harness.rounds import run_round
+
+    total = sum(len(order) for order in orders)
+    with _stop_on_signals(), click.progressbar(length=total, label="running", file=sys.stderr, show_pos=True,
+                                               hidden=quiet) as progress:
+        for index, order in enumerate(orders):
+            def received(document, index=index):
+                writer.append_round(index, document)
+                progress.update(1, f"round {index + 1}/{len(orders)} {document.get('key', '')}")
+
+            run_round(index, suite_path, device, order, on_result=received)
+
+
+@main.command()
+@click.argument("suite_path", metavar="SUITE")
+@click.option("--a", "python_a", required=True, metavar="PYTHON_A",
+              help="The baseline's interpreter, e.g. venv-a/bin/python (a command line: 'env PYTHONPATH=wt-a python').")
+@click.option("--b", "python_b", required=True, metavar="PYTHON_B", help="The current side's interpreter.")
+@click.option("--rounds", type=click.IntRange(2, 50), default=None, metavar="R",
+              help="Rounds per side (default: the suite's timing.rounds, at least 5).")
+@DEVICE_OPTION
+@BACKEND_OPTION
+@FILTER_OPTION
+@click.option("-o", "--out", "out_dir", default="results/ab", show_default=True, metavar="DIR",
+              help="Folder for a.json, b.json (and comparison.md with --markdown).")
+@THRESHOLD_OPTION
+@ALPHA_OPTION
+@click.option("--markdown", is_flag=True, help="Also write DIR/comparison.md.")
+@click.option("--force", is_flag=True, help="Replace a.json and b.json if they exist.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def ab(suite_path, python_a, python_b, rounds, device, backends, filters, out_dir, threshold, alpha, markdown,
+       force, quiet):
+    """Interleaved A/B: rounds of SUITE under interpreter A and B alternately on this machine, then the gate.
+
+    Round r runs A then B (B then A on odd rounds), each in a fresh process, the cases in round r's order, so
+    drift of the machine hits both sides alike. Exit codes as for compare: 1 when B regresses against A.
+    """
+    import shlex
+
+    from harness.compare import compare_runs
+    from harness.env import utc_now
+    from harness.report.compare_text import render_markdown, render_text
+    from harness.rounds import round_order, run_round
+    from harness.store import ResultsWriter, write_text
+
+    threshold_value, alpha_value = _gate_settings(threshold, alpha)
+    opened = _load(suite_path, device)
+    cases = opened.select(backends, filters)
+    rounds = rounds or max(5, opened.suite.timing.rounds)
+    interpreters = {"a": shlex.split(python_a), "b": shlex.split(python_b)}
+    keys = [case.key for case in cases]
+    orders = [round_order(keys, opened.suite.seed, index) for index in range(rounds)]
+    folder = Path(out_dir)
+    writers: dict[str, ResultsWriter] = {}
+    options = {"device": device, "backends": list(backends), "filters": list(filters), "rounds": rounds,
+               "round_orders": orders, "planned_order": keys}
+
+    def writer_for(side: str, environment: dict) -> None:
+        if side not in writers:
+            writers[side] = ResultsWriter(folder / f"{side}.json", environment, opened.suite.to_dict(),
+                                          started_utc=utc_now(), options={**options, "interpreter": python_a
+                                                                          if side == "a" else python_b},
+                                          force=force)
+
+    click.echo(f"rnnbench: A/B of {len(cases)} cases of suite '{opened.suite.name}', {rounds} rounds per side, "
+               f"alternating; A: {python_a}; B: {python_b}", err=True)
+    status = "complete"
+    try:
+        with _stop_on_signals(), click.progressbar(length=2 * rounds * len(cases), label="running",
+                                                   file=sys.stderr, show_pos=True, hidden=quiet) as progress:
+            for index, order in enumerate(orders):
+                for side in (("a", "b") if index % 2 == 0 else ("b", "a")):
+                    def received(document, side=side, index=index):
+                        writers[side].append_round(index, document)
+                        progress.update(1, f"round {index + 1}/{rounds} {side.upper()} {document.get('key', '')}")
+
+                    run_round(index, suite_path, device, order, interpreter=interpreters[side],
+                              on_result=received, on_environment=lambda env, side=side: writer_for(side, env))
+    except KeyboardInterrupt:
+        status = "interrupted"
+    with _signals_deferred():
+        runs = {side: writer.finish(status, finished_utc=utc_now()) for side, writer in writers.items()}
+    if status == "interrupted" or len(runs) < 2:
+        click.echo(f"rnnbench: interrupted; what finished is in {folder}", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    comparison = compare_runs(runs["a"], runs["b"], threshold=threshold_value, alpha=alpha_value,
+                              labels=("A", "B"))
+    if markdown:
+        write_text(folder / "comparison.md", render_markdown(comparison))
+    click.echo(render_text(comparison))
+    sys.exit(EXIT_FAILED if comparison.failed else EXIT_OK)
 
 
 @contextmanager

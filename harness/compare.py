@@ -31,7 +31,8 @@ from harness.environment_diff import EnvironmentDifference, environment_differen
 from harness.errors import ComparisonError
 from harness.metrics import METRICS, check_sampled_metric
 from harness.cases import Case
-from harness.ratios import (DEFAULT_ALPHA, Ratio, batch_medians, geometric_mean, holm_adjust, mann_whitney_p,
+from harness.ratios import (DEFAULT_ALPHA, Ratio, batch_medians, geometric_mean, hierarchical_ratio, holm_adjust,
+                            mann_whitney_p,
                             ratio_interval, robust_spread)
 from harness.results import CaseResult, RunResults
 from harness.store import file_labels
@@ -191,6 +192,13 @@ def compare_runs(baseline: RunResults, current: RunResults, *, metric: str | Non
 
     raw = []
     for base, cur, region in measured:
+        if base.round_count > 1 or cur.round_count > 1:
+            # rounds in fresh processes: the interval and the test resample rounds, then batches within them
+            ratio, p_value = hierarchical_ratio(base.samples_by_round(region), cur.samples_by_round(region), alpha)
+            raw.append(dict(baseline=base, current=cur, region=region, baseline_median_ms=base.median_ms(region),
+                            current_median_ms=cur.median_ms(region), ci_low=ratio.low, ci_high=ratio.high,
+                            p_value=p_value))
+            continue
         base_samples, cur_samples = base.samples_ms[region], cur.samples_ms[region]
         base_batches, cur_batches = batch_medians(base_samples), batch_medians(cur_samples)
         ci_low, ci_high = ratio_interval(base_samples, cur_samples, alpha)
@@ -207,6 +215,12 @@ def compare_runs(baseline: RunResults, current: RunResults, *, metric: str | Non
 
     warnings = [f"the {label} run is {run.status}: only its finished cases are compared"
                 for label, run in (("baseline", baseline), ("current", current)) if run.status != "complete"]
+    single = [label for label, run in (("baseline", baseline), ("current", current)) if run_rounds(run) == 1]
+    if single and pairs:
+        warnings.append(
+            f"the {' and the '.join(single)} run{'s' if len(single) > 1 else ''} had one round: the interval sees the "
+            f"variation within one process only, and runs of unchanged code in two processes can differ by more; "
+            f"measure with rounds (timing.rounds, --rounds) to gate")
     spread = robust_spread([p.ratio for p in pairs]) if len(pairs) >= MIN_CASES_FOR_SPREAD else None
     if spread is not None and spread > threshold:
         warnings.append(
@@ -221,6 +235,11 @@ def compare_runs(baseline: RunResults, current: RunResults, *, metric: str | Non
         not_compared=tuple(not_compared), environment=environment_differences(baseline, current),
         warnings=tuple(warnings), baseline_label=baseline_label, current_label=current_label,
     )
+
+
+def run_rounds(run: RunResults) -> int:
+    """How many rounds (fresh processes) a run measured its cases in: the most any ok case had."""
+    return max((result.round_count for result in run.cases if result.ok), default=1)
 
 
 def _why_not_compared(base: CaseResult, cur: CaseResult, region: str) -> str | None:

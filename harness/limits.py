@@ -20,6 +20,7 @@ MAX_SEED = 2**31 - 1
 MAX_WARMUP_ITERS = 100_000
 MAX_ITERS = 10_000_000
 MAX_PROFILE_ITERS = 1_000
+MAX_ROUNDS = 50
 MAX_BUDGET_S = 3_600.0
 MAX_CASE_TIMEOUT_S = 86_400.0
 MIN_NVML_PERIOD_MS, MAX_NVML_PERIOD_MS = 1.0, 60_000.0
@@ -49,6 +50,7 @@ LIMITS = (
     ("timing.warmup_iters", f"0 to {MAX_WARMUP_ITERS:,}", "bounded run time"),
     ("timing.min_iters, max_iters", f"1 to {MAX_ITERS:,}", "bounded run time and results size"),
     ("timing.profile_iters", f"0 to {MAX_PROFILE_ITERS:,}", "bounded run time"),
+    ("timing.rounds, --rounds", f"1 to {MAX_ROUNDS}", "bounded run time: each round is a fresh process"),
     ("timing.budget_s", f"above 0, up to {MAX_BUDGET_S:g} s", "bounded run time"),
     ("timing.case_timeout_s", f"above 0, up to {MAX_CASE_TIMEOUT_S:g} s (a day)",
      "larger values overflow the alarm that enforces it"),

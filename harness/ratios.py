@@ -122,6 +122,38 @@ def ratio_interval(baseline_samples: Sequence[float], current_samples: Sequence[
     return float(low), float(high)
 
 
+def median_of_round_medians(rounds: Sequence[Sequence[float]]) -> float:
+    """A case measured in several rounds (fresh processes) stands for the median of its round medians."""
+    return float(np.median([np.median(samples) for samples in rounds]))
+
+
+def hierarchical_medians(rounds: Sequence[Sequence[float]], rng: np.random.Generator, resamples: int) -> np.ndarray:
+    """Bootstrap of the median of round medians, both levels resampled: rounds drawn with replacement, then
+    each drawn round's batches drawn with replacement (a fresh draw every time a round is drawn). Variation
+    between processes widens the spread instead of passing for a change."""
+    tables = [_batches(samples) for samples in rounds]
+    count = len(tables)
+    # for every round, resamples * count bootstrap medians: one per (resample, slot) that may draw it
+    medians = np.stack([_bootstrap_medians(table, rng, resamples * count) for table in tables])
+    drawn = rng.integers(0, count, size=(resamples, count))
+    slot = np.arange(resamples * count).reshape(resamples, count)
+    return np.median(medians[drawn, slot], axis=1)
+
+
+def hierarchical_ratio(baseline_rounds: Sequence[Sequence[float]], other_rounds: Sequence[Sequence[float]],
+                       alpha: float = DEFAULT_ALPHA, *, resamples: int = BOOTSTRAP_RESAMPLES,
+                       seed: int = BOOTSTRAP_SEED) -> tuple[Ratio, float]:
+    """The ratio of the medians of round medians, its interval at confidence 1 - alpha, and a two-sided p
+    (twice the share of bootstrap ratios on the far side of 1: p < alpha exactly when the interval
+    excludes 1), from the two-level bootstrap of ``hierarchical_medians``."""
+    value = median_of_round_medians(other_rounds) / median_of_round_medians(baseline_rounds)
+    rng = np.random.default_rng(seed)
+    ratios = hierarchical_medians(other_rounds, rng, resamples) / hierarchical_medians(baseline_rounds, rng, resamples)
+    low, high = np.quantile(ratios, [alpha / 2, 1 - alpha / 2])
+    tail = min(float(np.mean(ratios <= 1.0)), float(np.mean(ratios >= 1.0)))
+    return Ratio(value, float(low), float(high)), min(1.0, max(2 * tail, 1.0 / resamples))
+
+
 def mann_whitney_p(baseline_batches: np.ndarray, current_batches: np.ndarray) -> float:
     from scipy import stats as scipy_stats  # half a second to import; only a comparison needs it
 

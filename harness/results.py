@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 from harness.cases import Case
 from harness.flops import region_flops
-from harness.stats import SampleStats, summarize
+from harness.stats import SampleStats, summarize_rounds
 
 SCHEMA = "rnnbench.results"
 SCHEMA_VERSION = 1
@@ -64,12 +64,15 @@ class CaseResult:
     warnings: tuple[str, ...] = ()
     # where a step's time goes, from a short profiled pass after the timed loop (harness.activity)
     activity: Mapping = field(default_factory=dict)
+    # A case measured in rounds (fresh processes): samples_ms holds every round's samples one round after
+    # the other, and this how many each round gave, per region. Empty: one round.
+    round_lengths: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
         for name in ("samples_ms", "warmup_ms", "first_iteration_ms", "parity", "backend", "memory", "telemetry",
-                     "activity"):
+                     "activity", "round_lengths"):
             object.__setattr__(self, name, freeze(getattr(self, name)))
         object.__setattr__(self, "warnings", tuple(self.warnings))
 
@@ -81,9 +84,27 @@ class CaseResult:
     def ok(self) -> bool:
         return self.status == "ok"
 
+    @property
+    def round_count(self) -> int:
+        return max((len(lengths) for lengths in self.round_lengths.values()), default=1)
+
+    def samples_by_round(self, region: str) -> list[tuple[float, ...]]:
+        """The region's samples, one tuple per round, in the order the rounds ran."""
+        samples = self.samples_ms.get(region, ())
+        lengths = self.round_lengths.get(region)
+        if not lengths:
+            return [tuple(samples)]
+        rounds, start = [], 0
+        for length in lengths:
+            rounds.append(tuple(samples[start:start + length]))
+            start += length
+        return [r for r in rounds if r]
+
     @cached_property
     def stats(self) -> dict[str, SampleStats]:
-        return {region: summarize(samples) for region, samples in self.samples_ms.items() if samples}
+        """Per region; for a case measured in rounds the median is the median of the round medians."""
+        return {region: summarize_rounds(self.samples_by_round(region))
+                for region, samples in self.samples_ms.items() if samples}
 
     @property
     def primary_region(self) -> str:
@@ -165,6 +186,7 @@ class CaseResult:
             "telemetry": thaw(self.telemetry),
             "activity": thaw(self.activity),
             "warnings": list(self.warnings),
+            **({"round_lengths": thaw(self.round_lengths)} if self.round_lengths else {}),
         }
 
     @classmethod
@@ -185,6 +207,7 @@ class CaseResult:
             started_utc=data.get("started_utc"),
             warnings=tuple(data.get("warnings") or ()),
             activity=data.get("activity") or {},
+            round_lengths={region: tuple(lengths) for region, lengths in (data.get("round_lengths") or {}).items()},
         )
 
 

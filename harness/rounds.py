@@ -15,9 +15,12 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from harness.errors import RnnbenchError
+
+if TYPE_CHECKING:
+    from harness.results import CaseResult
 
 
 class RoundFailed(RnnbenchError):
@@ -43,7 +46,8 @@ class RoundOutcome:
 
 def run_round(index: int, suite_path: str, device: str | None, order: Sequence[str], *,
               interpreter: Sequence[str] = (sys.executable,),
-              on_result: Callable[[dict], None] = lambda result: None) -> RoundOutcome:
+              on_result: Callable[[dict], None] = lambda result: None,
+              on_environment: Callable[[dict], None] = lambda environment: None) -> RoundOutcome:
     """Run ``order`` (case keys) of the suite in a fresh ``interpreter -m harness.worker`` process.
 
     ``on_result`` gets each case's result document as soon as the worker sends it. Raises RoundFailed when
@@ -68,6 +72,7 @@ def run_round(index: int, suite_path: str, device: str | None, order: Sequence[s
                         continue
                     if message.get("type") == "environment":
                         outcome.environment = message.get("environment")
+                        on_environment(outcome.environment)
                     elif message.get("type") == "result":
                         outcome.results.append(message["result"])
                         on_result(message["result"])
@@ -93,3 +98,36 @@ def _parse(line: str) -> dict | None:
     except ValueError:
         return None
     return message if isinstance(message, dict) else None
+
+
+def merge_rounds(round_results: Sequence[dict]) -> "CaseResult":
+    """One case's results from its rounds (result documents, in the order the rounds ran) as one result.
+
+    All rounds ok: every round's samples one after the other, with ``round_lengths``; the first round's
+    warm-up, first iteration, parity, facts, memory, telemetry and activity; every round's warnings. Any
+    round not ok: that round's status and reason (a case that failed once is not a measurement).
+    """
+    from harness.results import CaseResult
+
+    results = [CaseResult.from_dict(document) for document in round_results]
+    first = results[0]
+    broken = next((result for result in results if not result.ok), None)
+    if broken is not None:
+        index = results.index(broken)
+        return CaseResult(case=broken.case, status=broken.status, reason=f"round {index}: {broken.reason}",
+                          parity=broken.parity, backend=broken.backend, warnings=broken.warnings,
+                          started_utc=first.started_utc, duration_s=_total_s(results))
+    regions = list(first.samples_ms)
+    samples = {region: tuple(s for result in results for s in result.samples_ms.get(region, ())) for region in regions}
+    lengths = {region: tuple(len(result.samples_ms.get(region, ())) for result in results) for region in regions}
+    warnings = tuple(dict.fromkeys(w for result in results for w in result.warnings))
+    return CaseResult(case=first.case, status="ok", samples_ms=samples, round_lengths=lengths,
+                      warmup_ms=first.warmup_ms, first_iteration_ms=first.first_iteration_ms, parity=first.parity,
+                      backend=first.backend, memory=first.memory, telemetry=first.telemetry,
+                      activity=first.activity, build_s=first.build_s, started_utc=first.started_utc,
+                      duration_s=_total_s(results), warnings=warnings)
+
+
+def _total_s(results) -> float | None:
+    durations = [result.duration_s for result in results if result.duration_s is not None]
+    return round(sum(durations), 3) if durations else None

@@ -63,6 +63,34 @@ def summarize(samples_ms: Sequence[float]) -> SampleStats:
     )
 
 
+ROUNDS_BOOTSTRAP_RESAMPLES = 400
+
+
+def summarize_rounds(rounds: Sequence[Sequence[float]]) -> SampleStats:
+    """Statistics of a case measured in several rounds (each a fresh process): the median is the median of
+    the round medians, its interval comes from resampling rounds and then samples within them, the spread
+    figures are of all samples pooled, and the case is noisy when either the samples or the round medians
+    scatter by more than 10 %."""
+    if len(rounds) == 1:
+        return summarize(rounds[0])
+    pooled = summarize([value for samples in rounds for value in samples])
+    round_medians = np.array([np.median(samples) for samples in rounds])
+    median = float(np.median(round_medians))
+    rng = np.random.default_rng(0)
+    resamples, count = ROUNDS_BOOTSTRAP_RESAMPLES, len(rounds)
+    # per round, one bootstrap median for every (resample, slot) that may draw it; then rounds are drawn
+    medians = np.stack([np.median(np.asarray(samples)[rng.integers(0, len(samples), size=(resamples * count,
+                                                                                             min(len(samples), 2000)))],
+                                  axis=1) for samples in rounds])
+    drawn = rng.integers(0, count, size=(resamples, count))
+    draws = np.median(medians[drawn, np.arange(resamples * count).reshape(resamples, count)], axis=1)
+    low, high = np.quantile(draws, [(1 - CONFIDENCE) / 2, 1 - (1 - CONFIDENCE) / 2])
+    between = float((round_medians.max() - round_medians.min()) / median) if median > 0 else float("inf")
+    return SampleStats(**{**pooled.to_dict(), "median_ms": median, "median_ci95_low_ms": float(low),
+                          "median_ci95_high_ms": float(high),
+                          "noisy": pooled.noisy or between > NOISY_RELATIVE_IQR})
+
+
 def median_confidence_interval(values, confidence: float = CONFIDENCE) -> tuple[float | None, float | None]:
     """Order-statistic interval [x_(l), x_(n-l+1)] with P(l <= Binomial(n, 1/2) <= n-l) >= confidence."""
     ordered = np.sort(np.asarray(values, dtype=float))

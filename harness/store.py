@@ -310,6 +310,16 @@ def _check_document(document: dict, source: str) -> None:
                     if not _is_time(sample):
                         bad(f"{where}.{name}.{region}[{position}]",
                             f"must be a finite time above 0 and at most {limits.MAX_SAMPLE_MS:g} ms, got {_kind(sample)}")
+        lengths = entry.get("round_lengths")
+        if lengths is not None:
+            if not isinstance(lengths, dict):
+                bad(f"{where}.round_lengths", f"must be a mapping of region to counts, got {_kind(lengths)}")
+            for region, counts in lengths.items():
+                samples = (entry.get("samples_ms") or {}).get(region)
+                if (not isinstance(counts, list) or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0
+                                                            for c in counts)
+                        or not isinstance(samples, list) or sum(counts) != len(samples)):
+                    bad(f"{where}.round_lengths.{region}", "must count the region's samples round by round")
         first = entry.get("first_iteration_ms")
         if first is not None and not (isinstance(first, dict) and all(v is None or _is_time(v) or v == 0
                                                                        for v in first.values())):
@@ -365,6 +375,7 @@ class ResultsWriter:
         self.options = options or {}
         self.started_utc = started_utc
         self.cases: list[CaseResult] = []
+        self.round_documents: dict[str, list[dict]] = {}
         self.journal_error: str | None = None
         if self.path.is_dir():
             raise ResultsFileError(f"{self.path}: is a folder; --out takes a folder or a .json file name")
@@ -407,9 +418,26 @@ class ResultsWriter:
             self.journal_error = f"{self.journal_path}: {exc.strerror or exc}"
             raise ResultsFileError(f"cannot write the journal {self.journal_error}") from None
 
+    def append_round(self, round_index: int, document: dict) -> None:
+        """One case's result of one round (a worker's result document); the rounds of a case are merged
+        into one result by ``finish``. Journal lines carry the round, so a killed run keeps every round."""
+        self.round_documents.setdefault(document["key"], []).append(document)
+        try:
+            self._write_line({"case_result": document, "round": round_index})
+        except OSError as exc:
+            self.journal_error = f"{self.journal_path}: {exc.strerror or exc}"
+            raise ResultsFileError(f"cannot write the journal {self.journal_error}") from None
+
     def finish(self, status: str, finished_utc: str) -> RunResults:
         """Write the results file. If it cannot be written, the finished cases go to a rescue file in the
         temporary folder and ResultsFileError names it: a finished result is never lost."""
+        if self.round_documents:
+            from harness.rounds import merge_rounds
+
+            position = {key: index for index, key in enumerate(self.options.get("planned_order", ()))}
+            merged = sorted(self.round_documents.items(), key=lambda item: position.get(item[0], len(position)))
+            self.cases.extend(merge_rounds(documents) for _, documents in merged)
+            self.round_documents = {}
         run = RunResults(environment=self.environment, suite=self.suite, cases=tuple(self.cases),
                          status=status, started_utc=self.started_utc, finished_utc=finished_utc,
                          options=self.options, source=str(self.path))
@@ -513,5 +541,20 @@ def _journal_from_text(path: Path, text: str) -> RunResults:
     document = {"schema": header.get("schema"), "schema_version": header.get("schema_version"),
                 "status": "interrupted", "started_utc": header.get("started_utc"),
                 "options": header.get("options"), "environment": header.get("environment"), "suite": header.get("suite"),
-                "cases": [d["case_result"] for d in documents[1:] if isinstance(d, dict) and "case_result" in d]}
+                "cases": [d["case_result"] for d in documents[1:] if isinstance(d, dict) and "case_result" in d
+                          and "round" not in d]}
+    rounds: dict[str, list[dict]] = {}
+    for line in documents[1:]:
+        if isinstance(line, dict) and "round" in line and isinstance(line.get("case_result"), dict):
+            rounds.setdefault(str(line["case_result"].get("key")), []).append(line["case_result"])
+    if rounds:
+        from harness.rounds import merge_rounds
+
+        results_from_document({**document, "cases": [d for documents in rounds.values() for d in documents[:1]]},
+                              str(path))  # each round's result is checked like any case result
+        try:
+            merged = [merge_rounds(documents).to_dict() for documents in rounds.values()]
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ResultsFileError(f"{path}: malformed round in the journal: {type(exc).__name__}: {exc}") from None
+        document["cases"] = document["cases"] + json.loads(json.dumps(finite_document(merged), default=_json_default))
     return results_from_document(document, str(path))

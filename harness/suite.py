@@ -42,7 +42,7 @@ REQUIRED_AXES = ("batch", "seq_len", "input_size", "hidden_size")
 
 TOP_KEYS = ("name", "description", "device", "dtype", "precision", "seed", "threads", "timing", "telemetry",
             "grid", "exclude", "include")
-TIMING_KEYS = ("warmup_iters", "min_iters", "max_iters", "budget_s", "case_timeout_s", "profile_iters")
+TIMING_KEYS = ("warmup_iters", "min_iters", "max_iters", "budget_s", "case_timeout_s", "profile_iters", "rounds")
 TELEMETRY_KEYS = ("enabled", "nvml_period_ms")
 
 
@@ -57,6 +57,8 @@ class Timing:
     case_timeout_s: float = 600.0
     # iterations of the profiled pass after the timed loop (GPU busy/idle, launches per step); 0 skips it
     profile_iters: int = 5
+    # each case measured in this many rounds, each round a fresh worker process with the cases shuffled
+    rounds: int = 1
 
 
 @dataclass(frozen=True)
@@ -341,6 +343,7 @@ class _Checker:
                                        path + ("case_timeout_s",), maximum=limits.MAX_CASE_TIMEOUT_S),
             profile_iters=self.integer(value.get("profile_iters", defaults.profile_iters),
                                        path + ("profile_iters",), minimum=0, maximum=limits.MAX_PROFILE_ITERS),
+            rounds=self.integer(value.get("rounds", defaults.rounds), path + ("rounds",), maximum=limits.MAX_ROUNDS),
         )
         if timing.max_iters < timing.min_iters:
             self.fail(path + ("max_iters",),

@@ -62,3 +62,77 @@ def test_a_worker_without_rnnbench_importable_fails_with_its_last_stderr_line(tm
     suite.write_text(SUITE)
     with pytest.raises(RoundFailed, match="No module named"):
         run_round(0, str(suite), None, KEYS, interpreter=[sys.executable, "-S"])
+
+
+def test_the_gate_sees_what_varies_between_processes_where_one_round_cannot():
+    import numpy as np
+
+    from harness.ratios import hierarchical_ratio, ratio_interval
+
+    rng = np.random.default_rng(3)
+
+    def rounds(shift_sd, scale=1.0):
+        return [list(scale * (1 + rng.normal(0, shift_sd)) * (10 + rng.normal(0, 0.05, 200))) for _ in range(6)]
+
+    one_round_alarms = two_level_alarms = 0
+    for _ in range(20):  # unchanged code; each process shifts the times by ~8 %
+        base, current = rounds(0.08), rounds(0.08)
+        low, high = ratio_interval(base[0], current[0], 0.05)
+        one_round_alarms += not (low <= 1 <= high)
+        interval, p = hierarchical_ratio(base, current, resamples=500)
+        two_level_alarms += p < 0.05
+    assert one_round_alarms >= 15 and two_level_alarms <= 2
+    slowed, p_slow = hierarchical_ratio(rounds(0.01), rounds(0.01, scale=1.3))
+    assert slowed.low > 1.2 and p_slow < 0.01
+
+
+def test_merge_rounds_keeps_every_sample_and_the_median_of_round_medians():
+    from harness.rounds import merge_rounds
+    from tests.synthetic_results import case_result, make_case
+
+    rounds = [case_result(make_case(), times).to_dict() for times in ((1.0, 1.1, 1.2), (2.0, 2.1, 2.2), (3.0, 3.2))]
+    merged = merge_rounds(rounds)
+    assert merged.round_count == 3 and merged.samples_by_round("step")[1] == (2.0, 2.1, 2.2)
+    assert merged.median_ms("step") == 2.1
+    assert len(merged.samples_ms["step"]) == 8
+    failed = dict(rounds[1], status="failed", reason="boom")
+    assert merge_rounds([rounds[0], failed]).reason == "round 1: boom"
+
+
+def test_a_run_in_rounds_writes_one_result_per_case_and_compare_says_how_many_rounds(tmp_path):
+    from click.testing import CliRunner
+
+    from harness.cli import main
+    from harness.store import read_results
+
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SUITE)
+    paths = []
+    for name in ("a.json", "b.json"):
+        result = CliRunner().invoke(main, ["run", str(suite), "--rounds", "2", "--quiet", "--out",
+                                           str(tmp_path / name)])
+        assert result.exit_code == 0, result.output
+        paths.append(tmp_path / name)
+    run = read_results(paths[0])
+    assert [case.key for case in run.cases] == KEYS and all(case.round_count == 2 for case in run.cases)
+    assert run.options["rounds"] == 2 and len(run.options["round_orders"]) == 2
+    result = CliRunner().invoke(main, ["compare", *map(str, paths)])
+    assert result.exit_code in (0, 1), result.output
+    assert "2 rounds)" in result.output and "two-level bootstrap" in result.output
+    assert "had one round" not in result.output
+
+
+def test_ab_alternates_two_interpreters_and_gates_b_against_a(tmp_path):
+    from click.testing import CliRunner
+
+    from harness.cli import main
+    from harness.store import read_results
+
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SUITE.replace("cell: [lstm, gru]", "cell: [lstm]"))
+    result = CliRunner().invoke(main, ["ab", str(suite), "--a", sys.executable, "--b", sys.executable,
+                                       "--rounds", "2", "-o", str(tmp_path / "ab"), "--quiet", "--markdown"])
+    assert result.exit_code in (0, 1), result.output
+    a, b = read_results(tmp_path / "ab" / "a.json"), read_results(tmp_path / "ab" / "b.json")
+    assert a.options["interpreter"] == sys.executable and a.cases[0].round_count == 2 == b.cases[0].round_count
+    assert (tmp_path / "ab" / "comparison.md").exists() and "2 rounds)" in result.output

@@ -4,7 +4,7 @@ it decides nothing."""
 
 from __future__ import annotations
 
-from harness.compare import Comparison, Pair
+from harness.compare import Comparison, Pair, run_rounds
 from harness.environment_diff import EnvironmentDifference
 from harness.ratios import interval_method
 from harness.report.markdown import markdown_inline
@@ -35,7 +35,10 @@ def method_line(comparison: Comparison) -> str:
     metric = comparison.region or "each case's primary region (step; forward for forward-only modes)"
     return (f"metric: {metric}; threshold {comparison.threshold:.3g} ({comparison.threshold:.1%}); "
             f"alpha {comparison.alpha:g} with Holm-Bonferroni over {len(comparison.pairs)} compared cases; "
-            f"{interval_method(comparison.alpha)}")
+            f"{interval_method(comparison.alpha)}"
+            + ("; cases measured in rounds: the median of round medians, interval and p from a two-level bootstrap "
+               "(rounds, then batches within them)"
+               if max(run_rounds(comparison.baseline), run_rounds(comparison.current)) > 1 else ""))
 
 
 def verdict_line(comparison: Comparison) -> str:
@@ -64,6 +67,8 @@ def _run_line(label: str, run: RunResults) -> str:
         facts.append(f"commit {commit[:10]}{'+dirty' if environment.commit.get('dirty') else ''}")
     if run.started_utc:
         facts.append(str(run.started_utc))
+    rounds = run_rounds(run)
+    facts.append(f"{rounds} round{'s' if rounds != 1 else ''}")
     if run.status and run.status != "complete":
         facts.append(run.status.upper())
     return f"{label}: {run.source} ({', '.join(facts)})"
