@@ -1,6 +1,7 @@
 """Rounds in fresh worker processes: seeded orders, results streamed as cases finish, failures said."""
 
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -136,3 +137,27 @@ def test_ab_alternates_two_interpreters_and_gates_b_against_a(tmp_path):
     a, b = read_results(tmp_path / "ab" / "a.json"), read_results(tmp_path / "ab" / "b.json")
     assert a.options["interpreter"] == sys.executable and a.cases[0].round_count == 2 == b.cases[0].round_count
     assert (tmp_path / "ab" / "comparison.md").exists() and "2 rounds)" in result.output
+
+
+def test_the_calibration_shim_really_runs_more_of_the_model_per_step():
+    import os
+    import subprocess
+
+    repo = Path(__file__).resolve().parent.parent
+    code = ("import torch, harness.runner as r\n"
+            "from tests.helpers import cpu_settings, tiny_case\n"
+            "case = tiny_case(seq_len=10)\n"
+            "built = r.build_backend('cudnn', r.make_reference(case, cpu_settings()))\n"
+            "lengths, forward = [], torch.nn.LSTM.forward\n"
+            "torch.nn.LSTM.forward = lambda self, x, *a: (lengths.append(x.size(0)), forward(self, x, *a))[1]\n"
+            "built.model(torch.randn(10, 3, 5))\n"
+            "print(lengths)\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(repo / "benchmarks" / "calibration_shim"), str(repo)]),
+               RNNBENCH_INJECT_SLOWDOWN="0.2")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+                          cwd=repo)
+    assert done.stdout.strip() == "[6, 10]", done.stderr  # a no-grad forward over 3 x 0.2 x T steps, then the step
+    env.pop("RNNBENCH_INJECT_SLOWDOWN")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+                          cwd=repo)
+    assert done.stdout.strip() == "[10]", done.stderr
