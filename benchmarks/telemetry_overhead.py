@@ -42,7 +42,8 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--reps", type=int, default=5, help="measurements per arm and case (default 5)")
     parser.add_argument("--seconds", type=float, default=0.6, help="timed loop per measurement (default 0.6 s)")
-    parser.add_argument("--period-ms", type=float, default=20.0, help="sampling period (default 20 ms)")
+    parser.add_argument("--period-ms", type=float, default=Telemetry().nvml_period_ms,
+                        help="sampling period (default: the suites' default)")
     parser.add_argument("--arms", default="off,process,thread")
     parser.add_argument("--nvml-module", default=None, help="NVML module (default pynvml; tests.fake_nvml)")
     parser.add_argument("--threads", type=int, default=None,
@@ -55,6 +56,8 @@ def main(argv=None) -> int:
         sys.path.insert(0, str(ROOT))  # for --nvml-module tests.fake_nvml
 
     import torch
+
+from harness.suite import Telemetry
 
     from harness.env import resolve_device
     from harness.precision import apply_math_precision

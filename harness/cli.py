@@ -253,8 +253,10 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
                    f"saved to {path}", err=True)
         sys.exit(EXIT_BAD_INPUT)
     if status == "interrupted":
-        click.echo(f"rnnbench: not complete: {len(remaining)} planned cases not run; {len(results.cases)} finished "
-                   f"cases saved to {path}; continue with: rnnbench run {suite_path} --resume {path}", err=True)
+        how = (f"continue with: rnnbench run {suite_path} --resume {path}" if rounds == 1 else
+               "a run in rounds cannot be resumed: run it again")
+        click.echo(f"rnnbench: interrupted, not complete: {len(remaining)} planned cases not run; "
+                   f"{len(results.cases)} finished cases saved to {path}; {how}", err=True)
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(EXIT_FAILED if results.counts()["failed"] else EXIT_OK)
 
