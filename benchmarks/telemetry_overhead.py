@@ -42,8 +42,8 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--reps", type=int, default=5, help="measurements per arm and case (default 5)")
     parser.add_argument("--seconds", type=float, default=0.6, help="timed loop per measurement (default 0.6 s)")
-    parser.add_argument("--period-ms", type=float, default=Telemetry().nvml_period_ms,
-                        help="sampling period (default: the suites' default)")
+    parser.add_argument("--period-ms", type=float, default=None,
+                        help="sampling period (default: the suites' default, harness.suite.Telemetry)")
     parser.add_argument("--arms", default="off,process,thread")
     parser.add_argument("--nvml-module", default=None, help="NVML module (default pynvml; tests.fake_nvml)")
     parser.add_argument("--threads", type=int, default=None,
@@ -57,13 +57,13 @@ def main(argv=None) -> int:
 
     import torch
 
-from harness.suite import Telemetry
-
     from harness.env import resolve_device
+    from harness.suite import Telemetry
     from harness.precision import apply_math_precision
     from harness.telemetry.case import device_spec
     from harness.telemetry.sampler import NvmlMonitor
 
+    args.period_ms = args.period_ms or Telemetry().nvml_period_ms
     device = resolve_device(args.device)
     threads = args.threads or (1 if device.type == "cpu" else None)
     if threads:
