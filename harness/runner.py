@@ -22,6 +22,7 @@ from harness.activity import profile_activity
 from harness.backends import BuiltBackend, build_backend
 from harness.backends.cudnn import REPACKED_WEIGHTS_WARNING, detect_kernel_library
 from harness.cases import Case
+from harness.dtypes import torch_dtype
 from harness.env import utc_now
 from harness.errors import BackendUnavailable
 from harness.parity import ParityReport, comparable_tensors, compare, tolerance_for
@@ -30,9 +31,8 @@ from harness.results import CaseResult
 from harness.suite import Telemetry, Timing
 from harness.telemetry.case import CaseTelemetry
 from harness.telemetry.host import peak_rss, reset_peak_rss
-from harness.timing import REGIONS_BY_MODE, CaseTimeout, Workload, clock_for, measure, run_iteration
+from harness.timing import CaseTimeout, Workload, clock_for, measure, run_iteration
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 RNN_CLASSES = {"lstm": nn.LSTM, "gru": nn.GRU}
 HARD_LIMIT_GRACE_S = 5.0
 
@@ -51,7 +51,7 @@ def make_reference(case: Case, settings: RunSettings) -> nn.RNNBase:
     torch.manual_seed(case.seed(settings.seed))
     module = RNN_CLASSES[case.cell](case.input_size, case.hidden_size, num_layers=case.num_layers,
                                     bidirectional=case.bidirectional)
-    return module.to(device=settings.device, dtype=DTYPES[case.dtype])
+    return module.to(device=settings.device, dtype=torch_dtype(case.dtype))
 
 
 def make_inputs(case: Case, settings: RunSettings) -> tuple[torch.Tensor, torch.Tensor]:
@@ -59,7 +59,7 @@ def make_inputs(case: Case, settings: RunSettings) -> tuple[torch.Tensor, torch.
     generator = torch.Generator().manual_seed(case.seed(settings.seed) + 1)
     x = torch.randn(case.seq_len, case.batch, case.input_size, generator=generator)
     target = torch.randn(case.seq_len, case.batch, case.directions * case.hidden_size, generator=generator)
-    dtype = DTYPES[case.dtype]
+    dtype = torch_dtype(case.dtype)
     return x.to(settings.device, dtype), target.to(settings.device, dtype)
 
 
@@ -166,7 +166,7 @@ def _measure_case(case: Case, settings: RunSettings, build, deadline: float, fin
 
     # One NVML window over the whole timed loop: the step in forward_backward mode (forward and
     # backward alternate within milliseconds, below what NVML resolves), else the forward.
-    region = REGIONS_BY_MODE[case.mode][-1]
+    region = case.primary_region
     telemetry = CaseTelemetry(device, settings.telemetry, region)
     memory_before = _reset_peak_memory(device)
     measured = measure(work, prepared.clock, settings.timing, deadline, around_loop=telemetry.window)

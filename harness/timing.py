@@ -25,13 +25,6 @@ from torch import Tensor
 
 from harness.suite import Timing
 
-REGIONS_BY_MODE = {
-    "inference": ("forward",),
-    "forward": ("forward",),
-    "forward_backward": ("forward", "backward", "step"),
-}
-
-
 class CaseTimeout(Exception):
     """A case ran past its time limit."""
 

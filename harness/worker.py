@@ -16,6 +16,7 @@ is how ``rnnbench ab`` sets two torch builds (two virtualenvs) against each othe
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 
@@ -36,6 +37,7 @@ def run_plan(plan: dict, emit) -> None:
         raise SystemExit(f"rnnbench worker: {len(missing)} case(s) of the plan are not in the suite here, "
                          f"e.g. {missing[0]}")
     settings = opened.settings()
+    gc.freeze()  # as rnnbench run does: the runner's collections then skip the libraries' objects
     for key in plan["keys"]:
         emit({"type": "result", "result": run_case(by_key[key], settings).to_dict()})
     emit({"type": "done"})

@@ -21,10 +21,8 @@ DEFAULT_MODULE = "pynvml"
 MODULE_ENV_VAR = "RNNBENCH_NVML_MODULE"  # a test hook: import this module in place of pynvml
 
 # NVML's return codes (nvml.h); the bindings' exception classes carry them as ``.value``.
-ERROR_UNINITIALIZED = 1
 ERROR_NOT_SUPPORTED = 3
 ERROR_NO_PERMISSION = 4
-ERROR_NOT_FOUND = 6
 ERROR_DRIVER_NOT_LOADED = 9
 ERROR_LIBRARY_NOT_FOUND = 12
 ERROR_FUNCTION_NOT_FOUND = 13
