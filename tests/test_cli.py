@@ -14,7 +14,7 @@ TINY_SUITE = """
 name: tiny
 device: cpu
 threads: 1
-timing: {warmup_iters: 1, min_iters: 3, budget_s: 0.01}
+timing: {warmup_iters: 1, min_iters: 3, budget_s: 0.01, profile_iters: 0}
 grid:
   cell: [lstm, gru]
   backend: [cudnn, eager, torchscript]

@@ -14,7 +14,7 @@ from harness.store import read_results
 SUITE = """
 name: interruptible
 device: cpu
-timing: {warmup_iters: 0, min_iters: 1, budget_s: 0.1}
+timing: {warmup_iters: 0, min_iters: 1, budget_s: 0.1, profile_iters: 0}
 grid:
   cell: [lstm, gru]
   backend: [cudnn, eager]
@@ -76,7 +76,7 @@ def test_interrupted_run_saves_finished_cases_and_resumes(suite, tmp_path, sig):
     assert all(case.started_utc == before[case.key] for case in finished.cases if case.key in before)
 
 
-def test_a_killed_run_resumes_from_its_journal(suite, tmp_path):
+def test_a_killed_run_resumes_from_its_journal_and_stays_interrupted_until_the_plan_is_done(suite, tmp_path):
     results = tmp_path / "r.json"
     process = start_run(suite, "--out", results)
     journal = results.with_name("r.json.journal")
@@ -84,8 +84,18 @@ def test_a_killed_run_resumes_from_its_journal(suite, tmp_path):
     process.kill()
     process.communicate(timeout=60)
     assert not results.exists() and journal.exists()
+    # a resume with a narrower selection runs part of the plan: the run stays interrupted
+    narrower = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(suite), "--quiet", "--resume",
+                               str(results), "--filter", "cell=gru", "--backend", "cudnn"],
+                              capture_output=True, text=True, timeout=300)
+    assert narrower.returncode == 130, narrower.stderr
+    assert "planned cases not run" in narrower.stderr
+    partial = read_results(results)
+    assert partial.status == "interrupted" and len(partial.cases) < TOTAL_CASES
+    assert list(partial.options["backends"]) == [] and list(partial.options["filters"]) == []  # the plan
     done = resume(suite, results)
     assert done.returncode == 0, done.stderr
+    assert read_results(results).status == "complete"
     assert len(read_results(results).cases) == TOTAL_CASES
     assert not journal.exists()
 
@@ -132,31 +142,14 @@ def test_resume_repeats_the_runs_selection(suite, finished_run):
     assert {case.case.backend for case in read_results(finished_run).cases} == {"cudnn"}
 
 
-def test_a_resume_with_a_narrower_filter_stays_interrupted_until_the_plan_is_done(suite, tmp_path):
-    results = tmp_path / "r.json"
-    process = start_run(suite, "--out", results)
-    wait_for_finished_cases(results.with_name("r.json.journal"), 1)
-    process.kill()
-    process.communicate(timeout=60)
-    narrower = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(suite), "--quiet", "--resume",
-                               str(results), "--filter", "cell=gru", "--backend", "cudnn"],
-                              capture_output=True, text=True, timeout=300)
-    assert narrower.returncode == 130, narrower.stderr
-    assert "planned cases not run" in narrower.stderr
-    partial = read_results(results)
-    assert partial.status == "interrupted" and len(partial.cases) < TOTAL_CASES
-    assert set(partial.options["backends"]) == set() and list(partial.options["filters"]) == []  # the plan
-    done = resume(suite, results)
-    assert done.returncode == 0, done.stderr
-    assert read_results(results).status == "complete" and len(read_results(results).cases) == TOTAL_CASES
-
-
 def test_a_second_run_on_the_same_out_is_refused_while_the_first_writes(suite, tmp_path):
+    suite.write_text(SUITE.replace("budget_s: 0.1", "budget_s: 2.0"))  # the first run outlasts the second's start
     results = tmp_path / "r.json"
     process = start_run(suite, "--out", results)
     wait_for_finished_cases(results.with_name("r.json.journal"), 1)
     second = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(suite), "--quiet", "--out",
                              str(results), "--force"], capture_output=True, text=True, timeout=300)
+    process.send_signal(signal.SIGINT)
     process.communicate(timeout=300)
     assert second.returncode == 2 and "another rnnbench run is writing" in second.stderr
-    assert process.returncode == 0 and len(read_results(results).cases) == TOTAL_CASES
+    assert process.returncode == 130 and read_results(results).cases  # the first run's cases are all its own

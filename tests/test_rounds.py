@@ -108,17 +108,15 @@ def test_a_run_in_rounds_writes_one_result_per_case_and_compare_says_how_many_ro
 
     suite = tmp_path / "suite.yaml"
     suite.write_text(SUITE)
-    paths = []
-    for name in ("a.json", "b.json"):
-        result = CliRunner().invoke(main, ["run", str(suite), "--rounds", "2", "--quiet", "--out",
-                                           str(tmp_path / name)])
-        assert result.exit_code == 0, result.output
-        paths.append(tmp_path / name)
-    run = read_results(paths[0])
+    path = tmp_path / "a.json"
+    result = CliRunner().invoke(main, ["run", str(suite), "--rounds", "2", "--quiet", "--out", str(path)])
+    assert result.exit_code == 0, result.output
+    paths = [path, path]
+    run = read_results(path)
     assert [case.key for case in run.cases] == KEYS and all(case.round_count == 2 for case in run.cases)
     assert run.options["rounds"] == 2 and len(run.options["round_orders"]) == 2
     result = CliRunner().invoke(main, ["compare", *map(str, paths)])
-    assert result.exit_code in (0, 1), result.output
+    assert result.exit_code == 0, result.output  # a file against itself: every case unchanged
     assert "2 rounds)" in result.output and "two-level bootstrap" in result.output
     assert "had one round" not in result.output
 
@@ -157,7 +155,3 @@ def test_the_calibration_shim_really_runs_more_of_the_model_per_step():
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
                           cwd=repo)
     assert done.stdout.strip() == "[6, 10]", done.stderr  # a no-grad forward over 3 x 0.2 x T steps, then the step
-    env.pop("RNNBENCH_INJECT_SLOWDOWN")
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
-                          cwd=repo)
-    assert done.stdout.strip() == "[10]", done.stderr

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TINY_SUITE = """
 name: tiny-telemetry
 device: cpu
-timing: {warmup_iters: 1, min_iters: 3, budget_s: 0.05}
+timing: {warmup_iters: 1, min_iters: 3, budget_s: 0.05, profile_iters: 0}
 grid:
   cell: [lstm]
   backend: [cudnn]
