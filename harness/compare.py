@@ -237,6 +237,11 @@ def compare_runs(baseline: RunResults, current: RunResults, *, metric: str | Non
     )
 
 
+def measured_in_rounds(comparison) -> bool:
+    """Whether either side of a comparison measured its cases in more than one round."""
+    return max(run_rounds(comparison.baseline), run_rounds(comparison.current)) > 1
+
+
 def run_rounds(run: RunResults) -> int:
     """How many rounds (fresh processes) a run measured its cases in: the most any ok case had."""
     return max((result.round_count for result in run.cases if result.ok), default=1)

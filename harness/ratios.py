@@ -101,12 +101,15 @@ def _bootstrap_medians(batches: np.ndarray, rng: np.random.Generator, resamples:
     return medians
 
 
-def interval_method(alpha: float = DEFAULT_ALPHA) -> str:
-    """How the interval of a ratio is computed, in words, from the constants that compute it."""
+def interval_method(alpha: float = DEFAULT_ALPHA, rounds: bool = False) -> str:
+    """How the interval of a ratio is computed, in words, from the constants that compute it; ``rounds``:
+    some cases were measured in rounds (fresh processes), which the two-level bootstrap resamples first."""
+    rounds_text = ("; cases measured in rounds: the median of round medians, interval and p from a two-level "
+                   "bootstrap (rounds, then batches within them)") if rounds else ""
     return (f"{1 - alpha:.0%} interval, block bootstrap of the ratio of medians: each side's samples cut, in "
             f"measured order, into {MAX_BATCHES} consecutive batches, resampled whole ({BOOTSTRAP_RESAMPLES} "
             f"resamples, fixed seed; past {MAX_RESAMPLED_SAMPLES:,} samples an evenly spaced subset of them); "
-            f"none with fewer than {MIN_BATCHES_FOR_INTERVAL} samples on a side")
+            f"none with fewer than {MIN_BATCHES_FOR_INTERVAL} samples on a side{rounds_text}")
 
 
 def ratio_interval(baseline_samples: Sequence[float], current_samples: Sequence[float], alpha: float, *,

@@ -4,7 +4,7 @@ it decides nothing."""
 
 from __future__ import annotations
 
-from harness.compare import Comparison, Pair, run_rounds
+from harness.compare import Comparison, Pair, measured_in_rounds, run_rounds
 from harness.environment_diff import EnvironmentDifference
 from harness.ratios import interval_method
 from harness.report.markdown import markdown_inline
@@ -35,10 +35,7 @@ def method_line(comparison: Comparison) -> str:
     metric = comparison.region or "each case's primary region (step; forward for forward-only modes)"
     return (f"metric: {metric}; threshold {comparison.threshold:.3g} ({comparison.threshold:.1%}); "
             f"alpha {comparison.alpha:g} with Holm-Bonferroni over {len(comparison.pairs)} compared cases; "
-            f"{interval_method(comparison.alpha)}"
-            + ("; cases measured in rounds: the median of round medians, interval and p from a two-level bootstrap "
-               "(rounds, then batches within them)"
-               if max(run_rounds(comparison.baseline), run_rounds(comparison.current)) > 1 else ""))
+            f"{interval_method(comparison.alpha, measured_in_rounds(comparison))}")
 
 
 def verdict_line(comparison: Comparison) -> str:
