@@ -131,7 +131,7 @@ def run_case(case: Case, settings: RunSettings, *,
 
     try:
         with messages_captured() as messages, _hard_time_limit(settings.timing.case_timeout_s):
-            result = _measure_case(case, settings, build or build_backend, deadline, finished)
+            result = _measure_case(case, settings, build, deadline, finished)
     except BackendUnavailable as exc:
         result = finished("skipped", str(exc))
     except CaseTimeout as exc:
