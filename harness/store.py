@@ -550,8 +550,6 @@ def _journal_from_text(path: Path, text: str) -> RunResults:
     if rounds:
         from harness.rounds import merge_rounds
 
-        results_from_document({**document, "cases": [d for documents in rounds.values() for d in documents[:1]]},
-                              str(path))  # each round's result is checked like any case result
         try:
             merged = [merge_rounds(documents).to_dict() for documents in rounds.values()]
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -169,3 +169,13 @@ def test_any_value_in_place_of_a_case_is_a_results_file_error(value):
         results_from_document(document, "x.json")
     except ResultsFileError as exc:
         assert "\n" not in str(exc)
+
+
+def test_a_killed_run_in_rounds_keeps_every_round_and_reads_back_merged(tmp_path):
+    path = tmp_path / "run.json"
+    writer = _writer(path)
+    for index, times in enumerate(((1.0, 1.1, 1.2), (2.0, 2.1, 2.2))):
+        writer.append_round(index, case_result(make_case(), times).to_dict())
+    writer._journal.close()  # killed before finish
+    (case,) = read_journal(journal_path_for(path)).cases
+    assert case.round_count == 2 and case.median_ms("step") == pytest.approx(1.6)
