@@ -105,13 +105,6 @@ def main():
     """Benchmark LSTM and GRU in PyTorch across cuDNN, TorchScript, torch.compile and gate-level cells."""
 
 
-def _load(suite_path: str, device_option: str | None):
-    """Suite -> device -> cases: the shared first half of run, list and validate."""
-    from harness.session import open_suite
-
-    return open_suite(suite_path, device_option)
-
-
 BACKEND_OPTION = click.option("--backend", "backends", multiple=True, metavar="NAME",
                               help="Only these backends (repeatable): cudnn, eager, torchscript, compile, "
                                    "compile_module.")
@@ -136,7 +129,9 @@ def list_cases(suite_path, device, backends, filters):
     """Print the cases SUITE expands to, without running them."""
     from harness.flops import forward_flops
 
-    opened = _load(suite_path, device)
+    from harness.session import open_suite
+
+    opened = open_suite(suite_path, device)
     suite, resolved = opened.suite, opened.device
     cases = opened.select(backends, filters)
     for case in cases:
@@ -149,7 +144,9 @@ def list_cases(suite_path, device, backends, filters):
 @DEVICE_OPTION
 def validate(suite_path, device):
     """Check SUITE (format, values, device and dtype on this machine) without running it."""
-    opened = _load(suite_path, device)
+    from harness.session import open_suite
+
+    opened = open_suite(suite_path, device)
     suite, resolved, cases = opened.suite, opened.device, opened.cases
     click.echo(f"{suite_path}: ok: suite '{suite.name}', {len(cases)} cases on {resolved}")
 
@@ -179,7 +176,9 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
     from harness.session import apply_process_settings
     from harness.store import ResultsWriter, new_results_path, results_path_of
 
-    opened = _load(suite_path, device)
+    from harness.session import open_suite
+
+    opened = open_suite(suite_path, device)
     suite, resolved = opened.suite, opened.device
     opened.select(backends, filters)  # a selection that matches nothing is refused before anything is set
     precision_flags = apply_process_settings(suite)
@@ -313,7 +312,9 @@ def ab(suite_path, python_a, python_b, rounds, device, backends, filters, out_di
     from harness.store import ResultsWriter, write_text
 
     threshold_value, alpha_value = _gate_settings(threshold, alpha)
-    opened = _load(suite_path, device)
+    from harness.session import open_suite
+
+    opened = open_suite(suite_path, device)
     cases = opened.select(backends, filters)
     rounds = rounds or max(5, opened.suite.timing.rounds)
     interpreters = {"a": shlex.split(python_a), "b": shlex.split(python_b)}
