@@ -279,6 +279,9 @@ def _run_rounds(writer, orders: list[list[str]], suite_path: str, device: str | 
             run_round(index, suite_path, device, order, on_result=received)
 
 
+DEFAULT_AB_BLOCKS = 4
+
+
 @main.command()
 @click.argument("suite_path", metavar="SUITE")
 @click.option("--a", "python_a", required=True, metavar="PYTHON_A",
@@ -286,6 +289,8 @@ def _run_rounds(writer, orders: list[list[str]], suite_path: str, device: str | 
 @click.option("--b", "python_b", required=True, metavar="PYTHON_B", help="The current side's interpreter.")
 @click.option("--rounds", type=click.IntRange(2, 50), default=None, metavar="R",
               help="Rounds per side (default: the suite's timing.rounds, at least 5).")
+@click.option("--blocks", type=click.IntRange(1, 50), default=DEFAULT_AB_BLOCKS, show_default=True, metavar="K",
+              help="Timed blocks per case and round; the sides alternate block by block.")
 @DEVICE_OPTION
 @BACKEND_OPTION
 @FILTER_OPTION
@@ -296,24 +301,26 @@ def _run_rounds(writer, orders: list[list[str]], suite_path: str, device: str | 
 @click.option("--markdown", is_flag=True, help="Also write DIR/comparison.md.")
 @click.option("--force", is_flag=True, help="Replace a.json and b.json if they exist.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def ab(suite_path, python_a, python_b, rounds, device, backends, filters, out_dir, threshold, alpha, markdown,
-       force, quiet):
-    """Interleaved A/B: rounds of SUITE under interpreter A and B alternately on this machine, then the gate.
+def ab(suite_path, python_a, python_b, rounds, blocks, device, backends, filters, out_dir, threshold, alpha,
+       markdown, force, quiet):
+    """Interleaved A/B: SUITE under interpreter A and B on this machine, taking turns, then the gate.
 
-    Round r runs A then B (B then A on odd rounds), each in a fresh process, the cases in round r's order, so
-    drift of the machine hits both sides alike. Exit codes as for compare: 1 when B regresses against A.
+    Each round starts a fresh worker process per side, both alive together. Case by case (in the round's
+    shuffled order) each side builds it, then the sides time it in K blocks, alternating block by block,
+    one process computing at a time: a drift of the machine hits both sides alike, and the gate compares
+    them round by round (paired). Exit codes as for compare: 1 when B regresses against A.
     """
     import shlex
+    import uuid
 
     from harness.compare import compare_runs
     from harness.env import utc_now
     from harness.report.compare_text import render_markdown, render_text
-    from harness.rounds import round_order, run_round
+    from harness.rounds import round_order, run_interleaved_round
+    from harness.session import open_suite
     from harness.store import ResultsWriter, write_text
 
     threshold_value, alpha_value = _gate_settings(threshold, alpha)
-    from harness.session import open_suite
-
     opened = open_suite(suite_path, device)
     cases = opened.select(backends, filters)
     rounds = rounds or max(5, opened.suite.timing.rounds)
@@ -322,34 +329,42 @@ def ab(suite_path, python_a, python_b, rounds, device, backends, filters, out_di
     orders = [round_order(keys, opened.suite.seed, index) for index in range(rounds)]
     folder = Path(out_dir)
     writers: dict[str, ResultsWriter] = {}
+    session = uuid.uuid4().hex
     options = {"device": device, "backends": list(backends), "filters": list(filters), "rounds": rounds,
                "round_orders": orders, "planned_order": keys}
 
     def writer_for(side: str, environment: dict) -> None:
         if side not in writers:
+            interleaved = {"session": session, "side": side, "blocks": blocks}
             writers[side] = ResultsWriter(folder / f"{side}.json", environment, opened.suite.to_dict(),
-                                          started_utc=utc_now(), options={**options, "interpreter": python_a
+                                          started_utc=utc_now(), options={**options, "interleaved": interleaved,
+                                                                          "interpreter": python_a
                                                                           if side == "a" else python_b},
                                           force=force)
 
-    click.echo(f"rnnbench: A/B of {len(cases)} cases of suite '{opened.suite.name}', {rounds} rounds per side, "
-               f"alternating; A: {python_a}; B: {python_b}", err=True)
-    status = "complete"
+    plural = "s" if len(cases) != 1 else ""
+    click.echo(f"rnnbench: A/B of {len(cases)} case{plural} of suite '{opened.suite.name}', {rounds} rounds, "
+               f"{blocks} alternating blocks per case; A: {python_a}; B: {python_b}", err=True)
+    status, failure = "complete", None
     try:
         with _stop_on_signals(), click.progressbar(length=2 * rounds * len(cases), label="running",
                                                    file=sys.stderr, show_pos=True, hidden=quiet) as progress:
             for index, order in enumerate(orders):
-                for side in (("a", "b") if index % 2 == 0 else ("b", "a")):
-                    def received(document, side=side, index=index):
-                        writers[side].append_round(index, document)
-                        progress.update(1, f"round {index + 1}/{rounds} {side.upper()} {document.get('key', '')}")
+                def received(side, document, index=index):
+                    writers[side].append_round(index, document)
+                    progress.update(1, f"round {index + 1}/{rounds} {side.upper()} {document.get('key', '')}")
 
-                    run_round(index, suite_path, device, order, interpreter=interpreters[side],
-                              on_result=received, on_environment=lambda env, side=side: writer_for(side, env))
+                run_interleaved_round(index, suite_path, device, order, interpreters, blocks=blocks,
+                                      on_result=received, on_environment=writer_for)
     except KeyboardInterrupt:
         status = "interrupted"
+    except RnnbenchError as exc:  # a worker died, or a journal cannot be written: keep what finished
+        status, failure = "interrupted", str(exc)
     with _signals_deferred():
         runs = {side: writer.finish(status, finished_utc=utc_now()) for side, writer in writers.items()}
+    if failure:
+        click.echo(f"rnnbench: error: {failure}; what finished is in {folder}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
     if status == "interrupted" or len(runs) < 2:
         click.echo(f"rnnbench: interrupted; what finished is in {folder}", err=True)
         sys.exit(EXIT_INTERRUPTED)

@@ -32,7 +32,8 @@ from harness.errors import ComparisonError
 from harness.metrics import METRICS, check_sampled_metric
 from harness.cases import Case
 from harness.ratios import (DEFAULT_ALPHA, Ratio, batch_medians, geometric_mean, hierarchical_ratio, holm_adjust,
-                            mann_whitney_p,
+                            geometric_mean_of_round_medians, interval_method, mann_whitney_p,
+                            paired_round_ratio,
                             ratio_interval, robust_spread)
 from harness.results import CaseResult, RunResults
 from harness.store import file_labels
@@ -191,7 +192,16 @@ def compare_runs(baseline: RunResults, current: RunResults, *, metric: str | Non
             measured.append((base, cur, region))
 
     raw = []
+    paired = took_turns(baseline, current)
     for base, cur, region in measured:
+        if paired and base.round_count == cur.round_count:
+            # the two runs took turns (rnnbench ab): compared round by round, the machine's drift cancels
+            ratio, p_value = paired_round_ratio(base.samples_by_round(region), cur.samples_by_round(region), alpha)
+            raw.append(dict(baseline=base, current=cur, region=region,
+                            baseline_median_ms=geometric_mean_of_round_medians(base.samples_by_round(region)),
+                            current_median_ms=geometric_mean_of_round_medians(cur.samples_by_round(region)),
+                            ci_low=ratio.low, ci_high=ratio.high, p_value=p_value, ratio=ratio.value))
+            continue
         if base.round_count > 1 or cur.round_count > 1:
             # rounds in fresh processes: the interval and the test resample rounds, then batches within them
             ratio, p_value = hierarchical_ratio(base.samples_by_round(region), cur.samples_by_round(region), alpha)
@@ -208,7 +218,7 @@ def compare_runs(baseline: RunResults, current: RunResults, *, metric: str | Non
     adjusted = holm_adjust([entry["p_value"] for entry in raw])
     pairs = []
     for entry, p_adjusted in zip(raw, adjusted):
-        ratio = entry["current_median_ms"] / entry["baseline_median_ms"]
+        ratio = entry.pop("ratio", None) or entry["current_median_ms"] / entry["baseline_median_ms"]
         verdict = classify(ratio, entry["ci_low"], entry["ci_high"], p_adjusted, threshold=threshold,
                            alpha=alpha, lower_is_better=lower_is_better)
         pairs.append(Pair(**entry, ratio=ratio, p_adjusted=p_adjusted, verdict=verdict))
@@ -235,6 +245,19 @@ def compare_runs(baseline: RunResults, current: RunResults, *, metric: str | Non
         not_compared=tuple(not_compared), environment=environment_differences(baseline, current),
         warnings=tuple(warnings), baseline_label=baseline_label, current_label=current_label,
     )
+
+
+def took_turns(baseline: RunResults, current: RunResults) -> bool:
+    """Whether the two runs are the two sides of one ``rnnbench ab`` (they took turns, round by round)."""
+    sides = [run.options.get("interleaved") or {} for run in (baseline, current)]
+    return bool(sides[0].get("session")) and sides[0].get("session") == sides[1].get("session") \
+        and sides[0].get("side") != sides[1].get("side")
+
+
+def comparison_method(comparison) -> str:
+    """How this comparison's intervals and p-values were computed, in words (for every renderer)."""
+    return interval_method(comparison.alpha, measured_in_rounds(comparison),
+                           took_turns(comparison.baseline, comparison.current))
 
 
 def measured_in_rounds(comparison) -> bool:

@@ -32,6 +32,7 @@ BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
 MAX_RESAMPLED_SAMPLES = 5_000
 DEFAULT_ALPHA = 0.05
+MIN_PAIRED_ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -101,9 +102,15 @@ def _bootstrap_medians(batches: np.ndarray, rng: np.random.Generator, resamples:
     return medians
 
 
-def interval_method(alpha: float = DEFAULT_ALPHA, rounds: bool = False) -> str:
+def interval_method(alpha: float = DEFAULT_ALPHA, rounds: bool = False, paired: bool = False) -> str:
     """How the interval of a ratio is computed, in words, from the constants that compute it; ``rounds``:
-    some cases were measured in rounds (fresh processes), which the two-level bootstrap resamples first."""
+    some cases were measured in rounds (fresh processes), which the two-level bootstrap resamples first;
+    ``paired``: the two runs took turns (``rnnbench ab``) and are compared round by round."""
+    if paired:
+        return (f"{1 - alpha:.0%} interval, paired by round (the runs took turns, rnnbench ab): the change is the "
+                f"geometric mean of the rounds' ratios of medians (the ms shown: each side's geometric mean of its "
+                f"round medians), the interval a Student t interval of their logarithms, p the paired t-test's; "
+                f"none with fewer than {MIN_PAIRED_ROUNDS} rounds")
     rounds_text = ("; cases measured in rounds: the median of round medians, interval and p from a two-level "
                    "bootstrap (rounds, then batches within them)") if rounds else ""
     return (f"{1 - alpha:.0%} interval, block bootstrap of the ratio of medians: each side's samples cut, in "
@@ -155,6 +162,37 @@ def hierarchical_ratio(baseline_rounds: Sequence[Sequence[float]], other_rounds:
     low, high = np.quantile(ratios, [alpha / 2, 1 - alpha / 2])
     tail = min(float(np.mean(ratios <= 1.0)), float(np.mean(ratios >= 1.0)))
     return Ratio(value, float(low), float(high)), min(1.0, max(2 * tail, 1.0 / resamples))
+
+
+def geometric_mean_of_round_medians(rounds: Sequence[Sequence[float]]) -> float:
+    """What a paired comparison shows for each side: the ratio of two of these is its change exactly."""
+    return float(np.exp(np.mean(np.log([np.median(samples) for samples in rounds]))))
+
+
+def paired_round_ratio(baseline_rounds: Sequence[Sequence[float]], other_rounds: Sequence[Sequence[float]],
+                       alpha: float = DEFAULT_ALPHA) -> tuple[Ratio, float]:
+    """Rounds measured in turns (``rnnbench ab``): round r of one side ran interleaved, block by block, with
+    round r of the other, so the ratio of the two round medians cancels what the machine did meanwhile.
+
+    The ratio is the geometric mean of the R rounds' ratios; the interval a Student t interval of their
+    logarithms (R - 1 degrees of freedom: with a handful of rounds a bootstrap's interval is too narrow);
+    p the paired t-test's, two-sided. Fewer than ``MIN_PAIRED_ROUNDS`` rounds give no interval and p = 1.
+    """
+    if len(baseline_rounds) != len(other_rounds):
+        raise ValueError("paired rounds need as many rounds on both sides")
+    logs = np.log([np.median(other) / np.median(base) for base, other in zip(baseline_rounds, other_rounds)])
+    mean = float(np.mean(logs))
+    if logs.size < MIN_PAIRED_ROUNDS:
+        return Ratio(math.exp(mean)), 1.0
+    spread = float(np.std(logs, ddof=1))
+    if spread == 0.0:  # the same samples on both sides, or a ratio that never varied
+        return Ratio(math.exp(mean), math.exp(mean), math.exp(mean)), 1.0 if mean == 0.0 else 1.0 / BOOTSTRAP_RESAMPLES
+    from scipy import stats as scipy_stats
+
+    error = spread / math.sqrt(logs.size)
+    quantile = float(scipy_stats.t.ppf(1 - alpha / 2, logs.size - 1))
+    p_value = float(2 * scipy_stats.t.sf(abs(mean) / error, logs.size - 1))
+    return Ratio(math.exp(mean), math.exp(mean - quantile * error), math.exp(mean + quantile * error)), p_value
 
 
 def mann_whitney_p(baseline_batches: np.ndarray, current_batches: np.ndarray) -> float:

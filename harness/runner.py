@@ -114,12 +114,18 @@ def prepare_case(case: Case, settings: RunSettings,
 
 
 def run_case(case: Case, settings: RunSettings, *,
-             build: Callable[[str, nn.RNNBase], BuiltBackend] | None = None) -> CaseResult:
+             build: Callable[[str, nn.RNNBase], BuiltBackend] | None = None, turns=None) -> CaseResult:
     """``build`` replaces the backend builder (tests inject faults through it).
 
     torch's warnings and log lines raised while the case runs are kept with the result (``warnings``),
     never printed in the middle of a run.
+
+    ``turns`` (``rnnbench ab``: processes that take turns on one machine) has ``blocks`` and
+    ``wait(key, phase, block)``: the case waits for its turn before it is built and before each of its
+    timed blocks, so no other measured process computes meanwhile.
     """
+    if turns is not None:
+        turns.wait(case.key, "prepare")
     started_utc = utc_now()
     started = time.perf_counter()
     deadline = started + settings.timing.case_timeout_s
@@ -131,7 +137,7 @@ def run_case(case: Case, settings: RunSettings, *,
 
     try:
         with messages_captured() as messages, _hard_time_limit(settings.timing.case_timeout_s):
-            result = _measure_case(case, settings, build, deadline, finished)
+            result = _measure_case(case, settings, build, deadline, finished, turns)
     except BackendUnavailable as exc:
         result = finished("skipped", str(exc))
     except CaseTimeout as exc:
@@ -151,7 +157,7 @@ def run_case(case: Case, settings: RunSettings, *,
     return replace(result, warnings=tuple(messages), backend=backend_facts)
 
 
-def _measure_case(case: Case, settings: RunSettings, build, deadline: float, finished) -> CaseResult:
+def _measure_case(case: Case, settings: RunSettings, build, deadline: float, finished, turns=None) -> CaseResult:
     device = settings.device
     prepared = prepare_case(case, settings, build)
     backend, work = prepared.backend, prepared.work
@@ -169,7 +175,9 @@ def _measure_case(case: Case, settings: RunSettings, build, deadline: float, fin
     region = case.primary_region
     telemetry = CaseTelemetry(device, settings.telemetry, region)
     memory_before = _reset_peak_memory(device)
-    measured = measure(work, prepared.clock, settings.timing, deadline, around_loop=telemetry.window)
+    interleaved = {} if turns is None else {"blocks": turns.blocks,
+                                            "wait_turn": lambda block: turns.wait(case.key, "block", block)}
+    measured = measure(work, prepared.clock, settings.timing, deadline, around_loop=telemetry.window, **interleaved)
     memory = _peak_memory(device, memory_before)
     facts.update(backend.runtime_facts())
     activity = {}

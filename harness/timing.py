@@ -128,13 +128,19 @@ class Measured:
 
 
 def measure(work: Workload, clock, timing: Timing, deadline: float = float("inf"),
-            around_loop: Callable[[], ContextManager] | None = None) -> Measured:
+            around_loop: Callable[[], ContextManager] | None = None, *, blocks: int = 1,
+            wait_turn: Callable[[int], float] | None = None) -> Measured:
     """Warm up, then iterate until both ``min_iters`` and ``budget_s`` are met (or ``max_iters``).
 
     Every sample is kept. Python's garbage collector is paused inside the timed loop, as ``timeit``
     does, so a collection of unrelated objects does not land in one iteration. ``around_loop`` (the
     telemetry window) is entered just before the timed loop and left just after its last iteration
     has synchronised, outside every timed region.
+
+    ``blocks`` > 1 cuts the loop into that many blocks, each with its share of ``min_iters`` and
+    ``budget_s``; ``wait_turn(block)`` is called before each, outside every timed region, and returns the
+    seconds it waited (another process measured meanwhile: ``rnnbench ab``), which do not count
+    against ``deadline``. ``loop_s`` counts the blocks' own time only.
     """
     warmup = [run_iteration(work, clock) for _ in range(timing.warmup_iters)]
     if time.perf_counter() > deadline:
@@ -143,18 +149,24 @@ def measure(work: Workload, clock, timing: Timing, deadline: float = float("inf"
     gc_was_enabled = gc.isenabled()
     gc.disable()
     samples: list[dict[str, float]] = []
+    min_per_block = -(-timing.min_iters // blocks)
+    max_per_block = max(1, timing.max_iters // blocks)
+    loop_s = 0.0
     try:
         with around_loop() if around_loop is not None else nullcontext():
-            started = time.perf_counter()
-            while True:
-                samples.append(run_iteration(work, clock))
-                now = time.perf_counter()
-                count = len(samples)
-                if count >= timing.max_iters or (count >= timing.min_iters and now - started >= timing.budget_s):
-                    break
-                if now > deadline:
-                    raise CaseTimeout(f"time limit reached after {count} timed iterations")
-            loop_s = time.perf_counter() - started
+            for block in range(blocks):
+                if wait_turn is not None:
+                    deadline += wait_turn(block)
+                started, count = time.perf_counter(), 0
+                while True:
+                    samples.append(run_iteration(work, clock))
+                    now = time.perf_counter()
+                    count += 1
+                    if count >= max_per_block or (count >= min_per_block and now - started >= timing.budget_s / blocks):
+                        break
+                    if now > deadline:
+                        raise CaseTimeout(f"time limit reached after {len(samples)} timed iterations")
+                loop_s += time.perf_counter() - started
     finally:
         if gc_was_enabled:
             gc.enable()

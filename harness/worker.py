@@ -2,10 +2,14 @@
 
     python -m harness.worker PLAN.json
 
-PLAN.json: ``{"suite": PATH, "device": "cpu" | "cuda:0" | null, "keys": [case keys, in the order to run]}``.
+PLAN.json: ``{"suite": PATH, "device": "cpu" | "cuda:0" | null, "keys": [case keys, in the order to run]}``,
+and for processes that take turns on one machine (``rnnbench ab``) ``"turns": {"blocks": K}``.
 Every line the worker writes to stdout is one JSON document::
 
     {"type": "environment", "environment": {...}}      first: the interpreter, torch and machine it runs on
+    {"type": "turn", "key": K, "phase": "prepare" | "block", "block": k | null}
+                                                        with turns: waits for a line "go" on stdin before it
+                                                        builds case K, and before each of its K timed blocks
     {"type": "result", "result": {...}}                 one per case, as soon as the case has finished
     {"type": "done"}                                    last, when every case ran
 
@@ -18,10 +22,12 @@ from __future__ import annotations
 
 import gc
 import json
+import signal
 import sys
+import time
 
 
-def run_plan(plan: dict, emit) -> None:
+def run_plan(plan: dict, emit, commands=sys.stdin) -> None:
     from harness.env import collect_environment
     from harness.runner import run_case
     from harness.session import apply_process_settings, open_suite
@@ -37,10 +43,44 @@ def run_plan(plan: dict, emit) -> None:
         raise SystemExit(f"rnnbench worker: {len(missing)} case(s) of the plan are not in the suite here, "
                          f"e.g. {missing[0]}")
     settings = opened.settings()
+    turns = None
+    if plan.get("turns"):
+        from dataclasses import replace
+
+        from harness.suite import Telemetry
+
+        turns = Turns(int(plan["turns"]["blocks"]), emit, commands)
+        # An NVML window would span the other processes' turns: an A/B measures time only.
+        settings = replace(settings, telemetry=Telemetry(enabled=False))
     gc.freeze()  # as rnnbench run does: the runner's collections then skip the libraries' objects
     for key in plan["keys"]:
-        emit({"type": "result", "result": run_case(by_key[key], settings).to_dict()})
+        emit({"type": "result", "result": run_case(by_key[key], settings, turns=turns).to_dict()})
     emit({"type": "done"})
+
+
+class Turns:
+    """The worker's side of taking turns: say on stdout what it is about to do, wait for "go" on stdin.
+
+    The case's hard time limit (an interval timer) is paused while waiting, and ``wait`` returns the
+    seconds waited so the timed loop's deadline moves on by as much: the other process's turns are not
+    this case's time.
+    """
+
+    def __init__(self, blocks: int, emit, commands):
+        if blocks < 1:
+            raise SystemExit(f"rnnbench worker: turns need at least one block, got {blocks}")
+        self.blocks, self._emit, self._commands = blocks, emit, commands
+
+    def wait(self, key: str, phase: str, block: int | None = None) -> float:
+        timer = signal.setitimer(signal.ITIMER_REAL, 0) if hasattr(signal, "setitimer") else (0.0, 0.0)
+        started = time.perf_counter()
+        self._emit({"type": "turn", "key": key, "phase": phase, "block": block})
+        line = self._commands.readline()
+        if line.strip() != "go":
+            raise SystemExit(f"rnnbench worker: expected 'go' on stdin, got {line.strip()[:40]!r}")
+        if timer[0] > 0:
+            signal.setitimer(signal.ITIMER_REAL, timer[0])
+        return time.perf_counter() - started
 
 
 def main(argv: list[str] | None = None) -> int:

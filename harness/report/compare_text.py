@@ -4,9 +4,8 @@ it decides nothing."""
 
 from __future__ import annotations
 
-from harness.compare import Comparison, Pair, measured_in_rounds, run_rounds
+from harness.compare import Comparison, Pair, comparison_method, run_rounds
 from harness.environment_diff import EnvironmentDifference
-from harness.ratios import interval_method
 from harness.report.markdown import markdown_inline
 from harness.report.text import format_ms
 from harness.results import RunResults
@@ -35,7 +34,7 @@ def method_line(comparison: Comparison) -> str:
     metric = comparison.region or "each case's primary region (step; forward for forward-only modes)"
     return (f"metric: {metric}; threshold {comparison.threshold:.3g} ({comparison.threshold:.1%}); "
             f"alpha {comparison.alpha:g} with Holm-Bonferroni over {len(comparison.pairs)} compared cases; "
-            f"{interval_method(comparison.alpha, measured_in_rounds(comparison))}")
+            f"{comparison_method(comparison)}")
 
 
 def verdict_line(comparison: Comparison) -> str:
@@ -66,6 +65,9 @@ def _run_line(label: str, run: RunResults) -> str:
         facts.append(str(run.started_utc))
     rounds = run_rounds(run)
     facts.append(f"{rounds} round{'s' if rounds != 1 else ''}")
+    turns = run.options.get("interleaved") or {}
+    if turns.get("side"):
+        facts.append(f"side {str(turns['side']).upper()} of an A/B, {turns.get('blocks')} blocks a case and round")
     if run.status and run.status != "complete":
         facts.append(run.status.upper())
     return f"{label}: {run.source} ({', '.join(facts)})"

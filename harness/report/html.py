@@ -8,8 +8,7 @@ import base64
 from html import escape
 from typing import Sequence
 
-from harness.compare import Comparison, Pair, measured_in_rounds
-from harness.ratios import interval_method
+from harness.compare import Comparison, Pair, comparison_method
 from harness.report import context
 from harness.report.compare_text import format_p
 from harness.report.flags import NOISY_RULE, Flagged, eager_fallbacks, is_noisy, noisy, problems
@@ -173,7 +172,7 @@ def _comparison_section(comparison: Comparison, chart) -> str:
     parts = [f"<h2 id=\"{_anchor('compare-' + b + '-' + a)}\">{escape(b)} (B) vs {escape(a)} (A)</h2>",
              f"<p>{_comparison_text(comparison)}. Ratio: B's median over A's "
              f"({escape(comparison.region or 'each case’s primary region')}), &gt; 1 means B is slower; "
-             f"{escape(interval_method(comparison.alpha, measured_in_rounds(comparison)))}. "
+             f"{escape(comparison_method(comparison))}. "
              f"{escape(verdict_rule(comparison.threshold, comparison.alpha, len(comparison.pairs)))}.</p>"]
     parts += [f"<p class=flag>Warning (as rnnbench compare A B warns): {escape(warning)}.</p>"
               for warning in comparison.warnings]

@@ -17,7 +17,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator
 from matplotlib.transforms import blended_transform_factory
 
-from harness.compare import Comparison, measured_in_rounds
+from harness.compare import Comparison, comparison_method
 from harness.ratios import interval_method
 from harness.report.scaling import AXIS_LABELS, AXIS_NAMES, AXIS_SYMBOLS, ScalingChart
 from harness.report.text import format_bytes, format_count
@@ -306,7 +306,7 @@ def comparison_figure(comparison: Comparison, context_a: str, context_b: str) ->
     lines = [f"A: {context_a}", f"B: {context_b}",
              f"colours: the verdicts of rnnbench compare A B (A the baseline): threshold {threshold:.1%}, "
              f"alpha {comparison.alpha:g} after Holm-Bonferroni over the {len(pairs)} compared cases",
-             *_wrap(f"whiskers: {interval_method(comparison.alpha, measured_in_rounds(comparison))}", width),
+             *_wrap(f"whiskers: {comparison_method(comparison)}", width),
              "(whiskers longer than the plot are cut at its edge)"]
     for warning in comparison.warnings:
         lines += _wrap(f"warning: {warning}", width)
