@@ -135,3 +135,26 @@ def test_compare_step_passes_without_baseline_then_gates(workflow, tmp_path):
     assert "::error::performance regression" in done.stdout
     assert summary.startswith("## rnnbench compare: :x: regression") and slow in summary
     assert (tmp_path / "ci-results" / "compare.txt").read_text().strip().splitlines()[-1].startswith("REGRESSION")
+
+
+def test_pull_requests_are_gated_by_base_and_head_taking_turns(workflow):
+    """The calibrated gate (README: Calibration): rnnbench ab of the base against the head, paired rounds."""
+    jobs = workflow["jobs"]
+    assert "pull_request" in jobs["ab"]["if"] and "pull_request" in jobs["regression"]["if"]
+    assert {"self-hosted", "gpu"} <= set(jobs["ab"]["runs-on"])
+    ab_steps = jobs["ab"]["steps"]
+    checkouts = [s for s in ab_steps if s.get("uses", "").startswith("actions/checkout")]
+    assert [c["with"]["path"] for c in checkouts] == ["head", "base"]
+    assert "base.sha" in checkouts[1]["with"]["ref"]
+    scripts = [s["run"] for s in ab_steps if "run" in s]
+    for script in scripts:
+        assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
+    joined = "\n".join(scripts).replace("\\\n", " ")
+    called = set(COMMAND.findall(joined))
+    assert {"ab", "report", "env"} <= called
+    for line in joined.splitlines():
+        for command in COMMAND.findall(line):
+            help_text = CliRunner().invoke(main, [command, "--help"]).output
+            for flag in set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", line)):
+                assert flag in help_text, f"rnnbench {command} has no option {flag}"
+    assert "venv-base/bin/python" in joined and "venv-head/bin/python" in joined
