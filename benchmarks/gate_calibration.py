@@ -1,12 +1,18 @@
 """How often does the gate cry wolf, and how often does it catch a real slowdown?
 
-K back-to-back pairs of `rnnbench run SUITE --rounds R` of unchanged code are compared with the gate's
-default settings: every REGRESSION among them is a false alarm. Then pairs whose second run really does more
-work per step (benchmarks/calibration_shim: +5, +10, +20 % through extra kernels, not scaled samples) count
-the cases the gate flags. Prints a table (and --json) with the measured slowdowns, rates and wall time.
+Two ways to gate, two modes:
 
-    PYTHONPATH=. python benchmarks/gate_calibration.py SUITE [--pairs 20] [--injected-pairs 5]
-        [--rounds 3] [--slowdowns 0.05,0.10,0.20] [--threshold 5%] [--json OUT.json]
+--mode ab (default): sessions of `rnnbench ab` as the gate runs it, with three or more sides taking turns
+  (harness.rounds.run_interleaved_round): A, A' (the same code again) and one side per injected slowdown.
+  A against A' counts false regressions; A against each slowed side counts detections. Each session is one
+  "pair" of the targets.
+--mode back-to-back: K back-to-back pairs of `rnnbench run SUITE --rounds R` compared with `rnnbench compare`.
+
+The slowed sides really do more work per step (benchmarks/calibration_shim: extra kernels inside the timed
+forward, not scaled samples). Prints a table (and --json) with the measured slowdowns, rates and wall time.
+
+    PYTHONPATH=. python benchmarks/gate_calibration.py SUITE [--mode ab] [--pairs 20] [--rounds 5]
+        [--blocks 4] [--slowdowns 0.20] [--threshold 0.05] [--json OUT.json]
 """
 
 from __future__ import annotations
@@ -37,6 +43,42 @@ def run_once(suite: str, out: Path, rounds: int, slowdown: float) -> None:
         raise SystemExit(f"rnnbench run failed ({done.returncode}): {done.stderr.strip().splitlines()[-1:]}")
 
 
+def slowed_interpreter(slowdown: float) -> list[str]:
+    """This interpreter, with the calibration shim loaded and told to slow every step by ``slowdown``."""
+    if not slowdown:
+        return [sys.executable]
+    path = os.pathsep.join([str(HERE / "calibration_shim"), str(REPO), os.environ.get("PYTHONPATH", "")])
+    return ["env", f"PYTHONPATH={path}", f"RNNBENCH_INJECT_SLOWDOWN={slowdown}", sys.executable]
+
+
+def ab_session(suite: str, rounds: int, blocks: int, slowdowns: list[float], seed: int) -> dict:
+    """One interleaved session: sides "a", "a-again" and one per slowdown take turns; their RunResults."""
+    import uuid
+
+    from harness.results import RunResults
+    from harness.rounds import merge_rounds, round_order, run_interleaved_round
+    from harness.session import open_suite
+
+    opened = open_suite(suite)
+    keys = [case.key for case in opened.cases]
+    sides = {"a": [sys.executable], "a-again": [sys.executable]}
+    sides.update({f"slowed-{s:g}": slowed_interpreter(s) for s in slowdowns})
+    documents = {side: {} for side in sides}
+    environments = {}
+
+    def received(side, document):
+        documents[side].setdefault(document["key"], []).append(document)
+
+    for index in range(rounds):
+        run_interleaved_round(index, suite, None, round_order(keys, seed, index), sides, blocks=blocks,
+                              on_result=received, on_environment=environments.setdefault)
+    session = uuid.uuid4().hex
+    return {side: RunResults(environment=environments[side], suite=opened.suite.to_dict(),
+                             cases=tuple(merge_rounds(documents[side][key]) for key in keys if key in documents[side]),
+                             options={"interleaved": {"session": session, "side": side, "blocks": blocks}})
+            for side in sides}
+
+
 def compare(baseline: Path, current: Path, threshold: float) -> list:
     from harness.compare import compare_runs
     from harness.store import read_results
@@ -47,44 +89,83 @@ def compare(baseline: Path, current: Path, threshold: float) -> list:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("suite")
-    parser.add_argument("--pairs", type=int, default=20)
-    parser.add_argument("--injected-pairs", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--slowdowns", default="0.05,0.10,0.20")
+    parser.add_argument("--mode", choices=("ab", "back-to-back"), default="ab")
+    parser.add_argument("--pairs", type=int, default=20, help="ab: sessions; back-to-back: unchanged pairs")
+    parser.add_argument("--injected-pairs", type=int, default=5, help="back-to-back: pairs per slowdown")
+    parser.add_argument("--rounds", type=int, default=None, help="default: 5 (ab), 3 (back-to-back)")
+    parser.add_argument("--blocks", type=int, default=4, help="ab: timed blocks per case and round")
+    parser.add_argument("--slowdowns", default=None, help="default: 0.20 (ab), 0.05,0.10,0.20 (back-to-back)")
     parser.add_argument("--threshold", type=float, default=0.05)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--keep", default=None, metavar="DIR", help="ab: write every session's results files here")
     args = parser.parse_args(argv)
+    rounds = args.rounds or (5 if args.mode == "ab" else 3)
+    slowdowns = [float(s) for s in (args.slowdowns or ("0.20" if args.mode == "ab" else "0.05,0.10,0.20")).split(",") if s]
     started = time.perf_counter()
+    tallies: dict[float, dict] = {s: {"injected": s, "pairs": 0, "cases": 0, "flagged": 0, "ratios": [],
+                                      "pairs_flagged": 0} for s in [0.0, *slowdowns]}
+
+    def tally(slowdown: float, pairs_compared: list, label: str) -> None:
+        row = tallies[slowdown]
+        flagged = sum(p.verdict == "regression" for p in pairs_compared)
+        row["pairs"] += 1
+        row["cases"] += len(pairs_compared)
+        row["flagged"] += flagged
+        row["pairs_flagged"] += bool(flagged)
+        row["ratios"] += [p.ratio for p in pairs_compared]
+        print(f"{label} slowdown {slowdown:.0%}: {flagged} of {len(pairs_compared)} flagged; median change "
+              f"{statistics.median(p.ratio for p in pairs_compared) - 1:+.1%}; min/max "
+              f"{min(p.ratio for p in pairs_compared) - 1:+.1%}/{max(p.ratio for p in pairs_compared) - 1:+.1%}",
+              flush=True)
+        surprises = [p for p in pairs_compared if (p.verdict == "regression") != bool(slowdown)]
+        for pair in surprises:
+            interval = f"[{pair.ci_low - 1:+.1%}, {pair.ci_high - 1:+.1%}]" if pair.ci_low else "[-]"
+            print(f"    {'missed' if slowdown else 'FALSE ALARM'}: {pair.key} {pair.ratio - 1:+.1%} {interval} "
+                  f"p(Holm) {pair.p_adjusted:.3g} {pair.verdict}", flush=True)
+
+    if args.mode == "ab":
+        from harness.compare import compare_runs
+
+        for index in range(args.pairs):
+            runs = ab_session(args.suite, rounds, args.blocks, slowdowns, seed=index)
+            if args.keep:
+                from harness.store import write_results
+
+                for side, run in runs.items():
+                    write_results(Path(args.keep) / f"session{index}-{side}.json", run)
+            tally(0.0, list(compare_runs(runs["a"], runs["a-again"], threshold=args.threshold).pairs),
+                  f"session {index + 1}/{args.pairs}")
+            for slowdown in slowdowns:
+                tally(slowdown, list(compare_runs(runs["a"], runs[f"slowed-{slowdown:g}"],
+                                                  threshold=args.threshold).pairs), f"session {index + 1}/{args.pairs}")
+    else:
+        with tempfile.TemporaryDirectory(prefix="rnnbench-calibration-") as folder:
+            folder = Path(folder)
+            for slowdown, pairs in [(0.0, args.pairs)] + [(s, args.injected_pairs) for s in slowdowns]:
+                for index in range(pairs):
+                    a, b = folder / f"a-{slowdown}-{index}.json", folder / f"b-{slowdown}-{index}.json"
+                    run_once(args.suite, a, rounds, 0.0)
+                    run_once(args.suite, b, rounds, slowdown)
+                    tally(slowdown, compare(a, b, args.threshold), f"pair {index + 1}/{pairs}")
     rows = []
-    with tempfile.TemporaryDirectory(prefix="rnnbench-calibration-") as folder:
-        folder = Path(folder)
-        plan = [(0.0, args.pairs)] + [(float(s), args.injected_pairs) for s in args.slowdowns.split(",") if s]
-        for slowdown, pairs in plan:
-            flagged = cases = 0
-            ratios = []
-            for index in range(pairs):
-                a, b = folder / f"a-{slowdown}-{index}.json", folder / f"b-{slowdown}-{index}.json"
-                run_once(args.suite, a, args.rounds, 0.0)
-                run_once(args.suite, b, args.rounds, slowdown)
-                pairs_compared = compare(a, b, args.threshold)
-                flagged += sum(p.verdict == "regression" for p in pairs_compared)
-                cases += len(pairs_compared)
-                ratios += [p.ratio for p in pairs_compared]
-                print(f"slowdown {slowdown:.0%} pair {index + 1}/{pairs}: "
-                      f"{sum(p.verdict == 'regression' for p in pairs_compared)} of {len(pairs_compared)} flagged; "
-                      f"median change {statistics.median(p.ratio for p in pairs_compared) - 1:+.1%}", flush=True)
-            rows.append({"injected": slowdown, "pairs": pairs, "cases": cases, "flagged": flagged,
-                         "measured_median_change": statistics.median(ratios) - 1 if ratios else None})
+    for row in tallies.values():
+        ratios = row.pop("ratios")
+        rows.append({**row, "measured_median_change": statistics.median(ratios) - 1 if ratios else None})
     minutes = (time.perf_counter() - started) / 60
-    print(f"\n{'injected':>8} {'pairs':>5} {'cases':>5} {'flagged':>7} {'rate':>6} {'measured change':>15}")
+    print(f"\n{'injected':>8} {'pairs':>5} {'pairs flagged':>13} {'cases':>5} {'flagged':>7} {'rate':>6} "
+          f"{'measured change':>15}")
     for row in rows:
         rate = row["flagged"] / row["cases"] if row["cases"] else 0
-        print(f"{row['injected']:8.0%} {row['pairs']:5d} {row['cases']:5d} {row['flagged']:7d} {rate:6.1%} "
-              f"{row['measured_median_change']:+15.1%}")
-    print(f"{args.rounds} rounds per run, threshold {args.threshold:.0%}; {minutes:.1f} min in all")
+        change = row["measured_median_change"]
+        print(f"{row['injected']:8.0%} {row['pairs']:5d} {row['pairs_flagged']:13d} {row['cases']:5d} "
+              f"{row['flagged']:7d} {rate:6.1%} {change if change is not None else float('nan'):+15.1%}")
+    print(f"mode {args.mode}, {rounds} rounds" + (f", {args.blocks} blocks" if args.mode == "ab" else "")
+          + f", threshold {args.threshold:.0%}; {minutes:.1f} min in all")
     if args.json:
-        Path(args.json).write_text(json.dumps({"suite": args.suite, "rounds": args.rounds, "threshold": args.threshold,
-                                               "minutes": minutes, "rows": rows}, indent=2))
+        Path(args.json).write_text(json.dumps({"suite": args.suite, "mode": args.mode, "rounds": rounds,
+                                               "blocks": args.blocks if args.mode == "ab" else None,
+                                               "threshold": args.threshold, "minutes": minutes, "rows": rows},
+                                              indent=2))
     return 0
 
 

@@ -1,8 +1,10 @@
 """Calibration only (benchmarks/gate_calibration.py): make every timed step really do more work.
 
-With RNNBENCH_INJECT_SLOWDOWN=F set, each backend's model also runs, inside the timed forward, a no-grad
-forward of itself over the first round(3 F T) steps of its input (a step is about three forwards), so the
-step takes about F longer through real kernels, never by scaling samples. The calibration reports the
+With RNNBENCH_INJECT_SLOWDOWN=F set, each backend's model also runs, inside the timed forward, no-grad
+forwards of itself over part of its input, sized so that the step takes about F longer through real kernels,
+never by scaling samples. The size is measured per case at its first call (untimed: the parity iteration):
+the case's step (a forward and, if gradients are on, a backward through autograd.grad, which leaves .grad
+alone) against a no-grad forward over the whole sequence, each the median of 5. The calibration reports the
 slowdown the gate measured next to the one injected. Python imports this file at start-up when its folder
 is on PYTHONPATH; without the variable it does nothing.
 """
@@ -12,20 +14,53 @@ import os
 _FRACTION = float(os.environ.get("RNNBENCH_INJECT_SLOWDOWN") or 0)
 
 if _FRACTION > 0:
+    import statistics
+    import time
+
     import torch
 
     import harness.runner
 
     _build = harness.runner.build_backend
 
+    def _median_s(work, x, repeats=5):
+        times = []
+        for _ in range(repeats + 1):  # the first is a warm-up
+            if x.is_cuda:
+                torch.cuda.synchronize(x.device)
+            started = time.perf_counter()
+            work()
+            if x.is_cuda:
+                torch.cuda.synchronize(x.device)
+            times.append(time.perf_counter() - started)
+        return statistics.median(times[1:])
+
     def _slowed_build(name, reference):
         built = _build(name, reference)
-        model = built.model
+        model, parameters = built.model, [p for p in built.parameters.values() if p.requires_grad]
+        extra_steps: list[int] = []
 
-        def slowed(x):
-            steps = max(1, min(x.size(0), round(3 * _FRACTION * x.size(0))))
+        def step(x):
+            if not torch.is_grad_enabled():
+                return model(x)
+            output = model(x)[0]
+            torch.autograd.grad(output.float().pow(2).mean(), parameters, allow_unused=True)
+
+        def no_grad_forward(x, steps):
             with torch.no_grad():
                 model(x[:steps])
+
+        def slowed(x):
+            if not extra_steps:
+                grad_enabled = torch.is_grad_enabled()
+                with torch.set_grad_enabled(grad_enabled):
+                    step_s = _median_s(lambda: step(x), x)
+                forward_s = _median_s(lambda: no_grad_forward(x, x.size(0)), x)
+                extra_steps.append(max(1, round(_FRACTION * step_s / forward_s * x.size(0))))
+            remaining = extra_steps[0]
+            while remaining > 0:
+                no_grad_forward(x, min(remaining, x.size(0)))
+                remaining -= x.size(0)
             return model(x)
 
         built.model = slowed
