@@ -2,9 +2,11 @@
 
 With RNNBENCH_INJECT_SLOWDOWN=F set, each backend's model also runs, inside the timed forward, no-grad
 forwards of itself over part of its input, sized so that the step takes about F longer through real kernels,
-never by scaling samples. The size is measured per case at its first call (untimed: the parity iteration):
-the case's step (a forward and, if gradients are on, a backward through autograd.grad, which leaves .grad
-alone) against a no-grad forward over the whole sequence, each the median of 5. The calibration reports the
+never by scaling samples. The size is measured per case at its third call (untimed: the parity iteration is
+the first, warm-up iterations follow; TorchScript's profiling executor is slow in its first calls): the case's
+step (a forward and, if gradients are on, a backward through autograd.grad, which leaves .grad alone)
+against a no-grad forward over the whole sequence, each the median of 7 after 3 warm-ups. The suite needs
+two or more warm-up iterations. The calibration reports the
 slowdown the gate measured next to the one injected. Python imports this file at start-up when its folder
 is on PYTHONPATH; without the variable it does nothing.
 """
@@ -23,9 +25,9 @@ if _FRACTION > 0:
 
     _build = harness.runner.build_backend
 
-    def _median_s(work, x, repeats=5):
+    def _median_s(work, x, repeats=7, warmups=3):
         times = []
-        for _ in range(repeats + 1):  # the first is a warm-up
+        for _ in range(warmups + repeats):
             if x.is_cuda:
                 torch.cuda.synchronize(x.device)
             started = time.perf_counter()
@@ -33,12 +35,13 @@ if _FRACTION > 0:
             if x.is_cuda:
                 torch.cuda.synchronize(x.device)
             times.append(time.perf_counter() - started)
-        return statistics.median(times[1:])
+        return statistics.median(times[warmups:])
 
     def _slowed_build(name, reference):
         built = _build(name, reference)
         model, parameters = built.model, [p for p in built.parameters.values() if p.requires_grad]
         extra_steps: list[int] = []
+        calls = [0]
 
         def step(x):
             if not torch.is_grad_enabled():
@@ -51,6 +54,9 @@ if _FRACTION > 0:
                 model(x[:steps])
 
         def slowed(x):
+            calls[0] += 1
+            if calls[0] < 3:
+                return model(x)
             if not extra_steps:
                 grad_enabled = torch.is_grad_enabled()
                 with torch.set_grad_enabled(grad_enabled):
