@@ -176,7 +176,9 @@ def _measure_case(case: Case, settings: RunSettings, build, deadline: float, fin
         facts.update(backend.runtime_facts())
         return finished("failed", prepared.parity.reason, backend=facts, **common)
     if case.backend in ("cudnn", "compile_module", "compile_rnn"):
-        facts.update(detect_kernel_library(backend.model, work.x))
+        facts.update(detect_kernel_library(backend.model, work.x, grad=case.backend == "compile_rnn" and case.needs_grad))
+        if case.backend == "compile_rnn":
+            facts["vendor_rnn_kernel_ran"] = bool(facts.get("rnn_operators"))
 
     # One NVML window over the whole timed loop: the step in forward_backward mode (forward and
     # backward alternate within milliseconds, below what NVML resolves), else the forward.
