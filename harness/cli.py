@@ -169,7 +169,7 @@ def validate(suite_path, device):
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run(suite_path, device, out, backends, filters, resume_path, rounds, force, quiet):
     """Time every case of SUITE and write a results file."""
-    from harness.env import collect_environment, utc_now
+    from harness.env import collect_environment, measured_peak, utc_now
     from harness.report.text import summary_table, warnings_lines
     from harness.results import Environment
     from harness.runner import run_case
@@ -184,6 +184,7 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
     precision_flags = apply_process_settings(suite)
     environment = collect_environment(resolved)
     environment["math_precision"] = precision_flags
+    environment["measured_peak"] = measured_peak(resolved, suite.dtype)
     for warning in (environment.get("gpu_state") or {}).get("warnings", ()):
         click.echo(f"rnnbench: WARNING: {warning}", err=True)
     previous_cases: tuple = ()
