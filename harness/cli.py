@@ -609,7 +609,8 @@ OUT_DIR_OPTION = click.option("-o", "--out", "out_dir", default=None, metavar="D
                    "facets.")
 @click.option("--chart", default="curves", show_default=True, metavar="KIND",
               help="curves: scaling curves; speedup: every backend over cudnn, per case; compare: each file "
-                   "after the first (B) against the first (A), per case.")
+                   "after the first (B) against the first (A), per case; roofline: achieved FLOP/s against arithmetic "
+                   "intensity under the run's measured ceilings.")
 @FILTER_OPTION
 @THRESHOLD_OPTION
 @ALPHA_OPTION

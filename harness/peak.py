@@ -22,18 +22,11 @@ REPEATS = 5
 
 def measure_peak(device: torch.device, dtype: str) -> dict:
     n, copy_bytes = SIZES["cuda" if device.type == "cuda" else "cpu"]
-    torch_type = torch_dtype(dtype)
-    a = torch.randn(n, n, device=device).to(torch_type)
-    b = torch.randn(n, n, device=device).to(torch_type)
-    gemm_s = _best_seconds(lambda: torch.mm(a, b), device)
-    del a, b
-    source = torch.empty(copy_bytes // DTYPE_BYTES[dtype], dtype=torch_type, device=device)
-    target = torch.empty_like(source)
-    copy_s = _best_seconds(lambda: target.copy_(source), device)
-    del source, target
+    gemm_s = _gemm_seconds(n, torch_dtype(dtype), device)
+    copy_s = _copy_seconds(copy_bytes // DTYPE_BYTES[dtype], torch_dtype(dtype), device)
     return {
         "device": str(device),
-        "label": ("GPU" if device.type == "cuda" else "CPU (measured on the CPU, threads as the suite sets)"),
+        "label": "GPU" if device.type == "cuda" else "CPU",
         "dtype": dtype,
         "matmul_tflops": 2.0 * n ** 3 / gemm_s / 1e12,
         "matmul": f"torch.mm {n}x{n} @ {n}x{n} {dtype}, best of {REPEATS}",
@@ -41,6 +34,18 @@ def measure_peak(device: torch.device, dtype: str) -> dict:
         "bandwidth_gb_per_s": 2.0 * copy_bytes / copy_s / 1e9,
         "copy": f"Tensor.copy_ of {copy_bytes >> 20} MiB on the device, best of {REPEATS}",
     }
+
+
+def _gemm_seconds(n: int, dtype, device: torch.device) -> float:
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    return _best_seconds(lambda: torch.mm(a, b), device)
+
+
+def _copy_seconds(elements: int, dtype, device: torch.device) -> float:
+    source = torch.empty(elements, dtype=dtype, device=device)
+    target = torch.empty_like(source)
+    return _best_seconds(lambda: target.copy_(source), device)
 
 
 def _best_seconds(work, device: torch.device) -> float:
