@@ -183,7 +183,9 @@ def speedup_figure(speedups: Sequence[Speedup], context: str) -> Figure:
     geomeans = geometric_mean_speedups(speedups)
     columns = min(max(len(facets), 1), 3)
     facet_rows = math.ceil(max(len(facets), 1) / columns)
-    figure = _new_figure(max(4.8 * columns, 7.5), facet_rows * (0.3 * len(rows) + 1.2) + 1.6)
+    # backends with compile modes make long legend entries, one per line: room for them below the plots
+    legend_lines = len(backends) + 1 if any("@" in b for b in backends) else 0
+    figure = _new_figure(max(4.8 * columns, 7.5), facet_rows * (0.3 * len(rows) + 1.2) + 1.6 + 0.25 * legend_lines)
     grid = figure.subplots(facet_rows, columns, sharey=True, sharex=True, squeeze=False)
     for ax in grid.flat[len(facets):]:
         ax.set_visible(False)
@@ -222,9 +224,11 @@ def speedup_figure(speedups: Sequence[Speedup], context: str) -> Figure:
     caption = "\n".join([f"point: cudnn median / backend median of the {region}; right of the black line: faster "
                          f"than cudnn", *_wrap(f"whiskers: {interval_method()}", width),
                          "(whiskers longer than the plot are cut at its edge)"])
-    long_labels = any(len(h.get_label()) > 32 for h in handles)
-    _caption_legend(figure, handles, caption, columns=min(len(handles), 2 if long_labels else 3))
-    figure.suptitle(f"Speedup over cudnn per case (median {region})\n{context}", fontsize=12)
+    longest = max((len(h.get_label()) for h in handles), default=0)
+    _caption_legend(figure, handles, caption,
+                    columns=min(len(handles), 1 if longest > 45 else 2 if longest > 32 else 3))
+    figure.suptitle("\n".join([f"Speedup over cudnn per case (median {region})", *_wrap(context, width)]),
+                    fontsize=12)
     return figure
 
 

@@ -16,7 +16,7 @@ from harness.roofline import Peak, RooflinePoint, roofline_points
 
 
 def roofline_figure(points: list[RooflinePoint], peak: Peak, context: str) -> Figure:
-    figure = _new_figure(8.5, 5.6)
+    figure = _new_figure(10.5, 6.0)
     ax = figure.subplots()
     intensities = [p.intensity_flops_per_byte for p in points]
     low = min(intensities + [peak.ridge_intensity]) / 4
@@ -30,18 +30,23 @@ def roofline_figure(points: list[RooflinePoint], peak: Peak, context: str) -> Fi
     ax.text(low * 1.15, roof_y[0] * 1.3, f"copy measured{where}: {peak.bandwidth_gb_per_s:.3g} GB/s",
             ha="left", va="bottom", fontsize=8.5)
     backends = []
-    labelled_at: dict[float, int] = {}  # points at one intensity (layouts, length modes) get stacked labels
+    labelled: dict[float, list[str]] = {}  # per intensity, the shapes already labelled there
     for point in points:
-        column = round(math.log10(point.intensity_flops_per_byte), 2)
-        stacked = labelled_at[column] = labelled_at.get(column, -1) + 1
         backend = point.result.case.backend_label
         if backend not in backends:
             backends.append(backend)
         ax.scatter(point.intensity_flops_per_byte, point.achieved_tflops, s=36, zorder=3,
                    edgecolor="black", linewidth=0.4, **_scatter_style(line_style("backend", backend)))
-        ax.annotate(_point_label(point), (point.intensity_flops_per_byte, point.achieved_tflops),
-                    textcoords="offset points", xytext=(5, 2 - 8 * stacked), fontsize=6.5, color="#444444",
-                    arrowprops={"arrowstyle": "-", "color": "#bbbbbb", "linewidth": 0.5} if stacked else None)
+        # one label per shape (the legend tells the backends apart); shapes at one intensity (layouts,
+        # length modes) stack their labels downwards
+        column = labelled.setdefault(round(math.log10(point.intensity_flops_per_byte), 2), [])
+        label = _point_label(point)
+        if label in column:
+            continue
+        column.append(label)
+        ax.annotate(label, (point.intensity_flops_per_byte, point.achieved_tflops), textcoords="offset points",
+                    xytext=(6, 2 - 9 * (len(column) - 1)), fontsize=6.5, color="#444444",
+                    arrowprops={"arrowstyle": "-", "color": "#bbbbbb", "linewidth": 0.5} if len(column) > 1 else None)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("arithmetic intensity (FLOPs per compulsory byte; an upper bound)")
@@ -50,7 +55,7 @@ def roofline_figure(points: list[RooflinePoint], peak: Peak, context: str) -> Fi
     handles = [Line2D([], [], linestyle="none", markeredgecolor="black", markeredgewidth=0.4,
                       markerfacecolor=line_style("backend", b)["color"], marker=line_style("backend", b)["marker"],
                       label=b) for b in backends]
-    ax.legend(handles=handles, fontsize=8, loc="lower right")
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_title("\n".join(textwrap.wrap(f"Roofline (ceilings measured by the run itself): {context}", 110)),
                  fontsize=9.5)
     return figure
@@ -62,7 +67,7 @@ def _scatter_style(style: dict) -> dict:
 
 def _point_label(point: RooflinePoint) -> str:
     case = point.result.case
-    return f"{case.backend_label} {case.cell} {case.shape_label}"
+    return f"{case.cell} {case.shape_label}"
 
 
 def roofline_table(run: RunResults) -> list[str]:
