@@ -117,12 +117,7 @@ def run_iteration(work: Workload, clock, keep: list | None = None) -> dict[str, 
     clock.synchronize()
     if keep is not None:
         keep.append((output, state))
-    forward_ms = clock.elapsed_ms(START, FORWARD_END)
-    if work.mode != "forward_backward":
-        return {"forward": forward_ms}
-    return {"forward": forward_ms,
-            "backward": clock.elapsed_ms(FORWARD_END, BACKWARD_END),
-            "step": clock.elapsed_ms(START, BACKWARD_END)}
+    return _region_ms(work.mode, clock)
 
 
 def _replayed_iteration(work: Workload, clock, keep: list | None) -> dict[str, float]:
@@ -138,8 +133,13 @@ def _replayed_iteration(work: Workload, clock, keep: list | None) -> dict[str, f
     clock.synchronize()
     if keep is not None:
         keep.append(step.outputs)
+    return _region_ms(work.mode, clock)
+
+
+def _region_ms(mode: str, clock) -> dict[str, float]:
+    """Milliseconds per region from the clock's marks of an iteration that has synchronised."""
     forward_ms = clock.elapsed_ms(START, FORWARD_END)
-    if work.mode != "forward_backward":
+    if mode != "forward_backward":
         return {"forward": forward_ms}
     return {"forward": forward_ms,
             "backward": clock.elapsed_ms(FORWARD_END, BACKWARD_END),
