@@ -30,7 +30,7 @@ if ! "$python" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() el
 fi
 nvidia-smi > "$out/nvidia-smi.txt" 2>&1
 step env 60 "$python" -m harness.cli env
-step pytest-gpu 120 "$python" -m pytest -m gpu -q -p no:cacheprovider tests
+step pytest-gpu 240 "$python" -m pytest -m gpu -q -p no:cacheprovider tests
 step small-cuda 180 "$python" -m harness.cli run suites/small.yaml --device cuda --out "$out/small-cuda.json" --quiet
 step agreement 180 "$python" benchmarks/agreement.py --device cuda --rounds 5 --seconds 0.5 --json "$out/agreement.json"
 step noise-sources 60 "$python" benchmarks/noise_sources.py --device cuda --rounds 3 --seconds 0.3
