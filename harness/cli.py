@@ -169,7 +169,7 @@ def validate(suite_path, device):
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run(suite_path, device, out, backends, filters, resume_path, rounds, force, quiet):
     """Time every case of SUITE and write a results file."""
-    from harness.env import collect_environment, utc_now
+    from harness.env import collect_environment, measured_peak, utc_now
     from harness.report.text import summary_table, warnings_lines
     from harness.results import Environment
     from harness.runner import run_case
@@ -184,6 +184,7 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
     precision_flags = apply_process_settings(suite)
     environment = collect_environment(resolved)
     environment["math_precision"] = precision_flags
+    environment["measured_peak"] = measured_peak(resolved, suite.dtype)
     for warning in (environment.get("gpu_state") or {}).get("warnings", ()):
         click.echo(f"rnnbench: WARNING: {warning}", err=True)
     previous_cases: tuple = ()
@@ -623,7 +624,8 @@ OUT_DIR_OPTION = click.option("-o", "--out", "out_dir", default=None, metavar="D
                    "facets.")
 @click.option("--chart", default="curves", show_default=True, metavar="KIND",
               help="curves: scaling curves; speedup: every backend over cudnn, per case; compare: each file "
-                   "after the first (B) against the first (A), per case.")
+                   "after the first (B) against the first (A), per case; roofline: achieved FLOP/s against arithmetic "
+                   "intensity under the run's measured ceilings.")
 @FILTER_OPTION
 @THRESHOLD_OPTION
 @ALPHA_OPTION

@@ -129,7 +129,7 @@ class Comparison:
     def geomean_by_backend(self) -> dict[str, float]:
         backends: dict[str, list[float]] = {}
         for pair in self.pairs:
-            backends.setdefault(pair.case.backend, []).append(pair.ratio)
+            backends.setdefault(pair.case.backend_label, []).append(pair.ratio)
         return {backend: geometric_mean(values) for backend, values in backends.items()}
 
     @property

@@ -12,3 +12,6 @@ def torch_dtype(name: str):
     if name not in DTYPES:
         raise ValueError(f"unknown dtype {name!r}; one of {', '.join(DTYPES)}")
     return getattr(torch, name)
+
+# Bytes per element, for the roofline's memory-traffic model (harness.flops.region_bytes).
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}

@@ -222,3 +222,14 @@ def check_device_supports(device: torch.device, dtype: str) -> None:
     except (RuntimeError, TypeError, NotImplementedError) as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ValueError(f"dtype {dtype} cannot run on {device} with torch {torch.__version__}: {message}") from None
+
+
+def measured_peak(device: torch.device, dtype: str) -> dict:
+    """The device's measured GEMM and copy peak for the roofline (:mod:`harness.peak`); a measurement that
+    fails is recorded as such and never stops a run."""
+    from harness.peak import measure_peak
+
+    try:
+        return measure_peak(device, dtype)
+    except Exception as exc:  # e.g. out of memory on a busy GPU: the run goes on without a roofline
+        return {"error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"}

@@ -124,7 +124,8 @@ class CaseResult:
                 continue
             figures[region] = {
                 "sequences_per_s": self.case.batch / seconds,
-                "tokens_per_s": self.case.batch * self.case.seq_len / seconds,
+                # real tokens: padding of a variable-length batch is not counted
+                "tokens_per_s": self.case.real_tokens / seconds,
                 "flops": region_flops(self.case, region),
                 "achieved_tflops": region_flops(self.case, region) / seconds / 1e12,
             }

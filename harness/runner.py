@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from harness.activity import profile_activity
-from harness.backends import BuiltBackend, build_backend
+from harness.backends import BuiltBackend, build_backend, unsupported_reason
+from harness.batches import Batch, as_called, make_batch
 from harness.backends.cudnn import REPACKED_WEIGHTS_WARNING, detect_kernel_library
 from harness.cases import Case
 from harness.dtypes import torch_dtype
@@ -49,18 +50,23 @@ class RunSettings:
 def make_reference(case: Case, settings: RunSettings) -> nn.RNNBase:
     """The case's nn.LSTM / nn.GRU, initialised on the CPU from the case seed (same weights on any device)."""
     torch.manual_seed(case.seed(settings.seed))
-    module = RNN_CLASSES[case.cell](case.input_size, case.hidden_size, num_layers=case.num_layers,
-                                    bidirectional=case.bidirectional)
+    options = {"num_layers": case.num_layers, "bidirectional": case.bidirectional}
+    if case.batch_first:
+        options["batch_first"] = True
+    if case.proj_size:
+        options["proj_size"] = case.proj_size
+    module = RNN_CLASSES[case.cell](case.input_size, case.hidden_size, **options)
     return module.to(device=settings.device, dtype=torch_dtype(case.dtype))
 
 
+def make_batch_for(case: Case, settings: RunSettings) -> Batch:
+    return make_batch(case, case.seed(settings.seed) + 1, settings.device)
+
+
 def make_inputs(case: Case, settings: RunSettings) -> tuple[torch.Tensor, torch.Tensor]:
-    """Input (T, B, I) and an MSE target shaped like the output (T, B, directions*H)."""
-    generator = torch.Generator().manual_seed(case.seed(settings.seed) + 1)
-    x = torch.randn(case.seq_len, case.batch, case.input_size, generator=generator)
-    target = torch.randn(case.seq_len, case.batch, case.directions * case.hidden_size, generator=generator)
-    dtype = torch_dtype(case.dtype)
-    return x.to(settings.device, dtype), target.to(settings.device, dtype)
+    """Input (T, B, I) (batch_first: (B, T, I)) and an MSE target shaped like the output."""
+    batch = make_batch_for(case, settings)
+    return batch.x, batch.target
 
 
 @dataclass
@@ -87,28 +93,36 @@ def prepare_case(case: Case, settings: RunSettings,
     BackendUnavailable when the backend cannot run here.
     """
     build = build or build_backend
+    reason = unsupported_reason(case)
+    if reason:
+        raise BackendUnavailable(reason)
     device = settings.device
     clock = clock_for(device)
     reference = make_reference(case, settings)
-    x, target = make_inputs(case, settings)
+    batch = make_batch_for(case, settings)
+    x, target = batch.x, batch.target
     # Parity always checks gradients too, unless the case is inference (no autograd at all).
     parity_mode = "inference" if case.mode == "inference" else "forward_backward"
 
-    expected = _outputs_and_grads(reference, dict(reference.named_parameters()), x, target, parity_mode, clock)
+    expected = _outputs_and_grads(as_called(reference, case, batch), dict(reference.named_parameters()), x, target,
+                                  parity_mode, clock)
     build_started = time.perf_counter()
-    backend = build(case.backend, reference)
+    backend = build(case.backend_label, reference)
     build_s = round(time.perf_counter() - build_started, 4)
     del reference
+    if batch.mask is not None:
+        backend = replace(backend, model=as_called(backend.model, case, batch))
 
     kept: list = []
-    parity_work = Workload(backend.model, x, target, parity_mode, tuple(backend.parameters.values()))
+    parity_work = Workload(backend.model, x, target, parity_mode, tuple(backend.parameters.values()),
+                           graphs=backend.graphs)
     first_iteration_ms = run_iteration(parity_work, clock, keep=kept)
     output, state = kept.pop()
     actual = comparable_tensors(output, state, backend.parameters)
     del output, state
     parity = compare(expected, actual, tolerance_for(case.dtype, settings.precision, device.type),
                      is_reference=case.backend == "cudnn")
-    work = Workload(backend.model, x, target, case.mode, tuple(backend.parameters.values()))
+    work = Workload(backend.model, x, target, case.mode, tuple(backend.parameters.values()), graphs=backend.graphs)
     return PreparedCase(case=case, backend=backend, work=work, clock=clock, parity=parity, build_s=build_s,
                         first_iteration_ms=first_iteration_ms)
 
@@ -167,8 +181,10 @@ def _measure_case(case: Case, settings: RunSettings, build, deadline: float, fin
     if not prepared.parity.passed:
         facts.update(backend.runtime_facts())
         return finished("failed", prepared.parity.reason, backend=facts, **common)
-    if case.backend in ("cudnn", "compile_module"):
-        facts.update(detect_kernel_library(backend.model, work.x))
+    if case.backend in ("cudnn", "compile_module", "compile_rnn"):
+        facts.update(detect_kernel_library(backend.model, work.x, grad=case.backend == "compile_rnn" and case.needs_grad))
+        if case.backend == "compile_rnn":
+            facts["vendor_rnn_kernel_ran"] = bool(facts.get("rnn_operators"))
 
     # One NVML window over the whole timed loop: the step in forward_backward mode (forward and
     # backward alternate within milliseconds, below what NVML resolves), else the forward.

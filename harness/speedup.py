@@ -69,5 +69,5 @@ def geometric_mean_speedups(speedups: Iterable[Speedup]) -> dict[str, float]:
     by_backend: dict[str, list[float]] = {}
     for speedup in speedups:
         if speedup.ratio is not None:
-            by_backend.setdefault(speedup.result.case.backend, []).append(speedup.ratio.value)
+            by_backend.setdefault(speedup.result.case.backend_label, []).append(speedup.ratio.value)
     return {backend: geometric_mean(values) for backend, values in by_backend.items()}

@@ -258,6 +258,24 @@ def results_from_document(document: Any, source: str) -> RunResults:
 # The one validation of a results file read back: what every reader may then take for granted.
 _CASE_STRINGS = ("cell", "backend", "mode", "dtype", "device_type")
 _CASE_SIZES = ("batch", "seq_len", "input_size", "hidden_size", "num_layers")
+# the variant fields a case records only away from their defaults (harness.cases.Case)
+_CASE_VARIANTS = ("layout", "lengths", "proj_size", "compile_mode", "length_min_fraction")
+
+
+def _check_variant_fields(case: Mapping, where: str, bad) -> None:
+    from harness.suite import CHOICE_AXES
+
+    for name in ("layout", "lengths", "compile_mode"):
+        if name in case and case[name] not in CHOICE_AXES[name]:
+            bad(f"{where}.{name}", f"must be one of {', '.join(CHOICE_AXES[name])}, got {_kind(case[name])}")
+    proj = case.get("proj_size", 0)
+    if isinstance(proj, bool) or not isinstance(proj, int) or not 0 <= proj <= limits.MAX_SIZE:
+        bad(f"{where}.proj_size", f"must be a whole number from 0 to {limits.MAX_SIZE}, got {_kind(proj)}")
+    fraction = case.get("length_min_fraction")
+    varlen = case.get("lengths", "fixed") != "fixed"
+    if varlen != (fraction is not None) or (varlen and (isinstance(fraction, bool) or not isinstance(
+            fraction, (int, float)) or not 0 < fraction <= 1)):
+        bad(f"{where}.length_min_fraction", "must be a number in (0, 1] for a variable-length case, else absent")
 _CASE_MAPPINGS = ("parity", "backend", "memory", "telemetry", "activity")
 
 
@@ -293,6 +311,7 @@ def _check_document(document: dict, source: str) -> None:
                 bad(f"{where}.case.{name}", f"must be a whole number from 1 to {limits.MAX_SIZE}, got {_kind(value)}")
         if not isinstance(case.get("bidirectional"), bool):
             bad(f"{where}.case.bidirectional", f"must be true or false, got {_kind(case.get('bidirectional'))}")
+        _check_variant_fields(case, f"{where}.case", bad)
         if entry.get("status") not in STATUSES:
             bad(f"{where}.status", f"must be one of {', '.join(STATUSES)}, got {_kind(entry.get('status'))}")
         if entry.get("reason") is not None and not isinstance(entry["reason"], str):
@@ -332,7 +351,7 @@ def _check_document(document: dict, source: str) -> None:
             bad(f"{where}.warnings", "must be a list of text")
         key = "/".join(str(case.get(f)) for f in ("cell", "backend", "mode", "batch", "seq_len", "input_size",
                                                    "hidden_size", "num_layers", "bidirectional", "dtype",
-                                                   "device_type"))
+                                                   "device_type", *_CASE_VARIANTS))
         if key in seen:
             bad(where, "the same case appears twice in one file")
         seen.add(key)

@@ -22,26 +22,42 @@ from harness.dtypes import DTYPES
 from harness.errors import SuiteError
 
 CELLS = ("lstm", "gru")
-BACKENDS = ("cudnn", "eager", "torchscript", "compile", "compile_module")
+BACKENDS = ("cudnn", "eager", "torchscript", "compile", "compile_module", "compile_rnn", "cudagraph")
+# The backends torch.compile builds, which a suite's compile_mode applies to (ignored by the others).
+COMPILE_BACKENDS = ("compile", "compile_module", "compile_rnn")
 MODES = ("forward", "forward_backward", "inference")
 PRECISIONS = ("fp32", "tf32")
+LAYOUTS = ("seq_first", "batch_first")
+# fixed: every sequence seq_len long; padded: variable lengths, the batch run to the longest and the output
+# masked; packed: variable lengths through pack_padded_sequence
+LENGTHS = ("fixed", "padded", "packed")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+LENGTH_DISTRIBUTIONS = ("uniform",)
 
 # The grid's axes, in the order cases are expanded and keys are written.
-CHOICE_AXES = {"cell": CELLS, "backend": BACKENDS, "mode": MODES}
+CHOICE_AXES = {"cell": CELLS, "backend": BACKENDS, "mode": MODES, "layout": LAYOUTS, "lengths": LENGTHS,
+               "compile_mode": COMPILE_MODES}
 SIZE_AXES = ("batch", "seq_len", "input_size", "hidden_size", "num_layers")
 BOOL_AXES = ("bidirectional",)
-AXES = ("cell", "backend", "mode", *SIZE_AXES, *BOOL_AXES)
+# Axes whose default value leaves a case's key and record exactly as they were before the axis existed.
+VARIANT_AXES = ("layout", "lengths", "proj_size", "compile_mode")
+AXES = ("cell", "backend", "mode", *SIZE_AXES, *BOOL_AXES, *VARIANT_AXES)
 AXIS_DEFAULTS: dict[str, tuple] = {
     "cell": ("lstm",),
     "backend": ("cudnn",),
     "mode": ("forward_backward",),
     "num_layers": (1,),
     "bidirectional": (False,),
+    "layout": ("seq_first",),
+    "lengths": ("fixed",),
+    "proj_size": (0,),
+    "compile_mode": ("default",),
 }
 REQUIRED_AXES = ("batch", "seq_len", "input_size", "hidden_size")
 
 TOP_KEYS = ("name", "description", "device", "dtype", "precision", "seed", "threads", "timing", "telemetry",
-            "grid", "exclude", "include")
+            "grid", "exclude", "include", "variable_lengths")
+VARIABLE_LENGTHS_KEYS = ("distribution", "min_fraction")
 TIMING_KEYS = ("warmup_iters", "min_iters", "max_iters", "budget_s", "case_timeout_s", "profile_iters", "rounds")
 TELEMETRY_KEYS = ("enabled", "nvml_period_ms")
 
@@ -71,6 +87,16 @@ class Telemetry:
 
 
 @dataclass(frozen=True)
+class VariableLengths:
+    """How the lengths of a variable-length batch are drawn (cases with ``lengths: padded | packed``):
+    each sequence's length uniform on [ceil(min_fraction * seq_len), seq_len], one sequence at seq_len,
+    seeded from the configuration (:func:`harness.cases.sequence_lengths`)."""
+
+    distribution: str = "uniform"
+    min_fraction: float = 0.5
+
+
+@dataclass(frozen=True)
 class Suite:
     name: str
     source: str
@@ -88,9 +114,17 @@ class Suite:
     exclude: tuple[tuple[tuple[str, tuple], ...], ...] = ()
     include: tuple[tuple[tuple[str, tuple], ...], ...] = ()
     sha256: str = ""
+    variable_lengths: VariableLengths = field(default_factory=VariableLengths)
 
     def grid_values(self, axis: str) -> tuple:
         return dict(self.grid)[axis]
+
+    def axis_values_anywhere(self, axis: str) -> set:
+        """The values ``axis`` takes in the grid or in any include entry."""
+        values = set(dict(self.grid).get(axis, ()))
+        for entry in self.include:
+            values.update(dict(entry).get(axis, ()))
+        return values
 
     def to_dict(self) -> dict[str, Any]:
         """The suite as loaded, with defaults filled in: what a results file records."""
@@ -98,6 +132,12 @@ class Suite:
         def entries(rows):
             return [{axis: list(values) for axis, values in row} for row in rows]
 
+        # A variant axis left at its default is not written, so a suite without variants records as before.
+        grid = {axis: list(values) for axis, values in self.grid
+                if axis not in VARIANT_AXES or values != AXIS_DEFAULTS[axis]}
+        extra = {}
+        if any(lengths != "fixed" for lengths in self.axis_values_anywhere("lengths")):
+            extra["variable_lengths"] = vars(self.variable_lengths).copy()
         return {
             "name": self.name,
             "description": self.description,
@@ -110,9 +150,10 @@ class Suite:
             "threads": self.threads,
             "timing": vars(self.timing).copy(),
             "telemetry": vars(self.telemetry).copy(),
-            "grid": {axis: list(values) for axis, values in self.grid},
+            "grid": grid,
             "exclude": entries(self.exclude),
             "include": entries(self.include),
+            **extra,
         }
 
 
@@ -259,6 +300,7 @@ class _Checker:
             grid=grid,
             exclude=exclude,
             include=include,
+            variable_lengths=self.variable_lengths(data.get("variable_lengths", {})),
         )
         if not grid_points(suite):
             self.fail(("exclude",), "the grid is empty after exclusions; nothing would run")
@@ -362,6 +404,18 @@ class _Checker:
                                        maximum=limits.MAX_NVML_PERIOD_MS),
         )
 
+    def variable_lengths(self, value) -> VariableLengths:
+        path = ("variable_lengths",)
+        value = self.mapping(value, path)
+        self.keys(value, VARIABLE_LENGTHS_KEYS, path)
+        defaults = VariableLengths()
+        fraction = self.number(value.get("min_fraction", defaults.min_fraction), path + ("min_fraction",),
+                               maximum=1.0)
+        return VariableLengths(
+            distribution=self.choice(value.get("distribution", defaults.distribution), LENGTH_DISTRIBUTIONS,
+                                     path + ("distribution",)),
+            min_fraction=fraction)
+
     def axis_values(self, axis: str, value, path: tuple) -> tuple:
         values = value if isinstance(value, list) else [value]
         if not values:
@@ -373,6 +427,8 @@ class _Checker:
                 checked.append(self.choice(item, CHOICE_AXES[axis], item_path))
             elif axis in BOOL_AXES:
                 checked.append(self.boolean(item, item_path))
+            elif axis == "proj_size":  # 0: no projection
+                checked.append(self.integer(item, item_path, minimum=0, maximum=limits.MAX_SIZE))
             else:
                 checked.append(self.integer(item, item_path, maximum=limits.MAX_LAYERS if axis == "num_layers"
                                             else limits.MAX_SIZE))

@@ -87,6 +87,9 @@ class Workload:
     target: Tensor
     mode: str
     parameters: Sequence[Tensor]
+    # A backend that replays captured CUDA graphs (harness.backends.cudagraph) instead of calling the model:
+    # graphs.captured(work) captures once per mode and returns what replays the forward and the backward.
+    graphs: object | None = None
 
 
 def run_iteration(work: Workload, clock, keep: list | None = None) -> dict[str, float]:
@@ -95,6 +98,8 @@ def run_iteration(work: Workload, clock, keep: list | None = None) -> dict[str, 
     Between the first and the last mark there is nothing but the model, the loss and the backward: the
     clock's events already exist, and the result dict is built after the synchronisation.
     """
+    if work.graphs is not None:
+        return _replayed_iteration(work, clock, keep)
     for parameter in work.parameters:
         parameter.grad = None
     if work.mode == "inference":
@@ -112,8 +117,29 @@ def run_iteration(work: Workload, clock, keep: list | None = None) -> dict[str, 
     clock.synchronize()
     if keep is not None:
         keep.append((output, state))
+    return _region_ms(work.mode, clock)
+
+
+def _replayed_iteration(work: Workload, clock, keep: list | None) -> dict[str, float]:
+    """The same regions from captured graphs: the forward graph, then the loss-and-backward graph (which
+    overwrites the gradients it captured, so none are cleared)."""
+    step = work.graphs.captured(work)
+    clock.mark(START)
+    step.replay_forward()
+    clock.mark(FORWARD_END)
+    if work.mode == "forward_backward":
+        step.replay_backward()
+        clock.mark(BACKWARD_END)
+    clock.synchronize()
+    if keep is not None:
+        keep.append(step.outputs)
+    return _region_ms(work.mode, clock)
+
+
+def _region_ms(mode: str, clock) -> dict[str, float]:
+    """Milliseconds per region from the clock's marks of an iteration that has synchronised."""
     forward_ms = clock.elapsed_ms(START, FORWARD_END)
-    if work.mode != "forward_backward":
+    if mode != "forward_backward":
         return {"forward": forward_ms}
     return {"forward": forward_ms,
             "backward": clock.elapsed_ms(FORWARD_END, BACKWARD_END),

@@ -28,7 +28,7 @@ import time
 
 
 def run_plan(plan: dict, emit, commands=sys.stdin) -> None:
-    from harness.env import collect_environment
+    from harness.env import collect_environment, measured_peak
     from harness.runner import run_case
     from harness.session import apply_process_settings, open_suite
 
@@ -36,6 +36,7 @@ def run_plan(plan: dict, emit, commands=sys.stdin) -> None:
     flags = apply_process_settings(opened.suite)
     environment = collect_environment(opened.device)
     environment["math_precision"] = flags
+    environment["measured_peak"] = measured_peak(opened.device, opened.suite.dtype)
     emit({"type": "environment", "environment": environment})
     by_key = {case.key: case for case in opened.cases}
     missing = [key for key in plan["keys"] if key not in by_key]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One call on a GPU machine with PyTorch installed and no network: the GPU-marked tests, the small suite
 # on CUDA, the independent agreement check (a user's own nn.LSTM timed with bare CUDA events, alternated
-# with the harness), the noise-source and telemetry overhead checks, in about 7 minutes.
+# with the harness), the noise-source and telemetry overhead checks, in about 7 minutes; then the variants
+# suite (CUDA graphs, compile modes, compile_rnn, layouts, variable lengths, projections, roofline), up to 8 more.
 #
 #   scripts/gpu-check.sh [OUT_DIR]      (default: $OUT, else ./gpu-check-out)
 #
@@ -29,7 +30,7 @@ if ! "$python" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() el
 fi
 nvidia-smi > "$out/nvidia-smi.txt" 2>&1
 step env 60 "$python" -m harness.cli env
-step pytest-gpu 120 "$python" -m pytest -m gpu -q -p no:cacheprovider tests
+step pytest-gpu 240 "$python" -m pytest -m gpu -q -p no:cacheprovider tests
 step small-cuda 180 "$python" -m harness.cli run suites/small.yaml --device cuda --out "$out/small-cuda.json" --quiet
 step agreement 180 "$python" benchmarks/agreement.py --device cuda --rounds 5 --seconds 0.5 --json "$out/agreement.json"
 step noise-sources 60 "$python" benchmarks/noise_sources.py --device cuda --rounds 3 --seconds 0.3
@@ -38,5 +39,10 @@ if [ -f benchmarks/telemetry_overhead.py ]; then
 fi
 if "$python" -m harness.cli report --help > /dev/null 2>&1 && [ -f "$out/small-cuda.json" ]; then
   step report 60 "$python" -m harness.cli report "$out/small-cuda.json" -o "$out/report"
+fi
+# issue 15: cudagraph, compile modes, compile_rnn, layout, variable lengths, proj_size, roofline (never run yet)
+if [ -f suites/variants.yaml ]; then
+  step variants-cuda 420 "$python" -m harness.cli run suites/variants.yaml --device cuda --out "$out/variants-cuda.json" --quiet
+  [ -f "$out/variants-cuda.json" ] && step variants-report 60 "$python" -m harness.cli report "$out/variants-cuda.json" -o "$out/variants-report"
 fi
 cat "$summary"

@@ -230,4 +230,4 @@ def test_a_real_tiny_run_reports_headless(tmp_path):
                           capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == [
-        "report.html", "summary.md", "tiny-speedup-over-cudnn.png", "tiny-step-vs-batch.png"]
+        "report.html", "summary.md", "tiny-roofline.png", "tiny-speedup-over-cudnn.png", "tiny-step-vs-batch.png"]

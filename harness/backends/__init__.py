@@ -11,7 +11,11 @@ from typing import Callable
 
 from torch import Tensor, nn
 
-from harness.suite import BACKENDS
+from harness.cases import Case
+from harness.suite import BACKENDS, COMPILE_MODES
+
+# Backends that run the gate-level cells of harness/backends/cells.py rather than nn.LSTM/nn.GRU.
+GATE_LEVEL_BACKENDS = ("eager", "torchscript", "compile")
 
 
 @dataclass
@@ -23,18 +27,50 @@ class BuiltBackend:
     facts: dict = field(default_factory=dict)
     # facts only known once the model has run (e.g. how many graphs torch.compile made)
     runtime_facts: Callable[[], dict] = dict
+    # set by a backend that replays CUDA graphs of the model instead of calling it (harness.timing.Workload)
+    graphs: object | None = None
+
+
+def unsupported_reason(case: Case) -> str | None:
+    """Why this backend cannot run this case's variant here, or None. Such a case is skipped with the reason,
+    never run some other way."""
+    if case.proj_size:
+        if case.cell != "lstm":
+            return "proj_size is an nn.LSTM option; nn.GRU has no projection"
+        if case.proj_size >= case.hidden_size:
+            return f"proj_size ({case.proj_size}) must be smaller than hidden_size ({case.hidden_size}), as nn.LSTM requires"
+        if case.backend in GATE_LEVEL_BACKENDS:
+            return "the gate-level cells implement no LSTM projection (proj_size); the nn.LSTM backends run it"
+    if case.lengths == "packed":
+        if case.backend in GATE_LEVEL_BACKENDS:
+            return ("the gate-level cells take padded tensors; packed sequences (PackedSequence) run through "
+                    "nn.LSTM/nn.GRU only")
+        if case.backend == "cudagraph":
+            return "packed sequences are not captured: pack_padded_sequence sorts and sizes the batch on the host"
+    if case.compile_mode == "reduce-overhead" and case.device_type != "cuda":
+        return ("compile mode reduce-overhead is torch.compile with CUDA graphs; on a CPU Inductor has none "
+                "to use and would run mode 'default' under this name")
+    return None
 
 
 def build_backend(name: str, reference: nn.RNNBase) -> BuiltBackend:
-    """Raises BackendUnavailable when this environment cannot run the backend."""
-    if name == "cudnn":
+    """``name`` is a case's backend label: the backend, and for compile backends ``@mode`` where the torch.compile
+    mode is not the default. Raises BackendUnavailable when this environment cannot run the backend."""
+    backend, _, compile_mode = name.partition("@")
+    compile_mode = compile_mode or "default"
+    if compile_mode not in COMPILE_MODES:
+        raise ValueError(f"unknown torch.compile mode {compile_mode!r}; known: {', '.join(COMPILE_MODES)}")
+    if backend == "cudnn":
         from harness.backends import cudnn as module
-    elif name == "eager":
+    elif backend == "eager":
         from harness.backends import eager as module
-    elif name == "torchscript":
+    elif backend == "torchscript":
         from harness.backends import torchscript as module
-    elif name in ("compile", "compile_module"):
-        from harness.backends import compiled as module
+    elif backend in ("compile", "compile_module", "compile_rnn"):
+        from harness.backends import compiled
+        return compiled.build(backend, reference, compile_mode)
+    elif backend == "cudagraph":
+        from harness.backends import cudagraph as module
     else:
         raise ValueError(f"unknown backend {name!r}; known: {', '.join(BACKENDS)}")
-    return module.build(name, reference)
+    return module.build(backend, reference)

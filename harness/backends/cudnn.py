@@ -49,10 +49,13 @@ def weights_in_one_buffer(module: nn.RNNBase) -> bool:
     return len(storages) == 1
 
 
-def detect_kernel_library(model, x: Tensor) -> dict:
-    """Run one forward under the profiler and name the RNN library from the operators that ran."""
+def detect_kernel_library(model, x: Tensor, grad: bool = False) -> dict:
+    """Run one forward under the profiler and name the RNN library from the operators that ran.
+
+    ``grad``: record autograd as the timed calls do (a compiled model would otherwise compile again for
+    no_grad, and that graph would be the one inspected and counted)."""
     try:
-        with torch.no_grad(), native_stderr_silenced(), \
+        with torch.set_grad_enabled(grad), native_stderr_silenced(), \
                 torch.autograd.profiler.profile(use_kineto=False) as profile:
             model(x)
         operators = sorted({event.name for event in profile.function_events})

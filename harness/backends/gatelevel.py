@@ -19,9 +19,11 @@ Layer = Callable[[Tensor, tuple, Tensor, Tensor, Tensor, Tensor, bool], tuple[Te
 class GateLevelRNN(nn.Module):
     def __init__(self, reference: nn.RNNBase, layer: Layer):
         super().__init__()
-        if reference.mode not in ("LSTM", "GRU") or not reference.bias or reference.batch_first:
-            raise ValueError("GateLevelRNN copies a seq-first nn.LSTM or nn.GRU with biases")
+        if reference.mode not in ("LSTM", "GRU") or not reference.bias or reference.proj_size:
+            raise ValueError("GateLevelRNN copies an nn.LSTM (without projection) or nn.GRU with biases")
         self.is_lstm = reference.mode == "LSTM"
+        # batch_first: the time loop runs over (T, B, I) views of the (B, T, I) input, as cuDNN transposes too
+        self.batch_first = reference.batch_first
         self.num_layers = reference.num_layers
         self.directions = 2 if reference.bidirectional else 1
         self.hidden_size = reference.hidden_size
@@ -30,6 +32,8 @@ class GateLevelRNN(nn.Module):
             self.register_parameter(name, nn.Parameter(parameter.detach().clone()))
 
     def forward(self, x: Tensor):
+        if self.batch_first:
+            x = x.transpose(0, 1)
         batch = x.size(1)
         layer_input = x
         finals: list[tuple] = []
@@ -48,9 +52,10 @@ class GateLevelRNN(nn.Module):
                 finals.append(state)
             layer_input = outputs[0] if self.directions == 1 else torch.cat(outputs, dim=2)
         h_n = torch.stack([state[0] for state in finals])
+        output = layer_input.transpose(0, 1) if self.batch_first else layer_input
         if self.is_lstm:
-            return layer_input, (h_n, torch.stack([state[1] for state in finals]))
-        return layer_input, h_n
+            return output, (h_n, torch.stack([state[1] for state in finals]))
+        return output, h_n
 
 
 def run_steps(step: Callable, inputs: Tensor, state: tuple, reverse: bool) -> tuple[Tensor, tuple]:

@@ -187,7 +187,7 @@ def _comparison_section(comparison: Comparison, chart) -> str:
     if by_backend:
         rows = []
         for backend, value in by_backend.items():
-            counts = comparison.counts(p for p in comparison.pairs if p.case.backend == backend)
+            counts = comparison.counts(p for p in comparison.pairs if p.case.backend_label == backend)
             rows.append(f"<tr><td>{escape(backend)}</td><td class=num>{value:.3f}×</td>"
                         + "".join(f"<td class=num>{counts[v]}</td>" for v in VERDICTS) + "</tr>")
         parts.append("<table><tr><th>backend</th><th>geomean B/A</th>"

@@ -8,6 +8,7 @@ from typing import Sequence
 
 from harness.compare import Comparison
 from harness.report import context
+from harness.report.roofline import roofline_table
 from harness.report.flags import NOISY_RULE, eager_fallbacks, noisy, problems
 from harness.report.text import configuration_groups, format_ms
 from harness.results import CaseResult, RunResults
@@ -56,6 +57,7 @@ def _run_summary(label: str, run: RunResults, charts) -> list[str]:
     flagged = noisy(run)
     if flagged:
         lines += _fold([f"- {NOISY_MARK} `{f.key}`: {f.detail}" for f in flagged], f"Noisy measurements ({len(flagged)})")
+    lines += roofline_table(run)
     if charts:
         lines += ["Charts: " + ", ".join(f"`{chart.name}`" for chart in charts) + " (and `report.html`)", ""]
     return lines
@@ -68,8 +70,8 @@ def _regions(run: RunResults) -> str:
 def _pivot_table(run: RunResults) -> list[str]:
     """One row per configuration, one column per backend: median (speedup over cudnn) and flags."""
     groups = configuration_groups(run)
-    backends = [b for b in BACKENDS if any(r.case.backend == b for r in run.cases)]
-    backends += sorted({r.case.backend for r in run.cases} - set(backends))
+    backends = [b for b in BACKENDS if any(r.case.backend_label == b for r in run.cases)]
+    backends += sorted({r.case.backend_label for r in run.cases} - set(backends))
     cells = {key[0] for key in groups}
     modes = {key[1] for key in groups}
     lines = ["| configuration | " + " | ".join(backends) + " |", "|---|" + "---:|" * len(backends)]
@@ -78,7 +80,7 @@ def _pivot_table(run: RunResults) -> list[str]:
     for cell, mode, shape, dtype, device in ordered:
         results = groups[(cell, mode, shape, dtype, device)]
         label = " ".join(([cell] if len(cells) > 1 else []) + ([mode] if len(modes) > 1 else []) + [shape])
-        by_backend = {r.case.backend: r for r in results}
+        by_backend = {r.case.backend_label: r for r in results}
         row = [_cell(run, by_backend.get(b)) for b in backends]
         lines.append(f"| {label} | " + " | ".join(row) + " |")
     if len(cells) == 1 or len(modes) == 1:
@@ -128,7 +130,7 @@ def _comparison_summary(comparison: Comparison) -> list[str]:
         lines += ["| backend | geomean B/A | " + " | ".join(v.word for v in VERDICTS) + " |",
                   "|---|---:|" + "---:|" * len(VERDICTS)]
         for backend, value in comparison.geomean_by_backend().items():
-            mine = comparison.counts(p for p in comparison.pairs if p.case.backend == backend)
+            mine = comparison.counts(p for p in comparison.pairs if p.case.backend_label == backend)
             lines.append(f"| {backend} | {value:.3f}× | " + " | ".join(str(mine[v]) for v in VERDICTS) + " |")
         lines.append("")
         changed = comparison.changed()

@@ -22,7 +22,7 @@ from harness.ratios import interval_method
 from harness.report.scaling import AXIS_LABELS, AXIS_NAMES, AXIS_SYMBOLS, ScalingChart
 from harness.report.text import format_bytes, format_count
 from harness.speedup import Speedup, geometric_mean_speedups
-from harness.suite import BACKENDS, CELLS, SIZE_AXES
+from harness.suite import BACKENDS, CELLS, COMPILE_MODES, SIZE_AXES
 from harness.verdict import VERDICTS, Verdict, band
 
 DPI = 110
@@ -38,8 +38,11 @@ FAILED_MARKER = "x"
 def line_style(dimension: str, value: str, order: Sequence[str] = ()) -> dict:
     """The same backend (or cell) gets the same colour and marker in every chart."""
     known = {"backend": BACKENDS, "cell": CELLS}.get(dimension) or tuple(order)
-    index = known.index(value) if value in known else len(known)
-    return {"color": PALETTE[index % len(PALETTE)], "marker": MARKERS[index % len(MARKERS)]}
+    base, _, compile_mode = value.partition("@") if dimension == "backend" else (value, "", "")
+    index = known.index(base) if base in known else len(known)
+    # a compile mode other than the default: its backend's colour, another marker
+    shift = COMPILE_MODES.index(compile_mode) + 3 if compile_mode in COMPILE_MODES else 0
+    return {"color": PALETTE[index % len(PALETTE)], "marker": MARKERS[(index + shift) % len(MARKERS)]}
 
 
 def _value_formatter(unit: str):
@@ -176,11 +179,13 @@ def speedup_figure(speedups: Sequence[Speedup], context: str) -> Figure:
     One facet per cell and mode; > 1 means faster than cudnn."""
     facets = _group(speedups, lambda s: (s.result.case.cell, s.result.case.mode))
     rows, row_labels = _row_labels([s.result.case for s in speedups])
-    backends = [b for b in BACKENDS if any(s.result.case.backend == b for s in speedups)]
+    backends = _ordered_backends(s.result.case.backend_label for s in speedups)
     geomeans = geometric_mean_speedups(speedups)
     columns = min(max(len(facets), 1), 3)
     facet_rows = math.ceil(max(len(facets), 1) / columns)
-    figure = _new_figure(max(4.8 * columns, 7.5), facet_rows * (0.3 * len(rows) + 1.2) + 1.6)
+    # backends with compile modes make long legend entries, one per line: room for them below the plots
+    legend_lines = len(backends) + 1 if any("@" in b for b in backends) else 0
+    figure = _new_figure(max(4.8 * columns, 7.5), facet_rows * (0.3 * len(rows) + 1.2) + 1.6 + 0.25 * legend_lines)
     grid = figure.subplots(facet_rows, columns, sharey=True, sharex=True, squeeze=False)
     for ax in grid.flat[len(facets):]:
         ax.set_visible(False)
@@ -189,14 +194,14 @@ def speedup_figure(speedups: Sequence[Speedup], context: str) -> Figure:
         _shade_rows(ax, len(rows))
         for backend, offset in zip(backends, offsets):
             style = line_style("backend", backend)
-            ok = [s for s in members if s.result.case.backend == backend and s.ratio is not None]
+            ok = [s for s in members if s.result.case.backend_label == backend and s.ratio is not None]
             ys = [rows[_shape(s.result.case)] + offset for s in ok]
             if ok:
                 ax.errorbar([s.ratio.value for s in ok], ys, xerr=_xerr([s.ratio for s in ok]), linestyle="none",
                             color=style["color"], marker=style["marker"], markersize=5, capsize=2, elinewidth=1,
                             label=backend)
             failed = [rows[_shape(s.result.case)] + offset for s in members
-                      if s.result.case.backend == backend and s.ratio is None]
+                      if s.result.case.backend_label == backend and s.ratio is None]
             _draw_missing(ax, failed, style["color"], vertical=True)
         ax.axvline(1.0, color="black", linewidth=1)
         ax.set_title(f"{cell} · {mode}", fontsize=11)
@@ -206,7 +211,7 @@ def speedup_figure(speedups: Sequence[Speedup], context: str) -> Figure:
     first.set_yticks(range(len(rows)), row_labels)
     first.set_ylim(len(rows) - 0.5, -0.5)
     _finish_ratio_axes(grid, [s.ratio for s in speedups if s.ratio is not None])
-    eager = {s.result.case.backend for s in speedups if s.result.ran_eagerly}
+    eager = {s.result.case.backend_label for s in speedups if s.result.ran_eagerly}
     handles = [Line2D([], [], linestyle="none", **line_style("backend", b),
                       label=(f"{b}: geomean {geomeans[b]:.2f}×" if geomeans.get(b) else f"{b}: no ratio")
                       + (" (NOT compiled: ran eagerly)" if b in eager else ""))
@@ -219,9 +224,11 @@ def speedup_figure(speedups: Sequence[Speedup], context: str) -> Figure:
     caption = "\n".join([f"point: cudnn median / backend median of the {region}; right of the black line: faster "
                          f"than cudnn", *_wrap(f"whiskers: {interval_method()}", width),
                          "(whiskers longer than the plot are cut at its edge)"])
-    long_labels = any(len(h.get_label()) > 32 for h in handles)
-    _caption_legend(figure, handles, caption, columns=min(len(handles), 2 if long_labels else 3))
-    figure.suptitle(f"Speedup over cudnn per case (median {region})\n{context}", fontsize=12)
+    longest = max((len(h.get_label()) for h in handles), default=0)
+    _caption_legend(figure, handles, caption,
+                    columns=min(len(handles), 1 if longest > 45 else 2 if longest > 32 else 3))
+    figure.suptitle("\n".join([f"Speedup over cudnn per case (median {region})", *_wrap(context, width)]),
+                    fontsize=12)
     return figure
 
 
@@ -243,7 +250,7 @@ def comparison_figure(comparison: Comparison, context_a: str, context_b: str) ->
     (``rnnbench compare A B``); one facet per backend with its geometric mean. Only the cases the gate
     compared are drawn; the caption counts the others."""
     pairs = comparison.pairs
-    facets = _group(pairs, lambda p: p.case.backend, order=BACKENDS)
+    facets = _group(pairs, lambda p: p.case.backend_label, order=BACKENDS)
     rows, row_labels = _row_labels([p.case for p in pairs], with_cell_and_mode=True)
     columns = min(max(len(facets), 1), 4 if len(rows) > 10 else 3)
     facet_rows = math.ceil(max(len(facets), 1) / columns)
@@ -332,7 +339,16 @@ def _group(items, key, order: Sequence[str] = ()):
 
 
 def _shape(case) -> tuple:
-    return tuple(getattr(case, axis) for axis in SIZE_AXES) + (case.bidirectional,)
+    # the variants away from their defaults (-P32, -bf, -packed-u0.25) keep their own rows
+    return tuple(getattr(case, axis) for axis in SIZE_AXES) + (case.bidirectional,
+                                                                case.shape_label[len(case.base_shape_label):])
+
+
+def _ordered_backends(labels) -> list[str]:
+    """Backend labels (with their compile modes) in the order of BACKENDS, each once."""
+    labels = set(labels)
+    return sorted(labels, key=lambda b: (BACKENDS.index(b.partition("@")[0]) if b.partition("@")[0] in BACKENDS
+                                         else len(BACKENDS), b))
 
 
 def _row_key(case) -> tuple:
@@ -356,9 +372,9 @@ def _row_labels(cases, with_cell_and_mode: bool = False) -> tuple[dict, list[str
 
 
 def _shape_label(shape: tuple) -> str:
-    *sizes, bidirectional = shape
+    *sizes, bidirectional, variant = shape
     text = "-".join(f"{AXIS_SYMBOLS[a]}{v}" for a, v in zip(SIZE_AXES, sizes))
-    return text + ("-bi" if bidirectional else "")
+    return text + ("-bi" if bidirectional else "") + variant
 
 
 def _offsets(count: int) -> list[float]:

@@ -19,7 +19,7 @@ from harness.speedup import speedups_over_cudnn
 from harness.store import REPORT_PAGE, REPORT_SUMMARY, file_labels, slug, write_files
 from harness.suite import SIZE_AXES
 
-CHARTS = ("curves", "speedup", "compare")
+CHARTS = ("curves", "speedup", "compare", "roofline")
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,20 @@ def speedup_chart(run: RunResults, prefix: str) -> Chart | None:
                  png_bytes(speedup_figure(speedups, context_line([run]))))
 
 
+def roofline_chart(run: RunResults, prefix: str) -> Chart | None:
+    """Achieved FLOP/s against arithmetic intensity under the run's measured ceilings; None when the run
+    recorded no measured peak (files from before it) or no case ran."""
+    from harness.report.plots import png_bytes
+    from harness.report.roofline import roofline_figure
+    from harness.roofline import Peak, roofline_points
+
+    peak, points = Peak.of(run.environment), roofline_points(run)
+    if peak is None or not points:
+        return None
+    return Chart(f"{prefix}-roofline.png", "roofline: achieved FLOP/s against arithmetic intensity",
+                 png_bytes(roofline_figure(points, peak, context_line([run]))))
+
+
 def comparisons(runs: Sequence[RunResults], region: str | None = None, *, threshold: float = DEFAULT_THRESHOLD,
                 alpha: float = DEFAULT_ALPHA) -> list[Comparison]:
     """Each results file after the first against the first (A: the first file, B: the other), by the
@@ -116,6 +130,11 @@ def plot(runs: Sequence[RunResults], chart: str = "curves", x: str | None = None
         if not any(charts):
             raise ReportError("no speedup over cudnn to draw: no backend ran beside a cudnn case")
         return [c for c in charts if c]
+    if chart == "roofline":
+        charts = [roofline_chart(run, _file_slug(label)) for run, label in zip(runs, file_labels(runs))]
+        if not any(charts):
+            raise ReportError("no roofline to draw: no results file recorded a measured peak with a case that ran")
+        return [c for c in charts if c]
     if len(runs) < 2:
         raise ReportError("--chart compare needs two or more results files: A (the first) and B")
     return [comparison_chart(c) for c in comparisons(runs, metric, threshold=threshold, alpha=alpha)]
@@ -146,6 +165,9 @@ def write_report(runs: Sequence[RunResults], out_dir: str | Path, *, threshold: 
         speedup = speedup_chart(run, _file_slug(label))
         if speedup:
             charts.append(speedup)
+        roofline = roofline_chart(run, _file_slug(label))
+        if roofline:
+            charts.append(roofline)
         sections.append((label, run, charts))
     compared = comparisons(runs, threshold=threshold, alpha=alpha)
     comparison_charts = [comparison_chart(c) for c in compared if c.pairs]

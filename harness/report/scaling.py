@@ -129,7 +129,8 @@ def _sweep_dimensions(entry: Entry, axis: str) -> tuple[tuple[str, str], ...]:
     fixed = " ".join(f"{AXIS_SYMBOLS[a]}{getattr(case, a)}" for a in SIZE_AXES if a != axis)
     if case.bidirectional:
         fixed += " bidirectional"
-    return (("backend", case.backend), ("cell", case.cell), ("mode", case.mode), ("file", entry.file),
+    fixed += case.shape_label[len(case.base_shape_label):]  # variants away from their defaults
+    return (("backend", case.backend_label), ("cell", case.cell), ("mode", case.mode), ("file", entry.file),
             ("dtype", case.dtype), ("fixed", fixed))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from harness.activity import launch_bound_note
 from harness.results import CaseResult, RunResults
+from harness.roofline import percent_of_peak
 from harness.speedup import speedup_over_cudnn
 
 
@@ -52,8 +53,14 @@ def notes(result: CaseResult) -> str:
             parts.append(eager_fallback_note(result))
         elif compile_facts.graphs is not None:
             parts.append(f"{compile_facts.graphs} graph(s), {compile_facts.graph_breaks} break(s)")
-    if result.ok and result.case.backend in ("cudnn", "compile_module") and result.kernel_library is not None:
+    if result.ok and result.case.backend in ("cudnn", "compile_module", "compile_rnn") \
+            and result.kernel_library is not None:
         parts.append(result.kernel_library)
+    if result.backend.get("onednn_disabled"):
+        parts.append("oneDNN off (Inductor cannot compile its RNN op)")
+    for mode, capture in (result.backend.get("cuda_graph") or {}).items():
+        parts.append(f"CUDA graph ({mode}): captured in {format_ms(capture.get('capture_ms'))} ms, "
+                     f"pool {format_bytes(capture.get('graph_pool_bytes'))}")
     if result.backend.get("weights_repacked_every_call"):
         parts.append("WEIGHTS RE-PACKED EVERY CALL (not one contiguous chunk): time inflated")
     launch_bound = launch_bound_note(result.activity)
@@ -157,8 +164,9 @@ def summary_row(run: RunResults, result: CaseResult) -> tuple[str, ...]:
     speedup = speedup_over_cudnn(run, result)
     first = result.first_iteration_ms
     first_total = first.get("step", first.get("forward")) if first else None
+    peak_share = percent_of_peak(run, result)
     return (
-        result.case.backend,
+        result.case.backend_label,
         result.status,
         median,
         format_ms(result.median_ms("forward")) if "backward" in result.stats else "",
@@ -168,5 +176,6 @@ def summary_row(run: RunResults, result: CaseResult) -> tuple[str, ...]:
         f"{speedup:.2f}x" if speedup else "-",
         format_bytes(result.peak_memory_bytes),
         format_ms(first_total),
-        notes(result),
+        "; ".join(part for part in (notes(result), f"{peak_share:.2g}% of measured peak" if peak_share else "")
+                  if part),
     )
