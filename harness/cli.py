@@ -587,6 +587,69 @@ def baseline_path(results_path, device, directory):
     click.echo(str(path_of_baseline(environment, directory or BASELINES_DIR)))
 
 
+@main.command()
+@click.argument("suite_path", metavar="SUITE")
+@DEVICE_OPTION
+@BACKEND_OPTION
+@FILTER_OPTION
+@click.option("-o", "--out", "out_dir", default=None, metavar="DIR",
+              help="Folder for the profile file (and the traces).  [default: profiles]")
+@click.option("--steps", type=click.IntRange(1, 1000), default=10, show_default=True, metavar="N",
+              help="Steps recorded per case (after the case's warm-up and the profiler's wait and warm-up steps).")
+@click.option("--trace", is_flag=True, help="Also write a Chrome/Perfetto trace per case (opens in ui.perfetto.dev).")
+@click.option("--nvtx", is_flag=True, help="NVTX ranges around forward, backward and step (CUDA; no-op on a CPU).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def profile(suite_path, device, backends, filters, out_dir, steps, trace, nvtx, quiet):
+    """Profile every case of SUITE: kernels (GPU) or operators (CPU) per step, by name and by class, GPU busy
+    and idle time, launches per step, CPU dispatch time, and cuDNN's predicted algorithm."""
+    from harness.env import collect_environment, utc_now
+    from harness.errors import ResultsFileError
+    from harness.profile_file import profile_document, profile_from_document
+    from harness.profiling import ProfileSettings, profile_case
+    from harness.report.profile_text import profile_text
+    from harness.session import apply_process_settings, open_suite
+    from harness.store import finite_document, new_profile_path, trace_path_for, write_json_atomically
+
+    opened = open_suite(suite_path, device)
+    suite, resolved = opened.suite, opened.device
+    cases = opened.select(backends, filters)
+    path = new_profile_path(out_dir, suite.name, resolved.type)
+    if path.exists():
+        raise ResultsFileError(f"{path}: exists; wait a second or name another -o folder")
+    environment = collect_environment(resolved)
+    environment["math_precision"] = apply_process_settings(suite)
+    settings = opened.settings()
+    options = ProfileSettings(steps=steps, nvtx=nvtx)
+    started = utc_now()
+    click.echo(f"rnnbench: profiling {len(cases)} cases of suite '{suite.name}' on {resolved}, {steps} steps each",
+               err=True)
+    records, status = [], "complete"
+    try:
+        with _stop_on_signals(), click.progressbar(cases, label="profiling", file=sys.stderr, show_pos=True,
+                                                   hidden=quiet,
+                                                   item_show_func=lambda c: c.key if c else "") as progress:
+            for case in progress:
+                trace_path = None
+                if trace:
+                    trace_path = trace_path_for(path, case.key)
+                    trace_path.parent.mkdir(parents=True, exist_ok=True)
+                records.append(profile_case(case, settings, options, str(trace_path) if trace_path else None))
+    except KeyboardInterrupt:
+        status = "interrupted"
+    document = finite_document(profile_document(
+        environment, suite.to_dict(), {"device": str(resolved), "backends": list(backends), "filters": list(filters),
+                                       "steps": steps, "nvtx": nvtx, "trace": trace},
+        records, status, started, utc_now()))
+    with _signals_deferred():
+        write_json_atomically(path, document)
+    click.echo(profile_text(profile_from_document(document, str(path))))
+    click.echo(f"profile: {path}")
+    if status == "interrupted":
+        click.echo(f"rnnbench: interrupted; {len(records)} finished cases saved to {path}", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(EXIT_FAILED if any(r["status"] == "failed" for r in records) else EXIT_OK)
+
+
 # --- charts and reports: read results files, draw, write; never measure (harness/report) ---
 
 RESULTS_ARGUMENT = click.argument("results_paths", metavar="RESULTS...", nargs=-1, required=True)
