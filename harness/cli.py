@@ -695,18 +695,22 @@ def plot(results_paths, x_axis, metric, by, chart, filters, threshold, alpha, ou
 @ALPHA_OPTION
 @OUT_DIR_OPTION
 def report(results_paths, filters, threshold, alpha, out_dir):
-    """Write charts, one self-contained HTML page and a Markdown summary of RESULTS files.
+    """Write charts, one self-contained HTML page and a Markdown summary of RESULTS files (and of profile files
+    from rnnbench profile: a stacked bar per case and backend, the step by kernel class plus idle).
 
     Per file: scaling curves for every swept axis, the speedup over cudnn, the environment, summary tables,
     failed/skipped cases, noisy measurements. With two or more files, also each file after the first (B)
     against the first (A). summary.md suits a pull-request comment or $GITHUB_STEP_SUMMARY.
     """
+    from harness.profile_file import read_results_and_profiles
     from harness.report.render import filter_runs, write_report
-    from harness.store import REPORTS_DIR, read_runs
+    from harness.store import REPORTS_DIR
 
     threshold_value, alpha_value = _gate_settings(threshold, alpha)
-    runs = filter_runs(read_runs(results_paths), filters)
-    for path in write_report(runs, out_dir or REPORTS_DIR, threshold=threshold_value, alpha=alpha_value):
+    runs, profiles = read_results_and_profiles(results_paths)  # profile files: rnnbench profile's
+    runs = filter_runs(runs, filters) if runs else runs
+    for path in write_report(runs, out_dir or REPORTS_DIR, threshold=threshold_value, alpha=alpha_value,
+                             profiles=profiles):
         click.echo(str(path))
 
 
