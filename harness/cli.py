@@ -4,6 +4,7 @@ prints. Exit codes: 0 success, 1 a case failed (run) / a regression (compare), 2
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import math
@@ -167,7 +168,9 @@ def validate(suite_path, device):
 @click.option("--force", is_flag=True, help="Replace an existing results file (or an interrupted run's journal) at "
                                             "the --out path.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def run(suite_path, device, out, backends, filters, resume_path, rounds, force, quiet):
+@click.option("--nvtx", is_flag=True, help="NVTX ranges around forward, backward and step, for nsys (CUDA; no-op on "
+                                           "a CPU). Off by default: their cost in the timed loop is not yet measured.")
+def run(suite_path, device, out, backends, filters, resume_path, rounds, force, quiet, nvtx):
     """Time every case of SUITE and write a results file."""
     from harness.env import collect_environment, utc_now
     from harness.report.text import summary_table, warnings_lines
@@ -210,6 +213,11 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
     settings = opened.settings()
     options = {"device": str(resolved), "backends": list(plan_backends), "filters": list(plan_filters)}
     rounds = rounds or suite.timing.rounds
+    if nvtx:
+        if rounds > 1:
+            raise click.UsageError("--nvtx is not supported with rounds yet; profile one round")
+        settings = dataclasses.replace(settings, nvtx=True)
+        options["nvtx"] = True
     if rounds > 1:
         from harness.rounds import round_order
 
@@ -469,7 +477,8 @@ def _flatten(value, prefix: str = ""):
 @click.argument("current_path", metavar="CURRENT")
 @click.option("--metric", default=None, metavar="REGION",
               help="Timed region to compare: step, forward or backward. Default: each case's primary region "
-                   "(the step of a training case, the forward otherwise).")
+                   "(the step of a training case, the forward otherwise). gpu_busy: the GPU's busy time per "
+                   "step, from the profiled pass after the timed loop (see the README for when to use it).")
 @THRESHOLD_OPTION
 @ALPHA_OPTION
 @click.option("--markdown", "markdown_path", default=None, metavar="FILE",

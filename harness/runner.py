@@ -26,6 +26,7 @@ from harness.dtypes import torch_dtype
 from harness.env import utc_now
 from harness.errors import BackendUnavailable
 from harness.parity import ParityReport, comparable_tensors, compare, tolerance_for
+from harness.nvtx import clock_with_ranges
 from harness.quiet import messages_captured
 from harness.results import CaseResult
 from harness.suite import Telemetry, Timing
@@ -44,6 +45,7 @@ class RunSettings:
     seed: int = 0
     timing: Timing = field(default_factory=Timing)
     telemetry: Telemetry = field(default_factory=Telemetry)
+    nvtx: bool = False  # NVTX ranges around forward, backward and step (CUDA only; harness.nvtx)
 
 
 def make_reference(case: Case, settings: RunSettings) -> nn.RNNBase:
@@ -169,7 +171,8 @@ def _measure_case(case: Case, settings: RunSettings, build, deadline: float, fin
     region = case.primary_region
     telemetry = CaseTelemetry(device, settings.telemetry, region)
     memory_before = _reset_peak_memory(device)
-    measured = measure(work, prepared.clock, settings.timing, deadline, around_loop=telemetry.window)
+    clock = clock_with_ranges(prepared.clock, device.type, case.mode, settings.nvtx)
+    measured = measure(work, clock, settings.timing, deadline, around_loop=telemetry.window)
     memory = _peak_memory(device, memory_before)
     facts.update(backend.runtime_facts())
     activity = {}
