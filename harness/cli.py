@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from harness.errors import RnnbenchError
+from harness.limits import MAX_PROFILE_ITERS
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -603,7 +604,7 @@ def baseline_path(results_path, device, directory):
 @FILTER_OPTION
 @click.option("-o", "--out", "out_dir", default=None, metavar="DIR",
               help="Folder for the profile file (and the traces).  [default: profiles]")
-@click.option("--steps", type=click.IntRange(1, 1000), default=10, show_default=True, metavar="N",
+@click.option("--steps", type=click.IntRange(1, MAX_PROFILE_ITERS), default=10, show_default=True, metavar="N",
               help="Steps recorded per case (after the case's warm-up and the profiler's wait and warm-up steps).")
 @click.option("--trace", is_flag=True, help="Also write a Chrome/Perfetto trace per case (opens in ui.perfetto.dev).")
 @click.option("--nvtx", is_flag=True, help="NVTX ranges around forward, backward and step (CUDA; no-op on a CPU).")
@@ -712,12 +713,12 @@ def report(results_paths, filters, threshold, alpha, out_dir):
     against the first (A). summary.md suits a pull-request comment or $GITHUB_STEP_SUMMARY.
     """
     from harness.profile_file import read_results_and_profiles
-    from harness.report.render import filter_runs, write_report
+    from harness.report.render import filter_profiles, filter_runs, write_report
     from harness.store import REPORTS_DIR
 
     threshold_value, alpha_value = _gate_settings(threshold, alpha)
     runs, profiles = read_results_and_profiles(results_paths)  # profile files: rnnbench profile's
-    runs = filter_runs(runs, filters) if runs else runs
+    runs, profiles = filter_runs(runs, filters) if runs else runs, filter_profiles(profiles, filters)
     for path in write_report(runs, out_dir or REPORTS_DIR, threshold=threshold_value, alpha=alpha_value,
                              profiles=profiles):
         click.echo(str(path))

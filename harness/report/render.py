@@ -45,6 +45,17 @@ def filter_runs(runs: Sequence[RunResults], filters: Sequence[str]) -> list[RunR
     return kept
 
 
+def filter_profiles(profiles: Sequence, filters: Sequence[str]) -> list:
+    """Only the profiled cases that pass every --filter, as for results files."""
+    if not filters:
+        return list(profiles)
+    kept = []
+    for profile in profiles:
+        chosen = {case.key for case in select_cases([entry.case for entry in profile.cases], (), filters)}
+        kept.append(replace(profile, cases=tuple(entry for entry in profile.cases if entry.key in chosen)))
+    return kept
+
+
 def curve_charts(runs: Sequence[RunResults], axes: Sequence[str] | None = None, metric: str | None = None,
                  by: str = "backend", prefix: str | None = None) -> list[Chart]:
     """Scaling curves of ``metric`` along each of ``axes`` (default: every axis the results swept)."""
