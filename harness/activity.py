@@ -169,15 +169,20 @@ def union_length(intervals: Iterable[tuple[float, float]]) -> float:
 
 def top_level_spans(operators: Sequence[dict]) -> list[float]:
     """Start times of the operators that no other operator on the same thread encloses."""
-    starts = []
+    return [begin for begin, _ in top_level_intervals(operators)]
+
+
+def top_level_intervals(operators: Sequence[dict]) -> list[tuple[float, float]]:
+    """(start, end) of the operators that no other operator on the same thread encloses, thread by thread."""
+    spans = []
     open_until: dict = {}
     for event in sorted(operators, key=lambda e: (e.get("tid"), float(e["ts"]), -float(e["dur"]))):
         begin, end = float(event["ts"]), float(event["ts"]) + float(event["dur"])
         thread = event.get("tid")
         if begin >= open_until.get(thread, float("-inf")):
-            starts.append(begin)
+            spans.append((begin, end))
             open_until[thread] = end
-    return starts
+    return spans
 
 
 def launch_bound_note(activity: dict) -> str | None:

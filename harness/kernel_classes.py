@@ -69,10 +69,9 @@ KERNEL_RULES: tuple[tuple[KernelClass, re.Pattern], ...] = (
 OPERATOR_RULES: tuple[tuple[KernelClass, re.Pattern], ...] = (
     (RNN_LIBRARY, re.compile(r"^(mkldnn_rnn|_cudnn_rnn|miopen_rnn|_thnn_fused_(lstm|gru)_cell)")),
     (GEMM, re.compile(r"^(addmm|mm|bmm|baddbmm|matmul|linear|addmv|mv|dot|_?mkldnn_linear)")),
-    (COPY, re.compile(r"^(copy_|_copy_from|_to_copy|to|clone|contiguous|zero_|zeros|fill_|cat|stack|_cat|"
-                      r"empty|empty_strided|new_empty|new_zeros|resize_|detach|t|transpose|view|reshape|"
-                      r"_reshape_alias|select|slice|unbind|split|chunk|narrow|unsqueeze|squeeze|expand|"
-                      r"as_strided|permute|index_select)$")),
+    # operators that move or fill memory; views (t, view, select, ...) and allocations (empty) are other
+    (COPY, re.compile(r"^(copy_|_copy_from|_to_copy|to|clone|contiguous|zero_|zeros|zeros_like|new_zeros|fill_|"
+                      r"cat|_cat|stack|index_select)$")),
     (REDUCTION, re.compile(r"^(sum|mean|mse_loss|mse_loss_backward|norm|amax|max|min|prod)")),
     (ELEMENTWISE, re.compile(r"^(add|sub|mul|div|sigmoid|tanh|relu|neg|rsub|ones_like|fill|threshold|exp|"
                              r"sigmoid_backward|tanh_backward|addcmul|lerp|where|pow)")),

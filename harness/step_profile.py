@@ -30,7 +30,7 @@ from collections import defaultdict
 from typing import Sequence
 
 from harness.activity import (DEVICE_BUSY_CATEGORIES, ITERATION_RANGE, complete_events, iteration_windows,
-                              union_length)
+                              top_level_intervals, union_length)
 from harness.cudnn_algo import algorithm_from_kernels
 from harness.kernel_classes import CLASSES, IDLE, classify_kernel, classify_operator
 
@@ -50,7 +50,7 @@ def analyze_steps(events: Sequence[dict], device_type: str, unprofiled_step_ms: 
         return {"available": False, "reason": f"the trace holds no '{ITERATION_RANGE}' range"}
     on_gpu = device_type == "cuda"
     operators = [e for e in complete if e.get("cat") == "cpu_op"]
-    top_level = _top_level_intervals(operators)
+    top_level = top_level_intervals(operators)
 
     walls, busy, host_in_operators, launches, launch_api, top_counts = [], [], [], [], [], []
     group_ms: dict[str, float] = defaultdict(float)
@@ -133,19 +133,6 @@ def analyze_steps(events: Sequence[dict], device_type: str, unprofiled_step_ms: 
         record["absent"] = {"launches_per_step": "the case runs on the CPU: no kernel launches",
                             "cpu_dispatch_ms": "on the CPU the operators compute where they are dispatched"}
     return record
-
-
-def _top_level_intervals(operators: Sequence[dict]) -> list[tuple[float, float]]:
-    """(start, end) of the operators no other operator on the same thread encloses."""
-    spans = []
-    open_until: dict = {}
-    for event in sorted(operators, key=lambda e: (e.get("tid"), float(e["ts"]), -float(e["dur"]))):
-        begin, end = float(event["ts"]), float(event["ts"]) + float(event["dur"])
-        thread = event.get("tid")
-        if begin >= open_until.get(thread, float("-inf")):
-            spans.append((begin, end))
-            open_until[thread] = end
-    return sorted(spans)
 
 
 def _self_times(operators: Sequence[dict]) -> list[tuple[str, float]]:

@@ -38,7 +38,8 @@ def test_a_copy_or_memset_is_known_by_its_trace_category_whatever_its_name():
     ("aten::mkldnn_rnn_layer", "rnn_library"), ("aten::mkldnn_rnn_layer_backward", "rnn_library"),
     ("aten::addmm", "gemm"), ("aten::mm", "gemm"), ("aten::sigmoid", "elementwise"),
     ("aten::tanh_backward", "elementwise"), ("aten::sum", "reduction"), ("aten::mse_loss", "reduction"),
-    ("aten::copy_", "copy"), ("aten::t", "copy"), ("aten::lstm", "other"),
+    ("aten::copy_", "copy"), ("aten::cat", "copy"), ("aten::t", "other"), ("aten::empty", "other"),
+    ("aten::lstm", "other"),
     ("autograd::engine::evaluate_function: MmBackward0", "other"), ("rnnbench.iteration", "other"),
 ])
 def test_cpu_operators_are_classed_by_their_aten_name(operator, expected):
