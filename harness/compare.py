@@ -193,6 +193,10 @@ def compare_runs(baseline: RunResults, current: RunResults, *, metric: str | Non
         else:
             measured.append((base, cur, region))
 
+    if metric == GPU_BUSY and not measured and not allow_nothing_in_common:
+        raise ComparisonError("--metric gpu_busy: no case has GPU busy samples in both files (they come from the "
+                              "profiled pass of a GPU run with timing.profile_iters > 0, recorded since rnnbench "
+                              "profile landed); compare the step instead")
     raw = []
     for base, cur, region in measured:
         if base.round_count > 1 or cur.round_count > 1:

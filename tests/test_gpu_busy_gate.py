@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from harness.compare import compare_runs
+from harness.errors import ComparisonError
 from harness.nvtx import BACKWARD, FORWARD, STEP, NvtxClock, clock_with_ranges
 from harness.results import RunResults
 from harness.rounds import merge_rounds
@@ -41,13 +42,16 @@ def test_gpu_busy_gates_the_kernels_of_a_launch_bound_case():
     assert comparison.pairs[0].ratio == pytest.approx(1.3, rel=0.02)
 
 
-def test_cases_without_busy_samples_are_listed_not_compared():
-    baseline = _gpu_run({64: 1.0}, seed=1)
-    old_file = replace(baseline, cases=tuple(replace(r, activity={"available": True, "gpu_busy_ms": 1.0})
-                                             for r in baseline.cases))  # written before the samples existed
-    comparison = compare_runs(old_file, baseline, metric="gpu_busy")
-    assert not comparison.pairs
+def test_cases_without_busy_samples_are_listed_not_compared_and_none_at_all_is_refused():
+    baseline = _gpu_run({64: 1.0, 128: 2.0}, seed=1)
+    old_case = replace(baseline.cases[0], activity={"available": True, "gpu_busy_ms": 1.0})  # written before
+    mixed = replace(baseline, cases=(old_case, baseline.cases[1]))
+    comparison = compare_runs(mixed, baseline, metric="gpu_busy")
+    assert [pair.case.hidden_size for pair in comparison.pairs] == [128]
     assert "no gpu_busy samples in the baseline" in comparison.not_compared[0].reason
+    old_file = replace(baseline, cases=(old_case,))
+    with pytest.raises(ComparisonError, match="no case has GPU busy samples in both files"):
+        compare_runs(old_file, baseline, metric="gpu_busy")
 
 
 def test_rounds_keep_every_rounds_busy_samples_for_the_two_level_gate():
