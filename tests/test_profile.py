@@ -223,7 +223,7 @@ def test_profile_writes_a_profile_file_traces_and_tables_and_report_draws_it(tmp
     traces = sorted((tmp_path / "profiles").glob("*.traces/*.pt.trace.json"))
     assert len(traces) == 1 and all(entry.trace_file for entry in run.cases)
     assert "largest operators (self time)" in done.stdout and f"profile: {path}" in done.stdout
-    assert "1 cases profiled: 1 ok, 0 failed, 0 skipped" in done.stdout
+    assert "1 case profiled: 1 ok, 0 failed, 0 skipped" in done.stdout
 
     report = rnnbench_here("report", path, "-o", tmp_path / "report")
     assert report.returncode == 0, report.stderr

@@ -74,6 +74,6 @@ def profile_text(run: ProfileRun) -> str:
         lines.extend(case_lines(entry))
         lines.append("")
     counts = {status: sum(1 for c in run.cases if c.status == status) for status in ("ok", "failed", "skipped")}
-    lines.append(f"{len(run.cases)} cases profiled: {counts['ok']} ok, {counts['failed']} failed, "
+    lines.append(f"{len(run.cases)} case{'' if len(run.cases) == 1 else 's'} profiled: {counts['ok']} ok, {counts['failed']} failed, "
                  f"{counts['skipped']} skipped")
     return "\n".join(lines)
