@@ -15,7 +15,8 @@ Figures are medians over the recorded iterations. What the result's ``activity``
 
     {"available": true, "source": "...", "iterations": 5, "profiled_wall_ms": 1.71,
      "idle_against": "timed median step", "gpu_busy_ms": 0.14, "gpu_idle_fraction": 0.91,
-     "kernels_per_step": 412, "operators_per_step": 38, "pass_s": 0.4}
+     "kernels_per_step": 412, "operators_per_step": 38, "pass_s": 0.4,
+     "gpu_busy_ms_per_iteration": [0.14, 0.139, ...]}
 
 or ``{"available": false, "reason": "..."}``. On a CPU ``gpu_busy_ms``, ``gpu_idle_fraction`` and
 ``kernels_per_step`` are null, with the reason in ``absent``.
@@ -60,6 +61,14 @@ def profile_activity(work: Workload, clock, device_type: str, iterations: int,
 
 
 def _record_trace(work: Workload, clock, device_type: str, iterations: int) -> list[dict]:
+    return record_trace(work, clock, device_type, active=iterations)
+
+
+def record_trace(work: Workload, clock, device_type: str, active: int, wait: int = 0, warmup: int = 1,
+                 keep_path: str | None = None) -> list[dict]:
+    """Run ``wait + warmup + active`` iterations under torch.profiler with that schedule, each iteration in an
+    ``ITERATION_RANGE`` range; returns the Chrome trace's events (of the active iterations). ``keep_path``:
+    also keep the Chrome trace there (it opens in ui.perfetto.dev)."""
     from torch.profiler import ProfilerActivity, profile, record_function, schedule
 
     from harness.timing import run_iteration
@@ -68,21 +77,25 @@ def _record_trace(work: Workload, clock, device_type: str, iterations: int) -> l
     if device_type == "cuda":
         activities.append(ProfilerActivity.CUDA)
     # The profiler's first recorded iteration pays for its own start-up (tens of times a normal one here):
-    # one warm-up step of the schedule absorbs it.
-    plan = schedule(wait=0, warmup=1, active=iterations, repeat=1)
+    # at least one warm-up step of the schedule absorbs it.
+    plan = schedule(wait=wait, warmup=warmup, active=active, repeat=1)
     with native_stderr_silenced(), profile(activities=activities, schedule=plan) as profiler:
-        for _ in range(iterations + 1):
+        for _ in range(wait + warmup + active):
             with record_function(ITERATION_RANGE):
                 run_iteration(work, clock)
             profiler.step()
-    descriptor, path = tempfile.mkstemp(prefix="rnnbench-trace-", suffix=".json")
-    os.close(descriptor)
+    if keep_path is not None:
+        path = keep_path
+    else:
+        descriptor, path = tempfile.mkstemp(prefix="rnnbench-trace-", suffix=".json")
+        os.close(descriptor)
     try:
         profiler.export_chrome_trace(path)
         with open(path, encoding="utf-8") as handle:
             return json.load(handle).get("traceEvents", [])
     finally:
-        os.unlink(path)
+        if keep_path is None:
+            os.unlink(path)
 
 
 def summarize_trace(events: Sequence[dict], on_gpu: bool, timed_step_ms: float | None = None) -> dict:
@@ -90,9 +103,8 @@ def summarize_trace(events: Sequence[dict], on_gpu: bool, timed_step_ms: float |
 
     The idle fraction is 1 - busy / ``timed_step_ms`` when given, else 1 - busy / the profiled wall time.
     """
-    complete = [event for event in events if event.get("ph") == "X" and "ts" in event and "dur" in event]
-    iterations = sorted((float(event["ts"]), float(event["ts"]) + float(event["dur"])) for event in complete
-                        if event.get("name") == ITERATION_RANGE and event.get("cat") == "user_annotation")
+    complete = complete_events(events)
+    iterations = iteration_windows(complete)
     if not iterations:
         return {"available": False, "reason": f"the trace holds no '{ITERATION_RANGE}' range"}
     device = [(float(e["ts"]), float(e["ts"]) + float(e["dur"]), e.get("cat")) for e in complete
@@ -119,11 +131,24 @@ def summarize_trace(events: Sequence[dict], on_gpu: bool, timed_step_ms: float |
         busy_ms = statistics.median(busy)
         summary.update(gpu_busy_ms=round(busy_ms, 4),
                        gpu_idle_fraction=round(min(1.0, max(0.0, 1 - busy_ms / step_ms)), 4) if step_ms > 0 else None,
-                       kernels_per_step=statistics.median(kernels))
+                       kernels_per_step=statistics.median(kernels),
+                       # every iteration's busy time, in order: the samples `compare --metric gpu_busy` gates on
+                       gpu_busy_ms_per_iteration=[round(value, 6) for value in busy])
     else:
         summary.update(gpu_busy_ms=None, gpu_idle_fraction=None, kernels_per_step=None,
                        absent={"gpu_busy_ms": "the case runs on the CPU"})
     return summary
+
+
+def complete_events(events: Sequence[dict]) -> list[dict]:
+    """The trace's complete events ("ph": "X") that have a start and a duration."""
+    return [event for event in events if event.get("ph") == "X" and "ts" in event and "dur" in event]
+
+
+def iteration_windows(complete: Sequence[dict]) -> list[tuple[float, float]]:
+    """(start, end) in microseconds of every ``ITERATION_RANGE`` range, in order."""
+    return sorted((float(event["ts"]), float(event["ts"]) + float(event["dur"])) for event in complete
+                  if event.get("name") == ITERATION_RANGE and event.get("cat") == "user_annotation")
 
 
 def union_length(intervals: Iterable[tuple[float, float]]) -> float:
@@ -144,15 +169,20 @@ def union_length(intervals: Iterable[tuple[float, float]]) -> float:
 
 def top_level_spans(operators: Sequence[dict]) -> list[float]:
     """Start times of the operators that no other operator on the same thread encloses."""
-    starts = []
+    return [begin for begin, _ in top_level_intervals(operators)]
+
+
+def top_level_intervals(operators: Sequence[dict]) -> list[tuple[float, float]]:
+    """(start, end) of the operators that no other operator on the same thread encloses, thread by thread."""
+    spans = []
     open_until: dict = {}
     for event in sorted(operators, key=lambda e: (e.get("tid"), float(e["ts"]), -float(e["dur"]))):
         begin, end = float(event["ts"]), float(event["ts"]) + float(event["dur"])
         thread = event.get("tid")
         if begin >= open_until.get(thread, float("-inf")):
-            starts.append(begin)
+            spans.append((begin, end))
             open_until[thread] = end
-    return starts
+    return spans
 
 
 def launch_bound_note(activity: dict) -> str | None:

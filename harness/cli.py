@@ -4,6 +4,7 @@ prints. Exit codes: 0 success, 1 a case failed (run) / a regression (compare), 2
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import math
@@ -16,6 +17,7 @@ from pathlib import Path
 import click
 
 from harness.errors import RnnbenchError
+from harness.limits import MAX_PROFILE_ITERS
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -167,7 +169,9 @@ def validate(suite_path, device):
 @click.option("--force", is_flag=True, help="Replace an existing results file (or an interrupted run's journal) at "
                                             "the --out path.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def run(suite_path, device, out, backends, filters, resume_path, rounds, force, quiet):
+@click.option("--nvtx", is_flag=True, help="NVTX ranges around forward, backward and step, for nsys (CUDA; no-op on "
+                                           "a CPU). Off by default: their cost in the timed loop is not yet measured.")
+def run(suite_path, device, out, backends, filters, resume_path, rounds, force, quiet, nvtx):
     """Time every case of SUITE and write a results file."""
     from harness.env import collect_environment, measured_peak, utc_now
     from harness.report.text import summary_table, warnings_lines
@@ -211,6 +215,11 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
     settings = opened.settings()
     options = {"device": str(resolved), "backends": list(plan_backends), "filters": list(plan_filters)}
     rounds = rounds or suite.timing.rounds
+    if nvtx:
+        if rounds > 1:
+            raise click.UsageError("--nvtx is not supported with rounds yet; profile one round")
+        settings = dataclasses.replace(settings, nvtx=True)
+        options["nvtx"] = True
     if rounds > 1:
         from harness.rounds import round_order
 
@@ -485,7 +494,8 @@ def _flatten(value, prefix: str = ""):
 @click.argument("current_path", metavar="CURRENT")
 @click.option("--metric", default=None, metavar="REGION",
               help="Timed region to compare: step, forward or backward. Default: each case's primary region "
-                   "(the step of a training case, the forward otherwise).")
+                   "(the step of a training case, the forward otherwise). gpu_busy: the GPU's busy time per "
+                   "step, from the profiled pass after the timed loop (see the README for when to use it).")
 @THRESHOLD_OPTION
 @ALPHA_OPTION
 @click.option("--markdown", "markdown_path", default=None, metavar="FILE",
@@ -603,6 +613,69 @@ def baseline_path(results_path, device, directory):
     click.echo(str(path_of_baseline(environment, directory or BASELINES_DIR)))
 
 
+@main.command()
+@click.argument("suite_path", metavar="SUITE")
+@DEVICE_OPTION
+@BACKEND_OPTION
+@FILTER_OPTION
+@click.option("-o", "--out", "out_dir", default=None, metavar="DIR",
+              help="Folder for the profile file (and the traces).  [default: profiles]")
+@click.option("--steps", type=click.IntRange(1, MAX_PROFILE_ITERS), default=10, show_default=True, metavar="N",
+              help="Steps recorded per case (after the case's warm-up and the profiler's wait and warm-up steps).")
+@click.option("--trace", is_flag=True, help="Also write a Chrome/Perfetto trace per case (opens in ui.perfetto.dev).")
+@click.option("--nvtx", is_flag=True, help="NVTX ranges around forward, backward and step (CUDA; no-op on a CPU).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def profile(suite_path, device, backends, filters, out_dir, steps, trace, nvtx, quiet):
+    """Profile every case of SUITE: kernels (GPU) or operators (CPU) per step, by name and by class, GPU busy
+    and idle time, launches per step, CPU dispatch time, and cuDNN's predicted algorithm."""
+    from harness.env import collect_environment, utc_now
+    from harness.errors import ResultsFileError
+    from harness.profile_file import profile_document, profile_from_document
+    from harness.profiling import ProfileSettings, profile_case
+    from harness.report.profile_text import profile_text
+    from harness.session import apply_process_settings, open_suite
+    from harness.store import finite_document, new_profile_path, trace_path_for, write_json_atomically
+
+    opened = open_suite(suite_path, device)
+    suite, resolved = opened.suite, opened.device
+    cases = opened.select(backends, filters)
+    path = new_profile_path(out_dir, suite.name, resolved.type)
+    if path.exists():
+        raise ResultsFileError(f"{path}: exists; wait a second or name another -o folder")
+    environment = collect_environment(resolved)
+    environment["math_precision"] = apply_process_settings(suite)
+    settings = opened.settings()
+    options = ProfileSettings(steps=steps, nvtx=nvtx)
+    started = utc_now()
+    click.echo(f"rnnbench: profiling {len(cases)} cases of suite '{suite.name}' on {resolved}, {steps} steps each",
+               err=True)
+    records, status = [], "complete"
+    try:
+        with _stop_on_signals(), click.progressbar(cases, label="profiling", file=sys.stderr, show_pos=True,
+                                                   hidden=quiet,
+                                                   item_show_func=lambda c: c.key if c else "") as progress:
+            for case in progress:
+                trace_path = None
+                if trace:
+                    trace_path = trace_path_for(path, case.key)
+                    trace_path.parent.mkdir(parents=True, exist_ok=True)
+                records.append(profile_case(case, settings, options, str(trace_path) if trace_path else None))
+    except KeyboardInterrupt:
+        status = "interrupted"
+    document = finite_document(profile_document(
+        environment, suite.to_dict(), {"device": str(resolved), "backends": list(backends), "filters": list(filters),
+                                       "steps": steps, "nvtx": nvtx, "trace": trace},
+        records, status, started, utc_now()))
+    with _signals_deferred():
+        write_json_atomically(path, document)
+    click.echo(profile_text(profile_from_document(document, str(path))))
+    click.echo(f"profile: {path}")
+    if status == "interrupted":
+        click.echo(f"rnnbench: interrupted; {len(records)} finished cases saved to {path}", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(EXIT_FAILED if any(r["status"] == "failed" for r in records) else EXIT_OK)
+
+
 # --- charts and reports: read results files, draw, write; never measure (harness/report) ---
 
 RESULTS_ARGUMENT = click.argument("results_paths", metavar="RESULTS...", nargs=-1, required=True)
@@ -649,18 +722,22 @@ def plot(results_paths, x_axis, metric, by, chart, filters, threshold, alpha, ou
 @ALPHA_OPTION
 @OUT_DIR_OPTION
 def report(results_paths, filters, threshold, alpha, out_dir):
-    """Write charts, one self-contained HTML page and a Markdown summary of RESULTS files.
+    """Write charts, one self-contained HTML page and a Markdown summary of RESULTS files (and of profile files
+    from rnnbench profile: a stacked bar per case and backend, the step by kernel class plus idle).
 
     Per file: scaling curves for every swept axis, the speedup over cudnn, the environment, summary tables,
     failed/skipped cases, noisy measurements. With two or more files, also each file after the first (B)
     against the first (A). summary.md suits a pull-request comment or $GITHUB_STEP_SUMMARY.
     """
-    from harness.report.render import filter_runs, write_report
-    from harness.store import REPORTS_DIR, read_runs
+    from harness.profile_file import read_results_and_profiles
+    from harness.report.render import filter_profiles, filter_runs, write_report
+    from harness.store import REPORTS_DIR
 
     threshold_value, alpha_value = _gate_settings(threshold, alpha)
-    runs = filter_runs(read_runs(results_paths), filters)
-    for path in write_report(runs, out_dir or REPORTS_DIR, threshold=threshold_value, alpha=alpha_value):
+    runs, profiles = read_results_and_profiles(results_paths)  # profile files: rnnbench profile's
+    runs, profiles = filter_runs(runs, filters) if runs else runs, filter_profiles(profiles, filters)
+    for path in write_report(runs, out_dir or REPORTS_DIR, threshold=threshold_value, alpha=alpha_value,
+                             profiles=profiles):
         click.echo(str(path))
 
 

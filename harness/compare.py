@@ -27,6 +27,7 @@ from typing import Iterable
 
 import numpy as np
 
+from harness.device_time import GPU_BUSY, with_gpu_busy_samples
 from harness.environment_diff import EnvironmentDifference, environment_differences
 from harness.errors import ComparisonError
 from harness.metrics import METRICS, check_sampled_metric
@@ -167,6 +168,8 @@ def compare_runs(baseline: RunResults, current: RunResults, *, metric: str | Non
     """Match the two runs' cases by key and compare each. Raises ComparisonError when none is in both,
     unless ``allow_nothing_in_common`` (a report lists every case as only in one file then)."""
     metric = check_sampled_metric(metric)
+    if metric == GPU_BUSY:  # device time: the profiled pass's per-iteration busy times as the samples
+        baseline, current = with_gpu_busy_samples(baseline), with_gpu_busy_samples(current)
     if not 0 < alpha < 1:
         raise ComparisonError(f"alpha {alpha!r}: must be between 0 and 1")
     if threshold < 0:
@@ -191,6 +194,10 @@ def compare_runs(baseline: RunResults, current: RunResults, *, metric: str | Non
         else:
             measured.append((base, cur, region))
 
+    if metric == GPU_BUSY and not measured and not allow_nothing_in_common:
+        raise ComparisonError("--metric gpu_busy: no case has GPU busy samples in both files (they come from the "
+                              "profiled pass of a GPU run with timing.profile_iters > 0, recorded since rnnbench "
+                              "profile landed); compare the step instead")
     raw = []
     paired = took_turns(baseline, current)
     for base, cur, region in measured:

@@ -3,6 +3,7 @@ direction, shared by the summary table, the charts and the comparator."""
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 from typing import Callable
 
@@ -39,6 +40,11 @@ def _energy_per_sequence_j(result: CaseResult) -> float | None:
     return window.get("energy_per_sequence_j") if window else None
 
 
+def _gpu_busy_ms(result: CaseResult) -> float | None:
+    samples = result.activity.get("gpu_busy_ms_per_iteration")
+    return float(statistics.median(samples)) if samples else None
+
+
 METRICS = {metric.name: metric for metric in (
     Metric("step", "step time (median)", "ms", _median("step"), True, "step"),
     Metric("forward", "forward time (median)", "ms", _median("forward"), True, "forward"),
@@ -48,6 +54,8 @@ METRICS = {metric.name: metric for metric in (
     Metric("achieved_tflops", "achieved compute", "TFLOP/s", _derived("achieved_tflops"), False),
     Metric("peak_memory", "peak memory", "bytes", _peak_memory_bytes, True),
     Metric("energy_per_sequence", "energy per sequence", "J", _energy_per_sequence_j, True),
+    # samples of the profiled pass after the timed loop, one per iteration (harness.device_time)
+    Metric("gpu_busy", "GPU busy time per step (median)", "ms", _gpu_busy_ms, True, "gpu_busy"),
 )}
 
 
@@ -59,7 +67,7 @@ def check_sampled_metric(name: str | None) -> str | None:
     if name is None or name in SAMPLED_METRICS:
         return name
     raise ComparisonError(f"--metric {name!r}: cannot be compared; choose one of {', '.join(SAMPLED_METRICS)} "
-                          f"(the timed regions)")
+                          f"(the timed regions, and the GPU's busy time per step)")
 
 
 # Rates computed from the median time of the primary region (the _derived metrics above).

@@ -227,8 +227,19 @@ def merge_rounds(round_results: Sequence[dict]) -> "CaseResult":
     return CaseResult(case=first.case, status="ok", samples_ms=samples, round_lengths=lengths,
                       warmup_ms=first.warmup_ms, first_iteration_ms=first.first_iteration_ms, parity=first.parity,
                       backend=first.backend, memory=first.memory, telemetry=first.telemetry,
-                      activity=first.activity, build_s=first.build_s, started_utc=first.started_utc,
+                      activity=_merged_activity(results), build_s=first.build_s, started_utc=first.started_utc,
                       duration_s=_total_s(results), warnings=warnings)
+
+
+def _merged_activity(results) -> dict:
+    """The first round's activity, with every round's per-iteration GPU busy times (the samples of
+    ``compare --metric gpu_busy``) one round after the other, when every round recorded them."""
+    activity = dict(results[0].activity)
+    busy = [result.activity.get("gpu_busy_ms_per_iteration") for result in results]
+    if all(busy):
+        activity["gpu_busy_ms_per_iteration"] = [value for samples in busy for value in samples]
+        activity["gpu_busy_round_lengths"] = [len(samples) for samples in busy]
+    return activity
 
 
 def _total_s(results) -> float | None:

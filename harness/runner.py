@@ -27,6 +27,7 @@ from harness.dtypes import torch_dtype
 from harness.env import utc_now
 from harness.errors import BackendUnavailable
 from harness.parity import ParityReport, comparable_tensors, compare, tolerance_for
+from harness.nvtx import clock_with_ranges
 from harness.quiet import messages_captured
 from harness.results import CaseResult
 from harness.suite import Telemetry, Timing
@@ -45,6 +46,7 @@ class RunSettings:
     seed: int = 0
     timing: Timing = field(default_factory=Timing)
     telemetry: Telemetry = field(default_factory=Telemetry)
+    nvtx: bool = False  # NVTX ranges around forward, backward and step (CUDA only; harness.nvtx)
 
 
 def make_reference(case: Case, settings: RunSettings) -> nn.RNNBase:
@@ -193,7 +195,8 @@ def _measure_case(case: Case, settings: RunSettings, build, deadline: float, fin
     memory_before = _reset_peak_memory(device)
     interleaved = {} if turns is None else {"blocks": turns.blocks,
                                             "wait_turn": lambda block: turns.wait(case.key, "block", block)}
-    measured = measure(work, prepared.clock, settings.timing, deadline, around_loop=telemetry.window, **interleaved)
+    clock = clock_with_ranges(prepared.clock, device.type, case.mode, settings.nvtx)
+    measured = measure(work, clock, settings.timing, deadline, around_loop=telemetry.window, **interleaved)
     memory = _peak_memory(device, memory_before)
     facts.update(backend.runtime_facts())
     activity = {}

@@ -7,6 +7,8 @@ Every file name the project decides is decided here:
     <results>.journal                        the finished cases of a run still going (or killed)
     results/baselines/<gpu-model>.json       the CI baseline of a GPU model (cpu-<cpu-model>.json on a CPU)
     reports/                                 ``rnnbench plot`` and ``report``: charts, report.html, summary.md
+    profiles/<suite>-<device>-<time>.profile.json   ``rnnbench profile`` (``-o`` a folder)
+    <profile>.traces/<case>.pt.trace.json    its Chrome/Perfetto traces (``--trace``)
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from harness.results import SCHEMA, SCHEMA_VERSION, STATUSES, CaseResult, Enviro
 RESULTS_DIR = Path("results")
 BASELINES_DIR = RESULTS_DIR / "baselines"
 REPORTS_DIR = Path("reports")
+PROFILES_DIR = Path("profiles")
+PROFILE_SUFFIX = ".profile.json"
 REPORT_PAGE = "report.html"
 REPORT_SUMMARY = "summary.md"
 JOURNAL_SUFFIX = ".journal"
@@ -50,6 +54,21 @@ def new_results_path(out: str | Path | None, suite_name: str, device_type: str, 
         return RESULTS_DIR / default_name
     path = Path(out)
     return path if path.suffix.lower() == ".json" else path / default_name
+
+
+def new_profile_path(out_dir: str | Path | None, suite_name: str, device_type: str,
+                     now: datetime | None = None) -> Path:
+    """Where ``rnnbench profile`` writes: ``<suite>-<device>-<time>.profile.json`` in ``out_dir`` (default:
+    profiles/)."""
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    return Path(out_dir or PROFILES_DIR) / f"{slug(suite_name)[:80]}-{slug(device_type)}-{stamp}{PROFILE_SUFFIX}"
+
+
+def trace_path_for(profile_path: str | Path, case_key: str) -> Path:
+    """The Chrome trace of one case of a profile: ``<profile>.traces/<case key as a slug>.pt.trace.json``."""
+    profile_path = Path(profile_path)
+    folder = profile_path.with_name(profile_path.name.removesuffix(PROFILE_SUFFIX) + ".traces")
+    return folder / f"{slug(case_key)}.pt.trace.json"
 
 
 def journal_path_for(results_path: str | Path) -> Path:

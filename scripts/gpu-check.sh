@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One call on a GPU machine with PyTorch installed and no network: the GPU-marked tests, the small suite
 # on CUDA, the independent agreement check (a user's own nn.LSTM timed with bare CUDA events, alternated
-# with the harness), the noise-source and telemetry overhead checks, in about 7 minutes; then the variants
-# suite (CUDA graphs, compile modes, compile_rnn, layouts, variable lengths, projections, roofline), up to 8 more.
+# with the harness), the noise-source and telemetry overhead checks, the profile checks (kernel names of real
+# traces, rnnbench profile, NVTX and profiled-pass cost) and the variants suite (CUDA graphs, compile modes,
+# compile_rnn, layouts, variable lengths, projections, roofline).
 #
 #   scripts/gpu-check.sh [OUT_DIR]      (default: $OUT, else ./gpu-check-out)
 #
@@ -36,6 +37,16 @@ step agreement 180 "$python" benchmarks/agreement.py --device cuda --rounds 5 --
 step noise-sources 60 "$python" benchmarks/noise_sources.py --device cuda --rounds 3 --seconds 0.3
 if [ -f benchmarks/telemetry_overhead.py ]; then
   step telemetry-overhead 90 "$python" benchmarks/telemetry_overhead.py --device cuda
+fi
+# rnnbench profile (issue 14): kernel names of real traces (to refresh tests/data/kernel_names.json), the profile
+# command on CUDA with its chart, the cost of --nvtx, and of the profiled pass (run with profile_iters 0 vs 5)
+step kernel-names 120 "$python" scripts/record-kernel-names.py "$out/kernel-names.json"
+step profile-small 180 "$python" -m harness.cli profile suites/small.yaml --device cuda --backend cudnn --backend eager \
+  --steps 5 --trace -o "$out/profile" --quiet
+step nvtx-overhead 120 "$python" benchmarks/nvtx_overhead.py --device cuda --rounds 6 --seconds 0.5
+step profiled-pass-cost 240 "$python" benchmarks/profiled_pass_cost.py --device cuda
+if [ -d "$out/profile" ]; then
+  step profile-report 60 "$python" -m harness.cli report "$out"/profile/*.profile.json -o "$out/profile-report"
 fi
 if "$python" -m harness.cli report --help > /dev/null 2>&1 && [ -f "$out/small-cuda.json" ]; then
   step report 60 "$python" -m harness.cli report "$out/small-cuda.json" -o "$out/report"

@@ -35,8 +35,9 @@ dl.env dt { font-weight: 600; } dl.env dd { margin: 0; }
 
 
 def report_html(sections: Sequence[tuple[str, RunResults, Sequence]], comparisons: Sequence[Comparison],
-                comparison_charts: Sequence) -> str:
-    """``sections``: (label, run, charts) per results file; charts have .name, .title and .png."""
+                comparison_charts: Sequence, profile_charts: Sequence = ()) -> str:
+    """``sections``: (label, run, charts) per results file; charts have .name, .title and .png.
+    ``profile_charts``: the step breakdowns of profile files, in a section of their own."""
     runs = [run for _, run, _ in sections]
     body = ["<h1>rnnbench report</h1>", f"<p class=context>{escape(context.context_line(runs))}</p>"]
     body.append(_contents(sections, comparisons))
@@ -46,10 +47,29 @@ def report_html(sections: Sequence[tuple[str, RunResults, Sequence]], comparison
     for comparison in comparisons:
         body.append(_comparison_section(comparison, charts_by_label.get(
             f"{comparison.current_label} vs {comparison.baseline_label}")))
+    if profile_charts:
+        body.append(_profiles_section(profile_charts))
     title = "rnnbench report: " + ", ".join(label for label, _, _ in sections)
     return ("<!DOCTYPE html>\n<html lang=en>\n<head>\n<meta charset=utf-8>\n"
             f"<meta name=viewport content=\"width=device-width, initial-scale=1\">\n<title>{escape(title)}</title>\n"
             f"<style>{STYLE}</style>\n</head>\n<body>\n" + "\n".join(body) + "\n</body>\n</html>\n")
+
+
+PROFILE_NOTE = ("One bar per case and backend: the time of a step by kernel class (GPU; idle: the GPU waits on "
+                "the host) or by operator class (CPU, self time; idle: the step outside every operator). From "
+                "<code>rnnbench profile</code>; the tables are in its terminal output and profile file.")
+
+
+def _profiles_section(charts) -> str:
+    return "\n".join(["<h2 id=profiles>Where a step's time goes (profiles)</h2>", f"<p>{PROFILE_NOTE}</p>",
+                      *(_figure(chart) for chart in charts)])
+
+
+def profiles_only_html(charts) -> str:
+    """The page of a report given only profile files."""
+    return ("<!DOCTYPE html>\n<html lang=en>\n<head>\n<meta charset=utf-8>\n<title>rnnbench report: profiles</title>\n"
+            f"<style>{STYLE}</style>\n</head>\n<body>\n<h1>rnnbench report</h1>\n{_profiles_section(charts)}\n"
+            "</body>\n</html>\n")
 
 
 def _contents(sections, comparisons) -> str:

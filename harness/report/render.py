@@ -45,6 +45,17 @@ def filter_runs(runs: Sequence[RunResults], filters: Sequence[str]) -> list[RunR
     return kept
 
 
+def filter_profiles(profiles: Sequence, filters: Sequence[str]) -> list:
+    """Only the profiled cases that pass every --filter, as for results files."""
+    if not filters:
+        return list(profiles)
+    kept = []
+    for profile in profiles:
+        chosen = {case.key for case in select_cases([entry.case for entry in profile.cases], (), filters)}
+        kept.append(replace(profile, cases=tuple(entry for entry in profile.cases if entry.key in chosen)))
+    return kept
+
+
 def curve_charts(runs: Sequence[RunResults], axes: Sequence[str] | None = None, metric: str | None = None,
                  by: str = "backend", prefix: str | None = None) -> list[Chart]:
     """Scaling curves of ``metric`` along each of ``axes`` (default: every axis the results swept)."""
@@ -148,12 +159,32 @@ def _file_slug(label: str) -> str:
     return slug(label, empty="results")
 
 
+def profile_chart(profile, label: str) -> Chart | None:
+    """The stacked bars of a profile file (harness.report.profile_plots); None when no case was profiled."""
+    from harness.report.plots import png_bytes
+    from harness.report.profile_plots import ordered_cases, profile_figure
+
+    if not ordered_cases(profile):
+        return None
+    return Chart(f"{_file_slug(label)}-step-breakdown.png", f"where a step's time goes: {label}",
+                 png_bytes(profile_figure(profile)))
+
+
 def write_report(runs: Sequence[RunResults], out_dir: str | Path, *, threshold: float = DEFAULT_THRESHOLD,
-                 alpha: float = DEFAULT_ALPHA) -> list[Path]:
+                 alpha: float = DEFAULT_ALPHA, profiles: Sequence = ()) -> list[Path]:
     """Every chart, the HTML page (charts embedded) and the Markdown summary; returns the paths written.
-    ``threshold`` and ``alpha``: the regression gate's, for the A-vs-B comparisons (stated in the report)."""
+    ``threshold`` and ``alpha``: the regression gate's, for the A-vs-B comparisons (stated in the report).
+    ``profiles``: profile files (``rnnbench profile``), drawn as stacked bars per case and backend."""
     from harness.report.html import report_html
     from harness.report.markdown import report_markdown
+
+    profile_charts = [chart for chart in (profile_chart(profile, label) for profile, label in
+                                          zip(profiles, _profile_labels(profiles))) if chart]
+    if not runs:
+        from harness.report.html import profiles_only_html
+
+        return write_files(out_dir, {**{chart.name: chart.png for chart in profile_charts},
+                                     REPORT_PAGE: profiles_only_html(profile_charts)})
 
     labels = file_labels(runs)
     sections = []
@@ -172,6 +203,12 @@ def write_report(runs: Sequence[RunResults], out_dir: str | Path, *, threshold: 
     compared = comparisons(runs, threshold=threshold, alpha=alpha)
     comparison_charts = [comparison_chart(c) for c in compared if c.pairs]
     charts = [c for _, _, charts in sections for c in charts] + comparison_charts
+    charts += profile_charts
     return write_files(out_dir, {**{chart.name: chart.png for chart in charts},
-                                 REPORT_PAGE: report_html(sections, compared, comparison_charts),
+                                 REPORT_PAGE: report_html(sections, compared, comparison_charts, profile_charts),
                                  REPORT_SUMMARY: report_markdown(sections, compared)})
+
+
+def _profile_labels(profiles) -> list[str]:
+    return [Path(p.source).name.removesuffix(".json") if p.source else f"profile-{i}"
+            for i, p in enumerate(profiles, start=1)]

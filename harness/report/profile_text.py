@@ -1,0 +1,79 @@
+"""The terminal tables of ``rnnbench profile``: per case, the step's figures, the time by kernel class and
+the largest kernels (GPU) or operators (CPU)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from harness.kernel_classes import class_label
+from harness.profile_file import ProfiledCase, ProfileRun
+from harness.report.text import format_ms
+
+GROUPS_SHOWN = 10
+
+
+def _share(value) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "    ") -> list[str]:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    lines = [indent + "  ".join(str(h).ljust(w) for h, w in zip(header, widths)).rstrip()]
+    for row in rows:
+        lines.append(indent + "  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+    return lines
+
+
+def case_lines(entry: ProfiledCase) -> list[str]:
+    lines = [f"{entry.key}  {entry.status}" + (f": {entry.reason}" if entry.reason else "")]
+    profile = entry.profile
+    if entry.status != "ok":
+        return lines
+    if not profile.get("available"):
+        lines.append(f"  no profile: {profile.get('reason', 'unknown')}")
+        return lines
+    on_gpu = profile.get("device_type") == "cuda"
+    basis = "unprofiled" if profile.get("step_basis", "").startswith("unprofiled") else "profiled"
+    if on_gpu:
+        lines.append(
+            f"  step {format_ms(profile['step_ms'])} ms ({basis}; profiled {format_ms(profile.get('profiled_step_ms'))})"
+            f" | GPU busy {format_ms(profile['busy_ms'])} ms | GPU idle {_share(profile.get('idle_fraction'))}"
+            f" | {profile.get('launches_per_step', 0):g} launches/step"
+            f" | CPU dispatch {format_ms(profile.get('cpu_dispatch_ms'))} ms"
+            f" (launch calls {format_ms(profile.get('launch_api_ms'))} ms) | {profile['steps']} steps")
+    else:
+        lines.append(
+            f"  step {format_ms(profile['step_ms'])} ms (profiled; unprofiled {format_ms(profile.get('unprofiled_step_ms'))})"
+            f" | in operators {format_ms(profile['busy_ms'])} ms | outside operators {_share(profile.get('idle_fraction'))}"
+            f" | {profile.get('operators_per_step', 0):g} top-level operators/step | {profile['steps']} steps")
+    algorithm = entry.cudnn_algorithm
+    if algorithm.get("forward"):
+        predicted = ", ".join(f"{phase} {algorithm[phase]}" for phase in ("forward", "backward") if phase in algorithm)
+        lines.append(f"  cuDNN algorithm (PREDICTION, PyTorch's heuristic): {predicted}; kernels show: "
+                     f"{algorithm.get('seen_in_kernels') or 'no cuDNN RNN kernel'}")
+    classes = [c for c in profile["classes"] if c["ms_per_step"] > 0]
+    lines.append("  by class:")
+    lines.extend(_table(("class", "ms/step", "share"),
+                        [(class_label(c["class"], profile.get("device_type", "")), format_ms(c["ms_per_step"]), _share(c.get("share"))) for c in classes]))
+    groups = list(profile.get("groups", ()))[:GROUPS_SHOWN]
+    if groups:
+        lines.append(f"  largest {'kernels' if on_gpu else 'operators (self time)'}:")
+        lines.extend(_table(("name", "class", "calls/step", "ms/step", "mean us", "share"),
+                            [(_short(g["name"]), g["class"], f"{g['calls_per_step']:g}", format_ms(g["ms_per_step"]),
+                              f"{g['mean_us']:.3g}", _share(g.get("share"))) for g in groups]))
+    return lines
+
+
+def _short(name: str, width: int = 70) -> str:
+    return name if len(name) <= width else name[: width - 3] + "..."
+
+
+def profile_text(run: ProfileRun) -> str:
+    lines = []
+    for entry in run.cases:
+        lines.extend(case_lines(entry))
+        lines.append("")
+    counts = {status: sum(1 for c in run.cases if c.status == status) for status in ("ok", "failed", "skipped")}
+    lines.append(f"{len(run.cases)} case{'' if len(run.cases) == 1 else 's'} profiled: {counts['ok']} ok, {counts['failed']} failed, "
+                 f"{counts['skipped']} skipped")
+    return "\n".join(lines)
