@@ -167,7 +167,14 @@ def validate(suite_path, device):
 @click.option("--force", is_flag=True, help="Replace an existing results file (or an interrupted run's journal) at "
                                             "the --out path.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def run(suite_path, device, out, backends, filters, resume_path, rounds, force, quiet):
+@click.option("--shard", "shard_spec", default=None, metavar="I/N",
+              help="Run only shard I of N (I from 0 to N-1): a deterministic split balanced by estimated cost, "
+                   "for N CI jobs or Slurm tasks; join the files with rnnbench merge.")
+@click.option("--devices", "devices", default=None, metavar="D,D…|all",
+              help="One worker process per device (cuda:0,cuda:1 or all; cpu,cpu to try it on a CPU), cases "
+                   "handed out as workers free up, one results file.")
+def run(suite_path, device, out, backends, filters, resume_path, rounds, force, quiet, shard_spec=None,
+        devices=None):
     """Time every case of SUITE and write a results file."""
     from harness.env import collect_environment, utc_now
     from harness.report.text import summary_table, warnings_lines
@@ -197,6 +204,7 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
         plan_backends = tuple(previous.options.get("backends", ()))
         plan_filters = tuple(previous.options.get("filters", ()))
         planned = opened.select(plan_backends, plan_filters)
+        shard = _resumed_shard(previous.options.get("shard"), shard_spec)
         now = set(case.key for case in opened.select(backends, filters)) if backends or filters else None
         previous_cases = previous.cases  # every case it recorded (ok, failed or skipped) is finished
         path = results_path_of(resume_path)
@@ -204,11 +212,18 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
         plan_backends, plan_filters = backends, filters
         planned = opened.select(backends, filters)
         now = None
+        shard = _parse_shard(shard_spec)
         path = new_results_path(out, suite.name, resolved.type)
+    if shard is not None:
+        from harness.shard import shard_cases
+
+        planned = shard_cases(planned, shard, suite.timing)
     done = {result.key for result in previous_cases}
     cases = [case for case in planned if case.key not in done and (now is None or case.key in now)]
     settings = opened.settings()
     options = {"device": str(resolved), "backends": list(plan_backends), "filters": list(plan_filters)}
+    if shard is not None:
+        options["shard"] = shard.to_dict()
     rounds = rounds or suite.timing.rounds
     if rounds > 1:
         from harness.rounds import round_order
@@ -222,6 +237,7 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
                            previous_cases=previous_cases, options=options, resuming=bool(resume_path), force=force)
     hardware = Environment(environment).hardware_name
     resumed = f" ({len(previous_cases)} already finished)" if resume_path else ""
+    resumed += f" (shard {shard})" if shard is not None else ""
     click.echo(f"rnnbench: {len(cases)} cases of suite '{suite.name}'{resumed} on {resolved} ({hardware}, "
                f"{suite.dtype}, {suite.precision}); journal: {writer.journal_path}", err=True)
     # torch's and the libraries' objects live as long as the process: keep the collections that the runner
@@ -262,6 +278,25 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
                    f"{len(results.cases)} finished cases saved to {path}; {how}", err=True)
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(EXIT_FAILED if results.counts()["failed"] else EXIT_OK)
+
+
+def _parse_shard(spec):
+    if spec is None:
+        return None
+    from harness.shard import parse_shard
+
+    return parse_shard(spec)
+
+
+def _resumed_shard(recorded, spec):
+    """A resumed run keeps its shard; a --shard given with --resume must name the same one."""
+    from harness.shard import ShardSpec
+
+    shard = ShardSpec(recorded["index"], recorded["count"]) if recorded else None
+    if spec is not None and _parse_shard(spec) != shard:
+        raise click.UsageError(f"--shard {spec}: the run being resumed was {'shard ' + str(shard) if shard else 'not a shard'}; "
+                               f"leave out --shard")
+    return shard
 
 
 def _run_rounds(writer, orders: list[list[str]], suite_path: str, device: str | None, quiet: bool) -> None:
@@ -645,6 +680,35 @@ def report(results_paths, filters, threshold, alpha, out_dir):
     runs = filter_runs(read_runs(results_paths), filters)
     for path in write_report(runs, out_dir or REPORTS_DIR, threshold=threshold_value, alpha=alpha_value):
         click.echo(str(path))
+
+
+# --- scale-out: shards and their merge (harness/shard.py, harness/merge.py) ---
+
+@main.command()
+@click.argument("results_paths", metavar="RESULTS...", nargs=-1, required=True)
+@click.option("-o", "--output", required=True, metavar="FILE", help="The merged results file to write.")
+@click.option("--allow-env-mismatch", is_flag=True,
+              help="Merge files whose environments differ (GPU model, driver, torch, CUDA, cuDNN, ...): "
+                   "refused without it.")
+@click.option("--force", is_flag=True, help="Replace FILE if it holds rnnbench results.")
+def merge(results_paths, output, allow_env_mismatch, force):
+    """Join results files (the shards of one run) into one: same suite, comparable environments, each case once,
+    every sample kept. report and compare read the merged file like any other."""
+    from harness.merge import merge_runs
+    from harness.store import read_runs, refuse_overwriting, write_results
+
+    target = refuse_overwriting(output, inputs=results_paths, force=force)
+    merged = merge_runs(read_runs(results_paths), allow_env_mismatch=allow_env_mismatch)
+    for source, difference in merged.environment_differences:
+        click.echo(f"rnnbench: WARNING: {source}: {difference.label} {difference.baseline} -> {difference.current} "
+                   f"(merged with --allow-env-mismatch)", err=True)
+    write_results(target, merged.run)
+    if merged.missing_shards:
+        click.echo(f"rnnbench: WARNING: shards {', '.join(f'{i}/{merged.shard_count}' for i in merged.missing_shards)}"
+                   f" missing: the merged file is marked interrupted", err=True)
+    counts = merged.run.counts()
+    click.echo(f"{output}: {len(merged.run.cases)} cases from {len(results_paths)} files ({counts['ok']} ok, "
+               f"{counts['failed']} failed, {counts['skipped']} skipped), {merged.run.status}")
 
 
 if __name__ == "__main__":

@@ -270,6 +270,11 @@ def _check_document(document: dict, source: str) -> None:
             bad(section, f"must be a mapping, got {_kind(document.get(section))}")
     if document.get("options") is not None and not isinstance(document["options"], dict):
         bad("options", f"must be a mapping, got {_kind(document['options'])}")
+    shard = (document.get("options") or {}).get("shard")
+    if shard is not None and not (isinstance(shard, dict) and all(
+            isinstance(shard.get(k), int) and not isinstance(shard.get(k), bool) for k in ("index", "count"))
+            and 0 <= shard["index"] < shard["count"]):
+        bad("options.shard", "must be {index, count} with 0 <= index < count")
     if document.get("status", "complete") not in ("complete", "interrupted"):
         bad("status", f"must be complete or interrupted, got {_kind(document.get('status'))}")
     cases = document.get("cases")
