@@ -711,5 +711,109 @@ def merge(results_paths, output, allow_env_mismatch, force):
                f"{counts['failed']} failed, {counts['skipped']} skipped), {merged.run.status}")
 
 
+# --- history: runs kept over time in SQLite, trend charts, step detection (harness/history.py) ---
+
+HISTORY_DB_OPTION = click.option("--db", "db_path", default=None, metavar="FILE",
+                                 help="The history database.  [default: results/history.sqlite]")
+
+
+@main.group()
+def history():
+    """Keep runs over time (SQLite) and find the step where a case got slower."""
+
+
+@history.command("add")
+@click.argument("results_paths", metavar="RESULTS...", nargs=-1, required=True)
+@HISTORY_DB_OPTION
+def history_add(results_paths, db_path):
+    """Store RESULTS files in the history: one row per run (environment fingerprint, commit, time), one per case
+    (statistics, every sample). A run already there is refused; all files are checked before any is added."""
+    from harness.env import utc_now
+    from harness.history import History
+    from harness.store import HISTORY_PATH, read_runs
+
+    runs = read_runs(results_paths)  # every file is read and checked before the database is touched
+    with History(db_path or HISTORY_PATH, create=True) as store:
+        for run, run_id in zip(runs, store.add(runs, added_utc=utc_now())):
+            click.echo(f"{run.source}: added as run {run_id} ({len(run.cases)} cases)")
+        click.echo(f"{store.path}: {store.run_count()} runs")
+
+
+@history.command("show")
+@click.option("--case", "case_glob", default=None, metavar="GLOB", help="Only cases whose key matches the glob.")
+@click.option("--metric", default=None, metavar="REGION",
+              help="step, forward or backward. Default: each case's primary region.")
+@click.option("--threshold", default="5%", show_default=True, metavar="FRACTION",
+              help="Smallest step marked on the charts: 5% or 0.05.")
+@click.option("--no-charts", is_flag=True, help="Print the series only.")
+@click.option("-o", "--out", "out_dir", default=None, metavar="DIR",
+              help="Folder for the trend charts.  [default: reports/history]")
+@HISTORY_DB_OPTION
+def history_show(case_glob, metric, threshold, no_charts, out_dir, db_path):
+    """Print each case's series (one per environment fingerprint) and draw a trend chart per case."""
+    from harness.history import History
+    from harness.report.history import detect, series_lines, step_lines, trend_charts
+    from harness.store import HISTORY_CHARTS_DIR, HISTORY_PATH, write_files
+
+    threshold_value = parse_fraction(threshold, "--threshold")
+    with History(db_path or HISTORY_PATH, create=False) as store:
+        found = [detect(series, threshold_value) for series in store.series(case_glob, _region(metric))]
+    if not found:
+        raise _history_error(f"no ok case{' matches ' + case_glob if case_glob else ''} in the history")
+    for item in found:
+        for line in series_lines(item.series) + step_lines(item):
+            click.echo(line)
+    if not no_charts:
+        for path in write_files(out_dir or HISTORY_CHARTS_DIR, trend_charts(found)):
+            click.echo(str(path))
+
+
+@history.command("regressions")
+@click.option("--case", "case_glob", default=None, metavar="GLOB", help="Only cases whose key matches the glob.")
+@click.option("--metric", default=None, metavar="REGION",
+              help="step, forward or backward. Default: each case's primary region.")
+@THRESHOLD_OPTION
+@HISTORY_DB_OPTION
+def history_regressions(case_glob, metric, threshold, db_path):
+    """Step detection over each case's series within one environment fingerprint (asv's piecewise-constant fit).
+
+    Exit code 1 when the latest step of a series is a regression: larger than both the noise and the threshold.
+    """
+    from harness.history import History
+    from harness.report.history import detect, step_lines
+    from harness.store import HISTORY_PATH
+
+    threshold_value = parse_fraction(threshold, "--threshold")
+    with History(db_path or HISTORY_PATH, create=False) as store:
+        found = [detect(series, threshold_value) for series in store.series(case_glob, _region(metric))]
+    if not found:
+        raise _history_error(f"no ok case{' matches ' + case_glob if case_glob else ''} in the history")
+    regressed = [item for item in found if item.latest_step_regresses]
+    for item in found:
+        if item.steps:
+            click.echo(f"{item.series.key}  [{item.series.region}; {item.series.environment_label}]")
+            for line in step_lines(item):
+                click.echo(line)
+    stepped = sum(1 for item in found if item.steps)
+    click.echo(f"{len(found)} series, {stepped} with steps; latest step a regression in {len(regressed)}"
+               + (": " + ", ".join(item.series.key for item in regressed) if regressed else ""))
+    sys.exit(EXIT_FAILED if regressed else EXIT_OK)
+
+
+def _region(metric):
+    from harness.cases import REGIONS_BY_MODE
+
+    regions = sorted({region for regions in REGIONS_BY_MODE.values() for region in regions})
+    if metric is not None and metric not in regions:
+        raise click.BadParameter(f"{metric!r}: use one of {', '.join(regions)}", param_hint="--metric")
+    return metric
+
+
+def _history_error(message):
+    from harness.history import HistoryError
+
+    return HistoryError(message)
+
+
 if __name__ == "__main__":
     main()

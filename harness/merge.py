@@ -75,6 +75,10 @@ def merge_runs(runs: Sequence[RunResults], *, allow_env_mismatch: bool = False) 
          "device": run.environment.device, "started_utc": run.started_utc, "finished_utc": run.finished_utc,
          "cases": len(run.cases)}
         for run, shard in zip(runs, shards)]
+    if differences:  # a history keeps one environment per series: it refuses such a file (harness.history)
+        options["merged_environment_differences"] = [
+            {"source": source, "label": d.label, "baseline": d.baseline, "current": d.current}
+            for source, d in differences]
     started = [run.started_utc for run in runs if run.started_utc]
     finished = [run.finished_utc for run in runs if run.finished_utc]
     merged = RunResults(environment=first.environment, suite=first.suite, cases=tuple(cases),

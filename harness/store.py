@@ -7,6 +7,7 @@ Every file name the project decides is decided here:
     <results>.journal                        the finished cases of a run still going (or killed)
     results/baselines/<gpu-model>.json       the CI baseline of a GPU model (cpu-<cpu-model>.json on a CPU)
     reports/                                 ``rnnbench plot`` and ``report``: charts, report.html, summary.md
+    results/history.sqlite                   ``rnnbench history``: the runs kept over time (charts: reports/history/)
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ REPORTS_DIR = Path("reports")
 REPORT_PAGE = "report.html"
 REPORT_SUMMARY = "summary.md"
 JOURNAL_SUFFIX = ".journal"
+HISTORY_PATH = RESULTS_DIR / "history.sqlite"
+HISTORY_CHARTS_DIR = REPORTS_DIR / "history"
 
 
 # --------------------------------------------------------------------------------------------- paths
