@@ -185,7 +185,8 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
 
     from harness.session import open_suite
 
-    opened = open_suite(suite_path, device)
+    worker_devices = _worker_devices(devices, device, rounds)
+    opened = open_suite(suite_path, device or (worker_devices[0].requested if worker_devices else None))
     suite, resolved = opened.suite, opened.device
     opened.select(backends, filters)  # a selection that matches nothing is refused before anything is set
     precision_flags = apply_process_settings(suite)
@@ -205,6 +206,9 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
         plan_filters = tuple(previous.options.get("filters", ()))
         planned = opened.select(plan_backends, plan_filters)
         shard = _resumed_shard(previous.options.get("shard"), shard_spec)
+        if worker_devices is None and previous.options.get("devices") and not device and rounds in (None, 1):
+            # resumed as it ran: one worker per device it named
+            worker_devices = _worker_devices(",".join(d["device"] for d in previous.options["devices"]), None, rounds)
         now = set(case.key for case in opened.select(backends, filters)) if backends or filters else None
         previous_cases = previous.cases  # every case it recorded (ok, failed or skipped) is finished
         path = results_path_of(resume_path)
@@ -224,10 +228,15 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
     options = {"device": str(resolved), "backends": list(plan_backends), "filters": list(plan_filters)}
     if shard is not None:
         options["shard"] = shard.to_dict()
+    if worker_devices:
+        options.update(devices=[worker.to_dict() for worker in worker_devices], device_of_case={})
     rounds = rounds or suite.timing.rounds
     if rounds > 1:
         from harness.rounds import round_order
 
+        if worker_devices:
+            raise click.UsageError("--devices with rounds (--rounds or the suite's timing.rounds) is not supported: "
+                                   "rounds run one process after another")
         if resume_path:
             raise click.UsageError("--resume of a run in rounds is not supported; its journal keeps every "
                                    "finished round, and rnnbench report reads it")
@@ -247,6 +256,8 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
     try:
         if rounds > 1:
             _run_rounds(writer, options["round_orders"], suite_path, device, quiet)
+        elif worker_devices:
+            _run_on_devices(writer, cases, suite_path, worker_devices, quiet)
         else:
             with _stop_on_signals(), click.progressbar(
                     cases, label="running", file=sys.stderr, show_pos=True, hidden=quiet,
@@ -278,6 +289,56 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
                    f"{len(results.cases)} finished cases saved to {path}; {how}", err=True)
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(EXIT_FAILED if results.counts()["failed"] else EXIT_OK)
+
+
+def _worker_devices(devices, device, rounds):
+    if devices is None:
+        return None
+    from harness.devices import parse_devices
+
+    if device is not None:
+        raise click.UsageError("--device and --devices: give one (--devices names every device a worker runs on)")
+    if rounds and rounds > 1:
+        raise click.UsageError("--devices with --rounds is not supported: rounds run one process after another")
+    return parse_devices(devices)
+
+
+def _run_on_devices(writer, cases, suite_path: str, worker_devices, quiet: bool) -> None:
+    """One worker process per device, each handed the next case when it is free; one progress bar, one journal."""
+    from harness.devices import run_on_devices
+    from harness.environment_diff import environment_differences
+    from harness.errors import SuiteError
+    from harness.results import CaseResult, RunResults
+
+    by_key = {case.key: case for case in cases}
+    here = RunResults(environment=writer.environment, suite=writer.suite, cases=())
+
+    def started(index, environment):
+        blocking = [d for d in environment_differences(here, RunResults(environment=environment, suite=writer.suite,
+                                                                        cases=())) if d.blocking]
+        if blocking:
+            raise SuiteError(f"--devices: the worker on {worker_devices[index].requested} runs in another environment "
+                             f"({', '.join(f'{d.label}: {d.baseline} -> {d.current}' for d in blocking)}); "
+                             f"one results file holds one environment: run each kind of device on its own")
+
+    with _stop_on_signals(), click.progressbar(length=len(cases), label="running", file=sys.stderr, show_pos=True,
+                                               hidden=quiet) as progress:
+        def received(index, document):
+            writer.options["device_of_case"][document.get("key")] = f"{worker_devices[index].requested} (worker {index})"
+            writer.append(CaseResult.from_dict(document))
+            progress.update(1, f"{worker_devices[index].requested} {document.get('key', '')}")
+
+        def lost(index, key, reason):
+            if key is None:
+                click.echo(f"\nrnnbench: WARNING: {reason}", err=True)
+                return
+            from harness.env import utc_now
+
+            writer.append(CaseResult(case=by_key[key], status="failed", reason=reason, started_utc=utc_now()))
+            progress.update(1, f"{worker_devices[index].requested} {key} (worker lost)")
+
+        run_on_devices(suite_path, [case.key for case in cases], worker_devices, on_environment=started,
+                       on_result=received, on_lost=lost)
 
 
 def _parse_shard(spec):

@@ -2,7 +2,10 @@
 
     python -m harness.worker PLAN.json
 
-PLAN.json: ``{"suite": PATH, "device": "cpu" | "cuda:0" | null, "keys": [case keys, in the order to run]}``.
+PLAN.json: ``{"suite": PATH, "device": "cpu" | "cuda:0" | null, "keys": [case keys, in the order to run]}``,
+or ``"keys": "stdin"``: the worker then takes its cases one at a time, a case key per line on its stdin, as
+the parent hands them out (``rnnbench run --devices``: the next case goes to whichever worker is free), and
+ends at an empty line or the end of stdin.
 Every line the worker writes to stdout is one JSON document::
 
     {"type": "environment", "environment": {...}}      first: the interpreter, torch and machine it runs on
@@ -32,15 +35,26 @@ def run_plan(plan: dict, emit) -> None:
     environment["math_precision"] = flags
     emit({"type": "environment", "environment": environment})
     by_key = {case.key: case for case in opened.cases}
-    missing = [key for key in plan["keys"] if key not in by_key]
+    keys = _keys_from(sys.stdin) if plan["keys"] == "stdin" else plan["keys"]
+    missing = [] if plan["keys"] == "stdin" else [key for key in keys if key not in by_key]
     if missing:
         raise SystemExit(f"rnnbench worker: {len(missing)} case(s) of the plan are not in the suite here, "
                          f"e.g. {missing[0]}")
     settings = opened.settings()
     gc.freeze()  # as rnnbench run does: the runner's collections then skip the libraries' objects
-    for key in plan["keys"]:
+    for key in keys:
+        if key not in by_key:
+            raise SystemExit(f"rnnbench worker: case {key} is not in the suite here")
         emit({"type": "result", "result": run_case(by_key[key], settings).to_dict()})
     emit({"type": "done"})
+
+
+def _keys_from(stream):
+    for line in stream:
+        key = line.strip()
+        if not key:
+            return
+        yield key
 
 
 def main(argv: list[str] | None = None) -> int:

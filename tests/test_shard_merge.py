@@ -4,7 +4,6 @@ that report and compare read like any other, and refuses what does not belong in
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -174,13 +173,17 @@ def test_merge_refuses_a_forged_shard_record(shard_files, tmp_path):
     assert done.exit_code == 2 and "options.shard" in done.stderr
 
 
-def test_resume_keeps_the_shard_and_refuses_another(shard_files, tmp_path):
-    suite, first, _ = shard_files
-    copy = tmp_path / "s0.json"
-    shutil.copy(first, copy)
-    done = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(suite), "--quiet", "--resume", str(copy),
-                           "--shard", "1/2"], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and "the run being resumed was shard 0/2" in done.stderr
+def test_resume_keeps_the_shard_and_refuses_another():
+    import click
+
+    from harness.cli import _resumed_shard
+
+    assert str(_resumed_shard({"index": 0, "count": 2}, None)) == "0/2"
+    assert str(_resumed_shard({"index": 0, "count": 2}, "0/2")) == "0/2"
+    with pytest.raises(click.UsageError, match="the run being resumed was shard 0/2"):
+        _resumed_shard({"index": 0, "count": 2}, "1/2")
+    with pytest.raises(click.UsageError, match="not a shard"):
+        _resumed_shard(None, "1/2")
 
 
 @pytest.mark.skipif(not H100.is_dir(), reason="the H100 results are not on this machine")
