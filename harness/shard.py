@@ -5,7 +5,8 @@ The estimate only has to rank cases against each other: it is the suite's timing
 ``min_iters`` iterations and ``budget_s`` seconds, the profiled pass) applied to an estimated iteration
 time, made of the arithmetic (the FLOP model, :mod:`harness.flops`) at a nominal throughput of the device
 plus a fixed cost per time step (``seq_len`` steps per layer and direction run one after the other whatever
-the width, which is what makes a 1500-step GRU long). The split is longest-processing-time-first: cases by
+the width, which is what makes a 1500-step GRU long), larger for backends that run the gate math op by op,
+plus each backend's fixed cost per case (compilation, TorchScript's profiling runs). The split is longest-processing-time-first: cases by
 decreasing cost (ties by key), each to the shard with the least cost so far (ties: the lowest index). It
 depends on nothing but the selected cases and the suite, so every job computes the same split.
 """
@@ -21,13 +22,18 @@ from harness.errors import SuiteError
 from harness.flops import region_flops
 from harness.suite import Timing
 
-# Rough figures for ranking cases, not predictions: sustained FLOP/s of an RNN's matmuls and the fixed cost of
-# one time step (kernel launches on a GPU, the Python loop and small matmuls on a CPU).
+# Rough figures for ranking cases, not predictions, read off the H100 results of 2026-11-27 (torch 2.11,
+# /work/shared/gpu-runs: suites small, regression and a bfloat16 DeepBench subset): sustained FLOP/s of an
+# RNN's matmuls, and the cost of one time step (fwd or bwd, per layer and direction) of cuDNN's kernels:
+# about 35 us on the H100 (kernel launches); on a CPU a guess.
 NOMINAL_FLOPS_PER_S = {"cuda": 50e12, "cpu": 50e9}
-STEP_OVERHEAD_S = {"cuda": 30e-6, "cpu": 20e-6}
-# Backends that run the gate math op by op pay the per-step cost several times over.
-STEP_OVERHEAD_FACTOR = {"cudnn": 1.0, "compile_module": 1.0, "compile": 2.0, "torchscript": 4.0, "eager": 8.0}
-CASE_OVERHEAD_S = 1.0  # building the backend, parity, the first call
+STEP_OVERHEAD_S = {"cuda": 35e-6, "cpu": 20e-6}
+# Backends that run the gate math op by op pay the per-step cost several times over (H100: eager 420-520 us,
+# compile 390 us, torchscript 160 us per step against cuDNN's 35 us).
+STEP_OVERHEAD_FACTOR = {"cudnn": 1.0, "compile_module": 1.0, "torchscript": 4.5, "compile": 11.0, "eager": 13.0}
+# Per case, apart from the timed loop: building, parity, the first call with its compilation (H100: TorchScript's
+# profiling runs 6-12 s a case, torch.compile 3-10 s, the others well under a second).
+CASE_OVERHEAD_S = {"cudnn": 0.3, "eager": 0.3, "compile_module": 0.5, "compile": 6.0, "torchscript": 9.0}
 
 SHARD_SPELLING = re.compile(r"\s*([0-9]{1,6})\s*/\s*([0-9]{1,6})\s*")
 
@@ -66,7 +72,7 @@ def estimated_case_s(case: Case, timing: Timing) -> float:
                    + sequential_steps * STEP_OVERHEAD_S[device] * STEP_OVERHEAD_FACTOR.get(case.backend, 1.0))
     timed_s = max(timing.budget_s, timing.min_iters * iteration_s)
     untimed_s = (1 + timing.warmup_iters + timing.profile_iters) * iteration_s
-    return CASE_OVERHEAD_S + timed_s + untimed_s
+    return CASE_OVERHEAD_S.get(case.backend, 1.0) + timed_s + untimed_s
 
 
 def split(cases: Sequence[Case], count: int, timing: Timing) -> list[list[Case]]:
