@@ -45,7 +45,7 @@ CREATE TABLE runs (
 CREATE TABLE cases (
     run_id INTEGER NOT NULL REFERENCES runs(id),
     key TEXT NOT NULL,
-    identity TEXT NOT NULL UNIQUE,      -- host, case, when it ran: the same measurement is stored once
+    identity TEXT NOT NULL UNIQUE,      -- case, when it ran, its samples: the same measurement is stored once
     status TEXT NOT NULL, reason TEXT,
     primary_region TEXT NOT NULL,
     stats TEXT NOT NULL,                -- JSON: region -> n, median_ms, mean_ms, ..., median_ci95_*_ms, noisy
@@ -183,10 +183,11 @@ class History:
 
     @staticmethod
     def _case_row(run: RunResults, case: CaseResult) -> tuple:
-        environment = run.environment
+        # The measurement itself, not the file's header: a merged file names the first shard's host and
+        # environment for every case, and must still be recognised as holding the other shards' cases.
         identity = hashlib.sha256(json.dumps(
-            [environment.host, case.key, case.started_utc or run.started_utc,
-             environment.get("collected_utc")]).encode()).hexdigest()
+            [case.key, case.started_utc or run.started_utc, case.reason,
+             {region: list(samples) for region, samples in case.samples_ms.items()}]).encode()).hexdigest()
         layout, blob = pack_samples(case)
         stats = {region: stats.to_dict() for region, stats in case.stats.items()}
         return (case.key, identity, case.status, case.reason, case.primary_region, json.dumps(stats), layout, blob)

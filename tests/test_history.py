@@ -169,6 +169,23 @@ def test_a_merge_of_mixed_environments_is_refused(tmp_path):
     assert done.exit_code == 2 and "different environments" in done.stderr
 
 
+def test_a_merged_file_is_refused_after_one_of_its_shards(tmp_path):
+    document = json.loads((H100 / "small-cuda.json").read_text())
+    halves = []
+    for index in range(2):
+        part = copy.deepcopy(document)
+        part["cases"] = part["cases"][index::2]
+        part["options"]["shard"] = {"index": index, "count": 2}
+        part["environment"]["machine"]["node"] = f"runner-{index}"
+        halves.append(tmp_path / f"h{index}.json")
+        halves[-1].write_text(json.dumps(part))
+    assert cli("merge", *halves, "-o", tmp_path / "m.json").exit_code == 0
+    database = tmp_path / "h.sqlite"
+    assert cli("history", "add", halves[1], "--db", database).exit_code == 0
+    done = cli("history", "add", tmp_path / "m.json", "--db", database)
+    assert done.exit_code == 2 and "already in the history" in done.stderr
+
+
 def test_step_detection_finds_a_step_and_leaves_noise_alone():
     rng = np.random.default_rng(0)
     flat = list(10 * np.exp(rng.normal(0, 0.02, 40)))
