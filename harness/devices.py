@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import tempfile
@@ -129,8 +130,10 @@ def run_on_devices(suite_path: str, keys: Sequence[str], devices: Sequence[Worke
                 process.stdin.flush()
                 if key is None:
                     process.stdin.close()
-            except OSError:  # it died; its end-of-output event says so
-                pass
+            except OSError:  # it died before taking the case: the case goes to another worker
+                if key is not None:
+                    pending.appendleft(key)
+                running[index] = None
 
         live = set(range(len(processes)))
         while live:
@@ -149,6 +152,8 @@ def run_on_devices(suite_path: str, keys: Sequence[str], devices: Sequence[Worke
             elif kind == "eof":
                 live.discard(index)
                 returncode = processes[index].wait()
+                if returncode in (130, -signal.SIGINT, -signal.SIGTERM):
+                    raise KeyboardInterrupt  # Ctrl-C reached the worker too: the run stops, the case is not failed
                 key = running.get(index)
                 if key is not None or returncode != 0:
                     on_lost(index, key, f"the worker on {devices[index].requested} exited with status {returncode}"

@@ -5,6 +5,7 @@ spelling here and for real in a GPU-marked test."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -81,16 +82,17 @@ def test_two_workers_share_the_cases_stop_on_ctrl_c_and_resume(tmp_path):
     results = tmp_path / "r.json"
     process = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(suite), "--quiet", "--devices",
                                 "cpu,cpu", "--out", str(results)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+                               text=True, start_new_session=True)
     journal = tmp_path / "r.json.journal"
     deadline = time.time() + 120
     while not (journal.exists() and len(journal.read_text().splitlines()) >= 3) and time.time() < deadline:
         time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
+    os.killpg(process.pid, signal.SIGINT)  # as Ctrl-C in a terminal: the parent and its workers
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
     first = read_results(results)
     assert first.status == "interrupted" and 2 <= len(first.cases) < 8
+    assert all(case.ok for case in first.cases)  # a case cut short by Ctrl-C is not recorded as failed
     assert "--resume" in stderr
     done = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(suite), "--quiet", "--resume",
                            str(results)], capture_output=True, text=True, timeout=300)
