@@ -208,7 +208,9 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
         shard = _resumed_shard(previous.options.get("shard"), shard_spec)
         if worker_devices is None and previous.options.get("devices") and not device and rounds in (None, 1):
             # resumed as it ran: one worker per device it named
-            worker_devices = _worker_devices(",".join(d["device"] for d in previous.options["devices"]), None, rounds)
+            recorded = previous.options["devices"]
+            names = [str(d.get("device")) for d in recorded if hasattr(d, "get")] if isinstance(recorded, tuple) else []
+            worker_devices = _worker_devices(",".join(names), None, rounds)  # junk there: one line, exit 2
         now = set(case.key for case in opened.select(backends, filters)) if backends or filters else None
         previous_cases = previous.cases  # every case it recorded (ok, failed or skipped) is finished
         path = results_path_of(resume_path)
