@@ -171,7 +171,14 @@ def validate(suite_path, device):
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--nvtx", is_flag=True, help="NVTX ranges around forward, backward and step, for nsys (CUDA; no-op on "
                                            "a CPU). Off by default: their cost in the timed loop is not yet measured.")
-def run(suite_path, device, out, backends, filters, resume_path, rounds, force, quiet, nvtx):
+@click.option("--shard", "shard_spec", default=None, metavar="I/N",
+              help="Run only shard I of N (I from 0 to N-1): a deterministic split balanced by estimated cost, "
+                   "for N CI jobs or Slurm tasks; join the files with rnnbench merge.")
+@click.option("--devices", "devices", default=None, metavar="D,D…|all",
+              help="One worker process per device (cuda:0,cuda:1 or all; cpu,cpu to try it on a CPU), cases "
+                   "handed out as workers free up, one results file.")
+def run(suite_path, device, out, backends, filters, resume_path, rounds, force, quiet, nvtx=False, shard_spec=None,
+        devices=None):
     """Time every case of SUITE and write a results file."""
     from harness.env import collect_environment, measured_peak, utc_now
     from harness.report.text import summary_table, warnings_lines
@@ -182,7 +189,8 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
 
     from harness.session import open_suite
 
-    opened = open_suite(suite_path, device)
+    worker_devices = _worker_devices(devices, device, rounds)
+    opened = open_suite(suite_path, device or (worker_devices[0].requested if worker_devices else None))
     suite, resolved = opened.suite, opened.device
     opened.select(backends, filters)  # a selection that matches nothing is refused before anything is set
     precision_flags = apply_process_settings(suite)
@@ -202,6 +210,12 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
         plan_backends = tuple(previous.options.get("backends", ()))
         plan_filters = tuple(previous.options.get("filters", ()))
         planned = opened.select(plan_backends, plan_filters)
+        shard = _resumed_shard(previous.options.get("shard"), shard_spec)
+        if worker_devices is None and previous.options.get("devices") and not device and rounds in (None, 1):
+            # resumed as it ran: one worker per device it named
+            recorded = previous.options["devices"]
+            names = [str(d.get("device")) for d in recorded if hasattr(d, "get")] if isinstance(recorded, tuple) else []
+            worker_devices = _worker_devices(",".join(names), None, rounds)  # junk there: one line, exit 2
         now = set(case.key for case in opened.select(backends, filters)) if backends or filters else None
         previous_cases = previous.cases  # every case it recorded (ok, failed or skipped) is finished
         path = results_path_of(resume_path)
@@ -209,11 +223,20 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
         plan_backends, plan_filters = backends, filters
         planned = opened.select(backends, filters)
         now = None
+        shard = _parse_shard(shard_spec)
         path = new_results_path(out, suite.name, resolved.type)
+    if shard is not None:
+        from harness.shard import shard_cases
+
+        planned = shard_cases(planned, shard, suite.timing)
     done = {result.key for result in previous_cases}
     cases = [case for case in planned if case.key not in done and (now is None or case.key in now)]
     settings = opened.settings()
     options = {"device": str(resolved), "backends": list(plan_backends), "filters": list(plan_filters)}
+    if shard is not None:
+        options["shard"] = shard.to_dict()
+    if worker_devices:
+        options.update(devices=[worker.to_dict() for worker in worker_devices], device_of_case={})
     rounds = rounds or suite.timing.rounds
     if nvtx:
         if rounds > 1:
@@ -223,6 +246,9 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
     if rounds > 1:
         from harness.rounds import round_order
 
+        if worker_devices:
+            raise click.UsageError("--devices with rounds (--rounds or the suite's timing.rounds) is not supported: "
+                                   "rounds run one process after another")
         if resume_path:
             raise click.UsageError("--resume of a run in rounds is not supported; its journal keeps every "
                                    "finished round, and rnnbench report reads it")
@@ -232,6 +258,7 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
                            previous_cases=previous_cases, options=options, resuming=bool(resume_path), force=force)
     hardware = Environment(environment).hardware_name
     resumed = f" ({len(previous_cases)} already finished)" if resume_path else ""
+    resumed += f" (shard {shard})" if shard is not None else ""
     click.echo(f"rnnbench: {len(cases)} cases of suite '{suite.name}'{resumed} on {resolved} ({hardware}, "
                f"{suite.dtype}, {suite.precision}); journal: {writer.journal_path}", err=True)
     # torch's and the libraries' objects live as long as the process: keep the collections that the runner
@@ -241,6 +268,8 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
     try:
         if rounds > 1:
             _run_rounds(writer, options["round_orders"], suite_path, device, quiet)
+        elif worker_devices:
+            _run_on_devices(writer, cases, suite_path, worker_devices, quiet)
         else:
             with _stop_on_signals(), click.progressbar(
                     cases, label="running", file=sys.stderr, show_pos=True, hidden=quiet,
@@ -272,6 +301,75 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
                    f"{len(results.cases)} finished cases saved to {path}; {how}", err=True)
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(EXIT_FAILED if results.counts()["failed"] else EXIT_OK)
+
+
+def _worker_devices(devices, device, rounds):
+    if devices is None:
+        return None
+    from harness.devices import parse_devices
+
+    if device is not None:
+        raise click.UsageError("--device and --devices: give one (--devices names every device a worker runs on)")
+    if rounds and rounds > 1:
+        raise click.UsageError("--devices with --rounds is not supported: rounds run one process after another")
+    return parse_devices(devices)
+
+
+def _run_on_devices(writer, cases, suite_path: str, worker_devices, quiet: bool) -> None:
+    """One worker process per device, each handed the next case when it is free; one progress bar, one journal."""
+    from harness.devices import run_on_devices
+    from harness.environment_diff import environment_differences
+    from harness.errors import SuiteError
+    from harness.results import CaseResult, RunResults
+
+    by_key = {case.key: case for case in cases}
+    here = RunResults(environment=writer.environment, suite=writer.suite, cases=())
+
+    def started(index, environment):
+        blocking = [d for d in environment_differences(here, RunResults(environment=environment, suite=writer.suite,
+                                                                        cases=())) if d.blocking]
+        if blocking:
+            raise SuiteError(f"--devices: the worker on {worker_devices[index].requested} runs in another environment "
+                             f"({', '.join(f'{d.label}: {d.baseline} -> {d.current}' for d in blocking)}); "
+                             f"one results file holds one environment: run each kind of device on its own")
+
+    with _stop_on_signals(), click.progressbar(length=len(cases), label="running", file=sys.stderr, show_pos=True,
+                                               hidden=quiet) as progress:
+        def received(index, document):
+            writer.options["device_of_case"][document.get("key")] = f"{worker_devices[index].requested} (worker {index})"
+            writer.append(CaseResult.from_dict(document))
+            progress.update(1, f"{worker_devices[index].requested} {document.get('key', '')}")
+
+        def lost(index, key, reason):
+            if key is None:
+                click.echo(f"\nrnnbench: WARNING: {reason}", err=True)
+                return
+            from harness.env import utc_now
+
+            writer.append(CaseResult(case=by_key[key], status="failed", reason=reason, started_utc=utc_now()))
+            progress.update(1, f"{worker_devices[index].requested} {key} (worker lost)")
+
+        run_on_devices(suite_path, [case.key for case in cases], worker_devices, on_environment=started,
+                       on_result=received, on_lost=lost)
+
+
+def _parse_shard(spec):
+    if spec is None:
+        return None
+    from harness.shard import parse_shard
+
+    return parse_shard(spec)
+
+
+def _resumed_shard(recorded, spec):
+    """A resumed run keeps its shard; a --shard given with --resume must name the same one."""
+    from harness.shard import ShardSpec
+
+    shard = ShardSpec(recorded["index"], recorded["count"]) if recorded else None
+    if spec is not None and _parse_shard(spec) != shard:
+        raise click.UsageError(f"--shard {spec}: the run being resumed was {'shard ' + str(shard) if shard else 'not a shard'}; "
+                               f"leave out --shard")
+    return shard
 
 
 def _run_rounds(writer, orders: list[list[str]], suite_path: str, device: str | None, quiet: bool) -> None:
@@ -739,6 +837,139 @@ def report(results_paths, filters, threshold, alpha, out_dir):
     for path in write_report(runs, out_dir or REPORTS_DIR, threshold=threshold_value, alpha=alpha_value,
                              profiles=profiles):
         click.echo(str(path))
+
+
+# --- scale-out: shards and their merge (harness/shard.py, harness/merge.py) ---
+
+@main.command()
+@click.argument("results_paths", metavar="RESULTS...", nargs=-1, required=True)
+@click.option("-o", "--output", required=True, metavar="FILE", help="The merged results file to write.")
+@click.option("--allow-env-mismatch", is_flag=True,
+              help="Merge files whose environments differ (GPU model, driver, torch, CUDA, cuDNN, ...): "
+                   "refused without it.")
+@click.option("--force", is_flag=True, help="Replace FILE if it holds rnnbench results.")
+def merge(results_paths, output, allow_env_mismatch, force):
+    """Join results files (the shards of one run) into one: same suite, comparable environments, each case once,
+    every sample kept. report and compare read the merged file like any other."""
+    from harness.merge import merge_runs
+    from harness.store import read_runs, refuse_overwriting, write_results
+
+    target = refuse_overwriting(output, inputs=results_paths, force=force)
+    merged = merge_runs(read_runs(results_paths), allow_env_mismatch=allow_env_mismatch)
+    for source, difference in merged.environment_differences:
+        click.echo(f"rnnbench: WARNING: {source}: {difference.label} {difference.baseline} -> {difference.current} "
+                   f"(merged with --allow-env-mismatch)", err=True)
+    write_results(target, merged.run)
+    if merged.missing_shards:
+        click.echo(f"rnnbench: WARNING: shards {', '.join(f'{i}/{merged.shard_count}' for i in merged.missing_shards)}"
+                   f" missing: the merged file is marked interrupted", err=True)
+    counts = merged.run.counts()
+    click.echo(f"{output}: {len(merged.run.cases)} cases from {len(results_paths)} files ({counts['ok']} ok, "
+               f"{counts['failed']} failed, {counts['skipped']} skipped), {merged.run.status}")
+
+
+# --- history: runs kept over time in SQLite, trend charts, step detection (harness/history.py) ---
+
+HISTORY_DB_OPTION = click.option("--db", "db_path", default=None, metavar="FILE",
+                                 help="The history database.  [default: results/history.sqlite]")
+
+
+@main.group()
+def history():
+    """Keep runs over time (SQLite) and find the step where a case got slower."""
+
+
+@history.command("add")
+@click.argument("results_paths", metavar="RESULTS...", nargs=-1, required=True)
+@HISTORY_DB_OPTION
+def history_add(results_paths, db_path):
+    """Store RESULTS files in the history: one row per run (environment fingerprint, commit, time), one per case
+    (statistics, every sample). A run already there is refused; all files are checked before any is added."""
+    from harness.env import utc_now
+    from harness.history import History
+    from harness.store import HISTORY_PATH, read_runs
+
+    runs = read_runs(results_paths)  # every file is read and checked before the database is touched
+    with History(db_path or HISTORY_PATH, create=True) as store:
+        for run, run_id in zip(runs, store.add(runs, added_utc=utc_now())):
+            click.echo(f"{run.source}: added as run {run_id} ({len(run.cases)} cases)")
+        click.echo(f"{store.path}: {store.run_count()} runs")
+
+
+@history.command("show")
+@click.option("--case", "case_glob", default=None, metavar="GLOB", help="Only cases whose key matches the glob.")
+@click.option("--metric", default=None, metavar="REGION",
+              help="step, forward or backward. Default: each case's primary region.")
+@click.option("--threshold", default="5%", show_default=True, metavar="FRACTION",
+              help="Smallest step marked on the charts: 5% or 0.05.")
+@click.option("--no-charts", is_flag=True, help="Print the series only.")
+@click.option("-o", "--out", "out_dir", default=None, metavar="DIR",
+              help="Folder for the trend charts.  [default: reports/history]")
+@HISTORY_DB_OPTION
+def history_show(case_glob, metric, threshold, no_charts, out_dir, db_path):
+    """Print each case's series (one per environment fingerprint) and draw a trend chart per case."""
+    from harness.history import History
+    from harness.report.history import detect, series_lines, step_lines, trend_charts
+    from harness.store import HISTORY_CHARTS_DIR, HISTORY_PATH, write_files
+
+    threshold_value = parse_fraction(threshold, "--threshold")
+    with History(db_path or HISTORY_PATH, create=False) as store:
+        found = [detect(series, threshold_value) for series in store.series(case_glob, _region(metric))]
+    if not found:
+        raise _history_error(f"no ok case{' matches ' + case_glob if case_glob else ''} in the history")
+    for item in found:
+        for line in series_lines(item.series) + step_lines(item):
+            click.echo(line)
+    if not no_charts:
+        for path in write_files(out_dir or HISTORY_CHARTS_DIR, trend_charts(found)):
+            click.echo(str(path))
+
+
+@history.command("regressions")
+@click.option("--case", "case_glob", default=None, metavar="GLOB", help="Only cases whose key matches the glob.")
+@click.option("--metric", default=None, metavar="REGION",
+              help="step, forward or backward. Default: each case's primary region.")
+@THRESHOLD_OPTION
+@HISTORY_DB_OPTION
+def history_regressions(case_glob, metric, threshold, db_path):
+    """Step detection over each case's series within one environment fingerprint (asv's piecewise-constant fit).
+
+    Exit code 1 when the latest step of a series is a regression: larger than both the noise and the threshold.
+    """
+    from harness.history import History
+    from harness.report.history import detect, step_lines
+    from harness.store import HISTORY_PATH
+
+    threshold_value = parse_fraction(threshold, "--threshold")
+    with History(db_path or HISTORY_PATH, create=False) as store:
+        found = [detect(series, threshold_value) for series in store.series(case_glob, _region(metric))]
+    if not found:
+        raise _history_error(f"no ok case{' matches ' + case_glob if case_glob else ''} in the history")
+    regressed = [item for item in found if item.latest_step_regresses]
+    for item in found:
+        if item.steps:
+            click.echo(f"{item.series.key}  [{item.series.region}; {item.series.environment_label}]")
+            for line in step_lines(item):
+                click.echo(line)
+    stepped = sum(1 for item in found if item.steps)
+    click.echo(f"{len(found)} series, {stepped} with steps; latest step a regression in {len(regressed)}"
+               + (": " + ", ".join(item.series.key for item in regressed) if regressed else ""))
+    sys.exit(EXIT_FAILED if regressed else EXIT_OK)
+
+
+def _region(metric):
+    from harness.cases import REGIONS_BY_MODE
+
+    regions = sorted({region for regions in REGIONS_BY_MODE.values() for region in regions})
+    if metric is not None and metric not in regions:
+        raise click.BadParameter(f"{metric!r}: use one of {', '.join(regions)}", param_hint="--metric")
+    return metric
+
+
+def _history_error(message):
+    from harness.history import HistoryError
+
+    return HistoryError(message)
 
 
 if __name__ == "__main__":

@@ -21,36 +21,46 @@ class EnvironmentDifference:
     blocking: bool  # a difference that makes timings incomparable (refused unless allowed)
 
 
+# label, how to read it from a run, when a difference blocks: always, on CPU runs only, or never
+_FIELDS = (
+    ("device type", lambda run: run.environment.device_type, "always"),
+    ("GPU model", lambda run: run.environment.gpu_name, "always"),
+    ("GPU driver", lambda run: run.environment.gpu_driver, "always"),
+    ("CPU model", lambda run: run.environment.cpu_model, "cpu"),
+    ("torch", lambda run: run.environment.torch_version, "always"),
+    ("CUDA", lambda run: run.environment.cuda_version, "always"),
+    ("cuDNN", lambda run: run.environment.cudnn_version, "always"),
+    ("oneDNN", lambda run: run.environment.onednn_version, "cpu"),
+    ("math precision", lambda run: run.suite.get("precision"), "always"),
+    ("torch threads", lambda run: run.environment.intra_op_threads, "never"),
+    ("host", lambda run: run.environment.host, "never"),
+    ("Python", lambda run: run.environment.python_version, "never"),
+    ("suite file (sha256)", lambda run: _short(run.suite.get("sha256")), "never"),
+    ("rnnbench", lambda run: run.environment.rnnbench_version, "never"),
+)
+
+
 def environment_differences(baseline: RunResults, current: RunResults) -> tuple[EnvironmentDifference, ...]:
     """Every field that differs. ``blocking``: the timings cannot be compared as a gate."""
-    a, b = baseline.environment, current.environment
-    on_cpu = a.device_type == "cpu" and b.device_type == "cpu"
-    fields = (
-        # label, baseline value, current value, blocks the comparison
-        ("device type", a.device_type, b.device_type, True),
-        ("GPU model", a.gpu_name, b.gpu_name, True),
-        ("GPU driver", a.gpu_driver, b.gpu_driver, True),
-        ("CPU model", a.cpu_model, b.cpu_model, on_cpu),
-        ("torch", a.torch_version, b.torch_version, True),
-        ("CUDA", a.cuda_version, b.cuda_version, True),
-        ("cuDNN", a.cudnn_version, b.cudnn_version, True),
-        ("oneDNN", a.onednn_version, b.onednn_version, on_cpu),
-        ("math precision", baseline.suite.get("precision"), current.suite.get("precision"), True),
-        ("torch threads", a.intra_op_threads, b.intra_op_threads, False),
-        ("host", a.host, b.host, False),
-        ("Python", a.python_version, b.python_version, False),
-        ("suite file (sha256)", _short(baseline.suite.get("sha256")), _short(current.suite.get("sha256")), False),
-        ("rnnbench", a.rnnbench_version, b.rnnbench_version, False),
-    )
+    on_cpu = baseline.environment.device_type == "cpu" and current.environment.device_type == "cpu"
     differences = []
-    for label, left, right, blocking in fields:
-        left, right = _text(left), _text(right)
+    for label, read, blocks in _FIELDS:
+        left, right = _text(read(baseline)), _text(read(current))
         if left == right:
             continue
         known = left is not None and right is not None
+        blocking = blocks == "always" or (blocks == "cpu" and on_cpu)
         # A GPU field of a CPU run is absent on purpose; it is the device type that differs.
         differences.append(EnvironmentDifference(label, left, right, blocking and known))
     return tuple(differences)
+
+
+def comparable_facts(run: RunResults) -> dict[str, str | None]:
+    """The facts of one run that another run must share for their timings to be comparable (the blocking
+    fields above, for this run's device type): an environment fingerprint."""
+    on_cpu = run.environment.device_type == "cpu"
+    return {label: _text(read(run)) for label, read, blocks in _FIELDS
+            if blocks == "always" or (blocks == "cpu" and on_cpu)}
 
 
 def _text(value: Any) -> str | None:

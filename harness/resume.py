@@ -28,7 +28,7 @@ class ResumeError(RnnbenchError):
 def load_for_resume(resume_path: str | Path, suite: Mapping, environment: Mapping) -> RunResults:
     """The earlier run's results; raises ResumeError when this suite or environment is not the one it used."""
     previous = read_results_or_journal(resume_path)
-    if _suite_content(previous.suite) != _suite_content(suite):
+    if suite_content(previous.suite) != suite_content(suite):
         raise ResumeError(f"{resume_path}: the suite has changed since that run (grid, timing, dtype or device "
                           f"differ); start a new run instead of resuming")
     now = RunResults(environment=environment, suite=suite, cases=())
@@ -41,5 +41,6 @@ def load_for_resume(resume_path: str | Path, suite: Mapping, environment: Mappin
     return previous
 
 
-def _suite_content(suite: Mapping) -> dict:
+def suite_content(suite: Mapping) -> dict:
+    """What makes two suites the same suite: everything but where it was read from, its hash and its description."""
     return {key: value for key, value in thaw(suite).items() if key not in SUITE_FIELDS_IGNORED}

@@ -9,6 +9,7 @@ Every file name the project decides is decided here:
     reports/                                 ``rnnbench plot`` and ``report``: charts, report.html, summary.md
     profiles/<suite>-<device>-<time>.profile.json   ``rnnbench profile`` (``-o`` a folder)
     <profile>.traces/<case>.pt.trace.json    its Chrome/Perfetto traces (``--trace``)
+    results/history.sqlite                   ``rnnbench history``: the runs kept over time (charts: reports/history/)
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ PROFILE_SUFFIX = ".profile.json"
 REPORT_PAGE = "report.html"
 REPORT_SUMMARY = "summary.md"
 JOURNAL_SUFFIX = ".journal"
+HISTORY_PATH = RESULTS_DIR / "history.sqlite"
+HISTORY_CHARTS_DIR = REPORTS_DIR / "history"
 
 
 # --------------------------------------------------------------------------------------------- paths
@@ -307,6 +310,11 @@ def _check_document(document: dict, source: str) -> None:
             bad(section, f"must be a mapping, got {_kind(document.get(section))}")
     if document.get("options") is not None and not isinstance(document["options"], dict):
         bad("options", f"must be a mapping, got {_kind(document['options'])}")
+    shard = (document.get("options") or {}).get("shard")
+    if shard is not None and not (isinstance(shard, dict) and all(
+            isinstance(shard.get(k), int) and not isinstance(shard.get(k), bool) for k in ("index", "count"))
+            and 0 <= shard["index"] < shard["count"]):
+        bad("options.shard", "must be {index, count} with 0 <= index < count")
     if document.get("status", "complete") not in ("complete", "interrupted"):
         bad("status", f"must be complete or interrupted, got {_kind(document.get('status'))}")
     cases = document.get("cases")

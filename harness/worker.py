@@ -3,7 +3,10 @@
     python -m harness.worker PLAN.json
 
 PLAN.json: ``{"suite": PATH, "device": "cpu" | "cuda:0" | null, "keys": [case keys, in the order to run]}``,
-and for processes that take turns on one machine (``rnnbench ab``) ``"turns": {"blocks": K}``.
+or ``"keys": "stdin"``: the worker then takes its cases one at a time, a case key per line on its stdin, as
+the parent hands them out (``rnnbench run --devices``: the next case goes to whichever worker is free), and
+ends at an empty line or the end of stdin. For processes that take turns on one machine (``rnnbench ab``,
+with a list of keys) ``"turns": {"blocks": K}``.
 Every line the worker writes to stdout is one JSON document::
 
     {"type": "environment", "environment": {...}}      first: the interpreter, torch and machine it runs on
@@ -39,7 +42,8 @@ def run_plan(plan: dict, emit, commands=sys.stdin) -> None:
     environment["measured_peak"] = measured_peak(opened.device, opened.suite.dtype)
     emit({"type": "environment", "environment": environment})
     by_key = {case.key: case for case in opened.cases}
-    missing = [key for key in plan["keys"] if key not in by_key]
+    keys = _keys_from(commands) if plan["keys"] == "stdin" else plan["keys"]
+    missing = [] if plan["keys"] == "stdin" else [key for key in keys if key not in by_key]
     if missing:
         raise SystemExit(f"rnnbench worker: {len(missing)} case(s) of the plan are not in the suite here, "
                          f"e.g. {missing[0]}")
@@ -54,7 +58,9 @@ def run_plan(plan: dict, emit, commands=sys.stdin) -> None:
         # An NVML window would span the other processes' turns: an A/B measures time only.
         settings = replace(settings, telemetry=Telemetry(enabled=False))
     gc.freeze()  # as rnnbench run does: the runner's collections then skip the libraries' objects
-    for key in plan["keys"]:
+    for key in keys:
+        if key not in by_key:
+            raise SystemExit(f"rnnbench worker: case {key} is not in the suite here")
         emit({"type": "result", "result": run_case(by_key[key], settings, turns=turns).to_dict()})
     emit({"type": "done"})
 
@@ -82,6 +88,14 @@ class Turns:
         if timer[0] > 0:
             signal.setitimer(signal.ITIMER_REAL, timer[0])
         return time.perf_counter() - started
+
+
+def _keys_from(stream):
+    for line in stream:
+        key = line.strip()
+        if not key:
+            return
+        yield key
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -56,4 +56,10 @@ if [ -f suites/variants.yaml ]; then
   step variants-cuda 420 "$python" -m harness.cli run suites/variants.yaml --device cuda --out "$out/variants-cuda.json" --quiet
   [ -f "$out/variants-cuda.json" ] && step variants-report 60 "$python" -m harness.cli report "$out/variants-cuda.json" -o "$out/variants-report"
 fi
+# --devices: one worker per visible GPU (with one GPU, one worker; the pinning is the point); --shard + merge
+step devices-all 120 "$python" -m harness.cli run suites/small.yaml --devices all --backend cudnn \
+  --out "$out/devices-all.json" --quiet
+step shards-merge 180 bash -c "for i in 0 1; do $python -m harness.cli run suites/small.yaml --device cuda \
+  --backend cudnn --shard \$i/2 --out \"$out/shard-\$i.json\" --quiet || exit; done; \
+  $python -m harness.cli merge '$out/shard-0.json' '$out/shard-1.json' -o '$out/shards-merged.json'"
 cat "$summary"

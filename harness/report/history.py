@@ -1,0 +1,109 @@
+"""History as text and trend charts: one chart per case, one line per environment fingerprint, the fitted
+piecewise-constant levels (harness.step_detect) drawn over the run medians and their 95 % intervals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from harness.history import Series
+from harness.report.plots import MARKERS, PALETTE, png_bytes
+from harness.step_detect import Segment, Step, fit_segments, significant_steps
+from harness.store import slug
+
+
+@dataclass(frozen=True)
+class SeriesSteps:
+    series: Series
+    segments: tuple[Segment, ...]
+    steps: tuple[Step, ...]
+
+    @property
+    def latest_step_regresses(self) -> bool:
+        return bool(self.steps) and self.steps[-1].regression
+
+
+def detect(series: Series, threshold: float) -> SeriesSteps:
+    segments = fit_segments([point.median_ms for point in series.points])
+    return SeriesSteps(series, tuple(segments), tuple(significant_steps(segments, threshold)))
+
+
+def _commit(point) -> str:
+    return (point.commit or "?")[:8]
+
+
+def series_lines(series: Series) -> list[str]:
+    lines = [f"{series.key}  [{series.region}; {series.environment_label}; fingerprint {series.fingerprint}]",
+             f"  {'run':>5}  {'started (UTC)':<25}  {'commit':<8}  {'median ms':>10}  {'95% CI':<21}  {'n':>6}"]
+    for point in series.points:
+        interval = (f"[{point.ci_low_ms:.4g}, {point.ci_high_ms:.4g}]"
+                    if point.ci_low_ms is not None and point.ci_high_ms is not None else "-")
+        lines.append(f"  {point.run_id:>5}  {point.started_utc or '?':<25}  {_commit(point):<8}  "
+                     f"{point.median_ms:>10.4g}  {interval:<21}  {point.n:>6}")
+    return lines
+
+
+def step_lines(found: SeriesSteps) -> list[str]:
+    points = found.series.points
+    lines = []
+    for step in found.steps:
+        before, after = points[step.before.stop - 1], points[step.after.start]
+        kind = "REGRESSION" if step.regression else "improvement"
+        lines.append(f"  {kind}: {step.change:+.1%} ({step.before.value:.4g} -> {step.after.value:.4g} ms; noise "
+                     f"{max(step.before.noise, step.after.noise):.3g} ms) between run {before.run_id} "
+                     f"(commit {_commit(before)}) and run {after.run_id} (commit {_commit(after)})")
+    return lines
+
+
+def trend_figure(key: str, found: Sequence[SeriesSteps]) -> Figure:
+    """One case: each fingerprint's medians in run order, their intervals, the fitted levels, the steps."""
+    figure = Figure(figsize=(8, 4.2), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    runs = sorted({(p.started_utc or "", p.run_id) for f in found for p in f.series.points})
+    position = {run_id: index for index, (_, run_id) in enumerate(runs)}
+    commit_of = {p.run_id: _commit(p) for f in found for p in f.series.points}
+    for index, item in enumerate(found):
+        colour, marker = PALETTE[index % len(PALETTE)], MARKERS[index % len(MARKERS)]
+        points = item.series.points
+        xs = [position[p.run_id] for p in points]
+        ys = [p.median_ms for p in points]
+        low = [p.median_ms - p.ci_low_ms if p.ci_low_ms is not None else 0.0 for p in points]
+        high = [p.ci_high_ms - p.median_ms if p.ci_high_ms is not None else 0.0 for p in points]
+        label = item.series.facts.get("GPU model") or item.series.facts.get("CPU model") or item.series.fingerprint
+        label = f"{label}, torch {item.series.facts.get('torch')}"
+        axes.errorbar(xs, ys, yerr=[low, high], fmt=marker, color=colour, ms=4, lw=0.8, capsize=2,
+                      label=f"{label} (median, 95% CI)")
+        for number, segment in enumerate(item.segments):
+            span = [xs[segment.start] - 0.4, xs[segment.stop - 1] + 0.4]
+            axes.plot(span, [segment.value] * 2, color=colour, lw=2, alpha=0.6,
+                      label="fitted level (piecewise constant)" if number == 0 and index == 0 else None)
+        for step in item.steps:
+            x = (xs[step.before.stop - 1] + xs[step.after.start]) / 2
+            axes.axvline(x, color="#d62728" if step.regression else "#2ca02c", ls="--", lw=1)
+            axes.annotate(f"{step.change:+.0%}", (x, max(step.before.value, step.after.value)),
+                          textcoords="offset points", xytext=(3, 4), fontsize=8,
+                          color="#d62728" if step.regression else "#2ca02c")
+    ticks = list(range(len(runs)))
+    stride = max(1, len(ticks) // 12)
+    axes.set_xticks(ticks[::stride], [commit_of[run_id] for _, run_id in runs][::stride], rotation=45,
+                    fontsize=7, ha="right")
+    axes.set_xlabel("run (commit), oldest first")
+    region = found[0].series.region if found else "step"
+    axes.set_ylabel(f"{region} median (ms)")
+    axes.set_title(key, fontsize=9)
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=7, loc="best")
+    return figure
+
+
+def trend_charts(found: Sequence[SeriesSteps]) -> dict[str, bytes]:
+    """File name -> PNG, one per case (and region)."""
+    by_case: dict[tuple[str, str], list[SeriesSteps]] = {}
+    for item in found:
+        by_case.setdefault((item.series.key, item.series.region), []).append(item)
+    return {f"history-{slug(key)}-{region}.png": png_bytes(trend_figure(key, items))
+            for (key, region), items in by_case.items()}
