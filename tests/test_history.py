@@ -153,32 +153,30 @@ def test_another_sqlite_database_is_not_taken_for_a_history(tmp_path):
         History(tmp_path / "missing.sqlite", create=False)
 
 
-def test_a_merge_of_mixed_environments_is_refused(tmp_path):
+def two_shards(tmp_path: Path, change_second) -> list[Path]:
+    """small-cuda.json cut into 2 shard files; ``change_second(document)`` alters the second."""
     document = json.loads((H100 / "small-cuda.json").read_text())
-    halves = []
+    paths = []
     for index in range(2):
         part = copy.deepcopy(document)
         part["cases"] = part["cases"][index::2]
         part["options"]["shard"] = {"index": index, "count": 2}
         if index:
-            part["environment"]["gpu"]["driver"] = "590.0"
-        halves.append(tmp_path / f"h{index}.json")
-        halves[-1].write_text(json.dumps(part))
+            change_second(part)
+        paths.append(tmp_path / f"h{index}.json")
+        paths[-1].write_text(json.dumps(part))
+    return paths
+
+
+def test_a_merge_of_mixed_environments_is_refused(tmp_path):
+    halves = two_shards(tmp_path, lambda part: part["environment"]["gpu"].update(driver="590.0"))
     assert cli("merge", *halves, "-o", tmp_path / "m.json", "--allow-env-mismatch").exit_code == 0
     done = cli("history", "add", tmp_path / "m.json", "--db", tmp_path / "h.sqlite")
     assert done.exit_code == 2 and "different environments" in done.stderr
 
 
 def test_a_merged_file_is_refused_after_one_of_its_shards(tmp_path):
-    document = json.loads((H100 / "small-cuda.json").read_text())
-    halves = []
-    for index in range(2):
-        part = copy.deepcopy(document)
-        part["cases"] = part["cases"][index::2]
-        part["options"]["shard"] = {"index": index, "count": 2}
-        part["environment"]["machine"]["node"] = f"runner-{index}"
-        halves.append(tmp_path / f"h{index}.json")
-        halves[-1].write_text(json.dumps(part))
+    halves = two_shards(tmp_path, lambda part: part["environment"]["machine"].update(node="another-runner"))
     assert cli("merge", *halves, "-o", tmp_path / "m.json").exit_code == 0
     database = tmp_path / "h.sqlite"
     assert cli("history", "add", halves[1], "--db", database).exit_code == 0
