@@ -60,3 +60,10 @@ def test_roofline_chart_table_and_summary_note(tmp_path):
     summary = written["summary.md"].read_text()
     assert "TFLOP/s (DeepBench)" in summary and "-packed-u0.5" in summary
     assert "% of measured peak" in summary_table(run)
+
+
+@pytest.mark.gpu
+def test_gpu_peak_is_measured_in_the_suite_dtype():
+    peak = measure_peak(torch.device("cuda"), "bfloat16")
+    assert peak["label"] == "GPU" and "8192" in peak["matmul"]
+    assert peak["matmul_tflops"] > 10 and peak["bandwidth_gb_per_s"] > 100  # any datacenter GPU of this decade

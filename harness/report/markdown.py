@@ -8,8 +8,8 @@ from typing import Sequence
 
 from harness.compare import Comparison
 from harness.report import context
-from harness.report.roofline import roofline_table
 from harness.report.flags import NOISY_RULE, eager_fallbacks, noisy, problems
+from harness.report.roofline import roofline_table
 from harness.report.text import configuration_groups, format_ms
 from harness.results import CaseResult, RunResults
 from harness.speedup import geometric_mean_speedups, speedup_over_cudnn, speedups_over_cudnn

@@ -7,15 +7,21 @@ from __future__ import annotations
 import math
 import textwrap
 
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
+from typing import TYPE_CHECKING
 
-from harness.report.plots import _new_figure, line_style
 from harness.results import RunResults
 from harness.roofline import Peak, RooflinePoint, roofline_points
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-def roofline_figure(points: list[RooflinePoint], peak: Peak, context: str) -> Figure:
+
+def roofline_figure(points: list[RooflinePoint], peak: Peak, context: str) -> "Figure":
+    # matplotlib only here: the Markdown summary (roofline_table) is also written by commands that draw nothing
+    from matplotlib.lines import Line2D
+
+    from harness.report.plots import _new_figure, line_style
+
     figure = _new_figure(10.5, 6.0)
     ax = figure.subplots()
     intensities = [p.intensity_flops_per_byte for p in points]
@@ -35,8 +41,9 @@ def roofline_figure(points: list[RooflinePoint], peak: Peak, context: str) -> Fi
         backend = point.result.case.backend_label
         if backend not in backends:
             backends.append(backend)
+        style = line_style("backend", backend)
         ax.scatter(point.intensity_flops_per_byte, point.achieved_tflops, s=36, zorder=3,
-                   edgecolor="black", linewidth=0.4, **_scatter_style(line_style("backend", backend)))
+                   edgecolor="black", linewidth=0.4, color=style["color"], marker=style["marker"])
         # one label per shape (the legend tells the backends apart); shapes at one intensity (layouts,
         # length modes) stack their labels downwards
         column = labelled.setdefault(round(math.log10(point.intensity_flops_per_byte), 2), [])
@@ -59,10 +66,6 @@ def roofline_figure(points: list[RooflinePoint], peak: Peak, context: str) -> Fi
     ax.set_title("\n".join(textwrap.wrap(f"Roofline (ceilings measured by the run itself): {context}", 110)),
                  fontsize=9.5)
     return figure
-
-
-def _scatter_style(style: dict) -> dict:
-    return {"color": style["color"], "marker": style["marker"]}
 
 
 def _point_label(point: RooflinePoint) -> str:
