@@ -21,7 +21,8 @@ from synthetic_results import grid_cases, synthetic_run
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW = ROOT / ".github" / "workflows" / "gpu-regression.yml"
 REFRESH = ROOT / "scripts" / "refresh-baseline.sh"
-COMMAND = re.compile(r"(?:^|[\s\"'$(])rnnbench\s+([a-z][a-z-]*)")
+# a command, or a group's command ("history add"): the words after `rnnbench` that name one
+COMMAND = re.compile(r"(?:^|[\s\"'$(])rnnbench\s+([a-z][a-z-]*(?:\s+(?:add|show|regressions))?)")
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,7 @@ def test_every_rnnbench_command_the_workflow_and_refresh_script_call_exists(work
     called = {match for script in scripts for match in COMMAND.findall(script)}
     assert {"run", "compare", "baseline-path", "export-pytest-benchmark", "validate", "env"} <= called
     for command in sorted(called):
-        result = CliRunner().invoke(main, [command, "--help"])
+        result = CliRunner().invoke(main, [*command.split(), "--help"])
         assert result.exit_code == 0, f"rnnbench {command}: {result.output}"
 
 
@@ -70,9 +71,21 @@ def test_every_option_the_workflow_passes_to_rnnbench_exists(workflow):
             passed.setdefault(command, set()).update(flags)
     assert passed.get("report", set()) >= {"--threshold"}  # the charts' verdicts use the gate's threshold
     for command, flags in sorted(passed.items()):
-        help_text = CliRunner().invoke(main, [command, "--help"]).output
+        help_text = CliRunner().invoke(main, [*command.split(), "--help"]).output
         for flag in sorted(flags):
             assert flag in help_text, f"rnnbench {command} has no option {flag}"
+
+
+def test_runs_on_main_are_appended_to_a_history_kept_between_runs(workflow):
+    names = [s.get("name") for s in steps(workflow)]
+    restore, append, save = (step(workflow, name) for name in (
+        "Restore the history", "Append this run to the history (main)", "Save the history"))
+    assert names.index(restore["name"]) < names.index(append["name"]) < names.index(save["name"])
+    for history_step in (restore, append, save):
+        assert "refs/heads/main" in history_step["if"]
+    assert restore["with"]["path"] == save["with"]["path"] == "history/history.sqlite"
+    called = set(COMMAND.findall(append["run"]))
+    assert {"history add", "history regressions", "history show"} <= called
 
 
 def test_the_suites_and_scripts_it_names_exist(workflow):
@@ -154,7 +167,7 @@ def test_pull_requests_are_gated_by_base_and_head_taking_turns(workflow):
     assert {"ab", "report", "env"} <= called
     for line in joined.splitlines():
         for command in COMMAND.findall(line):
-            help_text = CliRunner().invoke(main, [command, "--help"]).output
+            help_text = CliRunner().invoke(main, [*command.split(), "--help"]).output
             for flag in set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", line)):
                 assert flag in help_text, f"rnnbench {command} has no option {flag}"
     assert "venv-base/bin/python" in joined and "venv-head/bin/python" in joined
