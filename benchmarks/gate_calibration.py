@@ -131,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.keep:
                 from harness.store import write_results
 
+                Path(args.keep).mkdir(parents=True, exist_ok=True)
                 for side, run in runs.items():
                     write_results(Path(args.keep) / f"session{index}-{side}.json", run)
             tally(0.0, list(compare_runs(runs["a"], runs["a-again"], threshold=args.threshold).pairs),
