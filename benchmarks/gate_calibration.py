@@ -12,7 +12,9 @@ The slowed sides really do more work per step (benchmarks/calibration_shim: extr
 forward, not scaled samples). Prints a table (and --json) with the measured slowdowns, rates and wall time.
 
     PYTHONPATH=. python benchmarks/gate_calibration.py SUITE [--mode ab] [--pairs 20] [--rounds 5]
-        [--blocks 4] [--slowdowns 0.20] [--threshold 0.05] [--json OUT.json]
+        [--blocks 4] [--slowdowns 0.20] [--threshold 0.05] [--json OUT.json] [--keep DIR]
+        [--first-session K]        split the sessions over several calls (sessions K, K+1, ...)
+    PYTHONPATH=. python benchmarks/gate_calibration.py SUITE --from-kept DIR     tally what --keep wrote
 """
 
 from __future__ import annotations
@@ -98,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threshold", type=float, default=0.05)
     parser.add_argument("--json", default=None)
     parser.add_argument("--keep", default=None, metavar="DIR", help="ab: write every session's results files here")
+    parser.add_argument("--first-session", type=int, default=0, metavar="K",
+                        help="ab: number the sessions (and seed their orders) from K, to split the sessions "
+                             "over several calls or machines")
+    parser.add_argument("--from-kept", default=None, metavar="DIR",
+                        help="ab: measure nothing; tally the sessions --keep wrote to DIR (from several calls)")
     args = parser.parse_args(argv)
     rounds = args.rounds or (5 if args.mode == "ab" else 3)
     slowdowns = [float(s) for s in (args.slowdowns or ("0.20" if args.mode == "ab" else "0.05,0.10,0.20")).split(",") if s]
@@ -125,20 +132,28 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.mode == "ab":
         from harness.compare import compare_runs
+        from harness.store import read_results, write_results
 
-        for index in range(args.pairs):
+        def tally_session(runs: dict, label: str) -> None:
+            tally(0.0, list(compare_runs(runs["a"], runs["a-again"], threshold=args.threshold).pairs), label)
+            for slowdown in slowdowns:
+                tally(slowdown, list(compare_runs(runs["a"], runs[f"slowed-{slowdown:g}"],
+                                                  threshold=args.threshold).pairs), label)
+
+        if args.from_kept:
+            sessions = sorted({path.name.split("-")[0] for path in Path(args.from_kept).glob("session*-a.json")},
+                              key=lambda name: int(name[len("session"):]))
+            for position, name in enumerate(sessions):
+                runs = {side: read_results(Path(args.from_kept) / f"{name}-{side}.json")
+                        for side in ["a", "a-again", *(f"slowed-{s:g}" for s in slowdowns)]}
+                tally_session(runs, f"{name} ({position + 1}/{len(sessions)})")
+        for index in ([] if args.from_kept else range(args.first_session, args.first_session + args.pairs)):
             runs = ab_session(args.suite, rounds, args.blocks, slowdowns, seed=index)
             if args.keep:
-                from harness.store import write_results
-
                 Path(args.keep).mkdir(parents=True, exist_ok=True)
                 for side, run in runs.items():
                     write_results(Path(args.keep) / f"session{index}-{side}.json", run)
-            tally(0.0, list(compare_runs(runs["a"], runs["a-again"], threshold=args.threshold).pairs),
-                  f"session {index + 1}/{args.pairs}")
-            for slowdown in slowdowns:
-                tally(slowdown, list(compare_runs(runs["a"], runs[f"slowed-{slowdown:g}"],
-                                                  threshold=args.threshold).pairs), f"session {index + 1}/{args.pairs}")
+            tally_session(runs, f"session {index + 1}/{args.first_session + args.pairs}")
     else:
         with tempfile.TemporaryDirectory(prefix="rnnbench-calibration-") as folder:
             folder = Path(folder)
