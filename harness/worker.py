@@ -39,7 +39,10 @@ def run_plan(plan: dict, emit, commands=sys.stdin) -> None:
     flags = apply_process_settings(opened.suite)
     environment = collect_environment(opened.device)
     environment["math_precision"] = flags
-    environment["measured_peak"] = measured_peak(opened.device, opened.suite.dtype)
+    if plan.get("turns"):  # the sides start together: a peak measured now would share the device with the other's
+        environment["measured_peak"] = {"error": "not measured in an A/B (its processes share the device)"}
+    else:
+        environment["measured_peak"] = measured_peak(opened.device, opened.suite.dtype)
     emit({"type": "environment", "environment": environment})
     by_key = {case.key: case for case in opened.cases}
     keys = _keys_from(commands) if plan["keys"] == "stdin" else plan["keys"]

@@ -101,6 +101,8 @@ def test_a_worker_taking_turns_asks_before_it_builds_and_before_each_block():
                      ("turn", "block", 1), ("turn", "block", 2), ("result", None, None), ("done", None, None)]
     result = CaseResult.from_dict(messages[-2]["result"])
     assert result.ok and len(result.samples_ms["step"]) >= 4
+    # the sides start together: no peak is measured while another process may share the device
+    assert "A/B" in messages[0]["environment"]["measured_peak"]["error"]
     assert result.telemetry.get("enabled") is False or not result.telemetry.get("samples")
 
 
