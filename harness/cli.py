@@ -471,7 +471,8 @@ def ab(suite_path, python_a, python_b, rounds, blocks, device, backends, filters
     with _signals_deferred():
         runs = {side: writer.finish(status, finished_utc=utc_now()) for side, writer in writers.items()}
     if failure:
-        click.echo(f"rnnbench: error: {failure}; what finished is in {folder}", err=True)
+        kept = f"what finished is in {folder}" if runs else "nothing was measured"
+        click.echo(f"rnnbench: error: {failure}; {kept}", err=True)
         sys.exit(EXIT_BAD_INPUT)
     if status == "interrupted" or len(runs) < 2:
         click.echo(f"rnnbench: interrupted; what finished is in {folder}", err=True)

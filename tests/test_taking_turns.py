@@ -240,3 +240,17 @@ def test_a_worker_that_does_not_take_turns_is_refused_before_its_numbers_count(t
     with pytest.raises(RoundFailed, match="does not take turns"):
         run_interleaved_round(0, "unused.yaml", None, ["k1"], {"a": [sys.executable, str(fake)],
                                                               "b": [sys.executable, str(fake)]}, blocks=2)
+
+
+def test_ab_with_an_interpreter_that_cannot_start_is_one_line_and_exit_2(tmp_path):
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SUITE)
+    result = CliRunner().invoke(main, ["ab", str(suite), "--a", str(tmp_path / "no-python"), "--b", sys.executable,
+                                       "--rounds", "3", "-o", str(tmp_path / "ab"), "--quiet"])
+    assert result.exit_code == 2
+    last = result.output.strip().splitlines()[-1]
+    assert "cannot start" in last and "nothing was measured" in last and "Traceback" not in result.output
