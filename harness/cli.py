@@ -741,8 +741,9 @@ def profile(suite_path, device, backends, filters, out_dir, steps, trace, nvtx, 
     path = new_profile_path(out_dir, suite.name, resolved.type)
     if path.exists():
         raise ResultsFileError(f"{path}: exists; wait a second or name another -o folder")
+    flags = apply_process_settings(suite)  # first: the environment records the suite's threads, not torch's default
     environment = collect_environment(resolved)
-    environment["math_precision"] = apply_process_settings(suite)
+    environment["math_precision"] = flags
     settings = opened.settings()
     options = ProfileSettings(steps=steps, nvtx=nvtx)
     started = utc_now()
