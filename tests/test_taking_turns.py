@@ -18,22 +18,10 @@ from harness.rounds import RoundFailed, run_interleaved_round
 from harness.timing import CaseTimeout, measure
 from tests.helpers import QUICK_TIMING, cpu_settings, tiny_case
 from tests.synthetic_results import CPU_ENVIRONMENT, SUITE as SYNTHETIC_SUITE, make_case
+from tests.test_rounds import KEYS, SUITE as ROUNDS_SUITE
 
-SUITE = """\
-name: turns-test
-device: cpu
-threads: 1
-timing: {warmup_iters: 1, min_iters: 4, budget_s: 0.01, profile_iters: 0}
-grid:
-  cell: [lstm, gru]
-  backend: [cudnn]
-  batch: [2]
-  seq_len: [3]
-  input_size: [4]
-  hidden_size: [4]
-"""
-KEYS = ["lstm/cudnn/forward_backward/B2-T3-I4-H4-L1/float32/cpu",
-        "gru/cudnn/forward_backward/B2-T3-I4-H4-L1/float32/cpu"]
+# the rounds tests' suite, with enough iterations for a few blocks
+SUITE = ROUNDS_SUITE.replace("min_iters: 3", "min_iters: 4")
 
 # A stand-in worker for the parent's scheduler: speaks the worker protocol, and logs when it computes.
 FAKE_WORKER = """\
