@@ -11,7 +11,8 @@ what the test configured; ``configure(**changes)`` sets it (and resets the in-pr
     errors         {function name: NVML error code} raised on every call
     flaky          {function name: n}: every n-th call raises NVML error 999 (Unknown)
     memory_v1_only true: nvmlDeviceGetMemoryInfo takes no ``version`` (bindings older than v2)
-    energy_reset_at  a time.monotonic after which the energy counter restarts from 0
+    energy_reset_file  a path; once a test writes a time.monotonic into it, the energy counter restarts
+                   from 0 at that time (an event the test causes, not a wall-clock guess)
 
 Energy is a function of time.monotonic (one clock for all processes): start + power x t, updated every
 ``energy_update_ms``, as the real counter is.
@@ -257,15 +258,26 @@ def _nvmlDeviceGetPowerUsage(handle):
     return _device(_initialised("nvmlDeviceGetPowerUsage"), handle)["power_mw"]
 
 
+def _energy_reset_at(data):
+    path = data.get("energy_reset_file")
+    if path is None:
+        return None
+    try:
+        with open(path) as file:
+            return float(file.read())
+    except (FileNotFoundError, ValueError):  # not reset yet, or the test is still writing it
+        return None
+
+
 def _nvmlDeviceGetTotalEnergyConsumption(handle):
     data = _initialised("nvmlDeviceGetTotalEnergyConsumption")
     device = _device(data, handle)
     step = device["energy_update_ms"] / 1e3
     now = time.monotonic()
     updated = math.floor(now / step) * step
-    reset_at = data.get("energy_reset_at")
+    reset_at = _energy_reset_at(data)
     if reset_at is not None and now >= reset_at:
-        return int(device["power_mw"] * (updated - reset_at))  # mW x s = mJ, from 0 at the reset
+        return int(device["power_mw"] * max(0.0, updated - reset_at))  # mW x s = mJ, from 0 at the reset
     return int(device["energy_start_mj"] + device["power_mw"] * updated)
 
 

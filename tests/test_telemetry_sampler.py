@@ -127,11 +127,16 @@ def test_missing_energy_function_and_unsupported_power_are_absent_with_reasons(s
     assert document["gpu_utilization_mean_pct"] == 97
 
 
-def test_energy_counter_reset_during_a_window_gives_no_energy(scenario):
-    scenario(energy_reset_at=time.monotonic() + 0.15)
+def test_energy_counter_reset_during_a_window_gives_no_energy(scenario, tmp_path):
+    # The reset happens after the window's first sample because the test causes it then: begin_window
+    # returns once the sampler has read the counter's start, and end_window reads its end.
+    reset_file = tmp_path / "energy-reset"
+    scenario(energy_reset_file=str(reset_file))
     with NvmlMonitor(DeviceSpec(index=0), period_s=0.02, module=FAKE) as monitor:
         monitor.begin_window("step")
-        time.sleep(0.3)
+        partial = tmp_path / "energy-reset.partial"
+        partial.write_text(repr(time.monotonic()))
+        partial.replace(reset_file)
         window = monitor.end_window("step", iterations=10, batch=2)
     assert window.energy_j is None
     assert "went backwards" in window.absent["energy"]
