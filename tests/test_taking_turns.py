@@ -7,6 +7,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -48,28 +49,34 @@ say({"type": "done"})
 """
 
 
-def test_the_timed_loop_in_blocks_waits_for_its_turn_before_each_and_the_wait_is_not_its_time():
+def test_the_timed_loop_in_blocks_waits_for_its_turn_before_each_and_the_wait_is_not_its_time(monkeypatch):
     case = tiny_case()
+    from harness import timing as timing_module
     from harness.runner import prepare_case
 
     prepared = prepare_case(case, cpu_settings())
+    # The other side's turns pass on the loop's clock without sleeping: 100 s a wait, against a 50 s deadline
+    # that the real warm-up and blocks never reach, however loaded the machine. Event-driven, not slept.
+    waited_s = [0.0]
+    loop_clock = SimpleNamespace(perf_counter=lambda: time.perf_counter() + waited_s[0],
+                                 perf_counter_ns=time.perf_counter_ns)
+    monkeypatch.setattr(timing_module, "time", loop_clock)
     waits = []
 
-    def wait_turn(block):
+    def wait_turn(block, said_s=None):
         waits.append(block)
-        time.sleep(0.15)
-        return 0.15
+        waited_s[0] += 100.0
+        return 100.0 if said_s is None else said_s
 
     timing = replace(QUICK_TIMING, min_iters=8, max_iters=1000, budget_s=0.02)
-    started = time.perf_counter()
-    # without the waits counted out, the deadline would pass during the first wait
-    measured = measure(prepared.work, prepared.clock, timing, deadline=started + 0.1, blocks=4, wait_turn=wait_turn)
+    measured = measure(prepared.work, prepared.clock, timing, deadline=loop_clock.perf_counter() + 50.0, blocks=4,
+                       wait_turn=wait_turn)
     assert waits == [0, 1, 2, 3]
     assert len(measured.samples_ms["step"]) >= 8
-    assert measured.loop_s < 0.5  # the blocks' own time, not the 0.6 s of waiting
-    with pytest.raises(CaseTimeout):
-        measure(prepared.work, prepared.clock, timing, deadline=time.perf_counter() + 0.1, blocks=4,
-                wait_turn=lambda block: time.sleep(0.15) or 0.0)
+    assert measured.loop_s < 50.0  # the blocks' own time, not the 400 s of waiting
+    with pytest.raises(CaseTimeout, match="after 1 timed iterations"):  # the same waits, said to be none
+        measure(prepared.work, prepared.clock, timing, deadline=loop_clock.perf_counter() + 50.0, blocks=4,
+                wait_turn=lambda block: wait_turn(block, said_s=0.0))
 
 
 def test_a_worker_taking_turns_asks_before_it_builds_and_before_each_block():
