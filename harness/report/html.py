@@ -11,9 +11,10 @@ from typing import Sequence
 from harness.compare import Comparison, Pair, comparison_method
 from harness.report import context
 from harness.report.compare_text import format_p
-from harness.report.flags import NOISY_RULE, Flagged, eager_fallbacks, is_noisy, noisy, problems
+from harness.report.flags import NOISY_RULE, Flagged, eager_fallbacks, is_noisy, noisy, problems, unreliable_speedups
 from harness.report.text import SUMMARY_HEADER, configuration_groups, format_ms, summary_row
 from harness.results import RunResults
+from harness.speedup import UNRELIABLE_RULE
 from harness.verdict import VERDICTS, changed_cases_title, verdict_rule
 
 STYLE = """
@@ -149,6 +150,11 @@ def _flag_lists(run: RunResults) -> str:
     parts.append(f"<h3>Noisy measurements ({len(flagged)})</h3>")
     parts.append(f"<p>Flagged: {NOISY_RULE}. Their medians are less certain than the rest.</p>"
                  + _flag_table(flagged, "spread") if flagged else "<p class=ok>None.</p>")
+    uncertain = unreliable_speedups(run)
+    if uncertain:
+        parts.append(f"<h3>Speedups over cudnn too uncertain to show ({len(uncertain)})</h3>"
+                     f"<p>Shown as <em>unreliable</em> in the vs cudnn column: {escape(UNRELIABLE_RULE)}.</p>"
+                     + _flag_table(uncertain, "why"))
     return "\n".join(parts)
 
 
@@ -159,7 +165,8 @@ def _flag_table(flagged: Sequence[Flagged], detail: str) -> str:
     return f"<details><summary>show {len(flagged)}</summary>{table}</details>" if len(flagged) > 12 else table
 
 
-ROW_CLASSES = {"failed": "failed", "skipped": "skipped", "noisy": "noisy", "not compiled": "eager"}
+ROW_CLASSES = {"failed": "failed", "skipped": "skipped", "noisy": "noisy", "not compiled": "eager",
+               "unreliable speedup": "noisy"}
 
 
 def _summary_tables(run: RunResults) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from harness.activity import launch_bound_note
 from harness.results import CaseResult, RunResults
 from harness.roofline import percent_of_peak
-from harness.speedup import speedup_over_cudnn
+from harness.speedup import UNRELIABLE_RULE, Speedup, speedup_of
 
 
 def format_ms(value: float | None) -> str:
@@ -131,6 +131,10 @@ def summary_table(run: RunResults) -> str:
             unavailable[reason] = unavailable.get(reason, 0) + 1
     for reason, count in unavailable.items():
         lines.append(f"telemetry: {reason} ({count} case{'s' if count != 1 else ''})")
+    unreliable = sum(1 for result in run.cases if unreliable_note(speedup_of(run, result)))
+    if unreliable:
+        lines.append(f"vs cudnn {UNRELIABLE} ({unreliable} case{'s' if unreliable != 1 else ''}): no speedup shown where "
+                     f"the measurement cannot support one: {UNRELIABLE_RULE}")
     counts = run.counts()
     lines.append(f"{len(run.cases)} cases: {counts['ok']} ok, {counts['failed']} failed, "
                  f"{counts['skipped']} skipped")
@@ -151,6 +155,22 @@ def warnings_lines(run: RunResults) -> list[str]:
     return lines
 
 
+UNRELIABLE = "unreliable"
+
+
+def speedup_cell(speedup: Speedup | None) -> str:
+    """The 'vs cudnn' cell: the ratio, "unreliable" where the measurement cannot support one (the reason is
+    in the notes), "-" where there is none."""
+    if speedup is None or speedup.ratio is None:
+        return "-"
+    return f"{speedup.ratio.value:.2f}x" if speedup.reliable else UNRELIABLE
+
+
+def unreliable_note(speedup: Speedup | None) -> str:
+    why = speedup.unreliable_why if speedup else None
+    return f"vs cudnn UNRELIABLE ({why})" if why else ""
+
+
 def summary_row(run: RunResults, result: CaseResult) -> tuple[str, ...]:
     """The cells of one result's row under SUMMARY_HEADER."""
     stats = result.stats.get(result.primary_region)
@@ -161,7 +181,7 @@ def summary_row(run: RunResults, result: CaseResult) -> tuple[str, ...]:
     else:
         median = "-"
     derived = result.derived.get(result.primary_region, {})
-    speedup = speedup_over_cudnn(run, result)
+    speedup = speedup_of(run, result)
     first = result.first_iteration_ms
     first_total = first.get("step", first.get("forward")) if first else None
     peak_share = percent_of_peak(run, result)
@@ -173,9 +193,9 @@ def summary_row(run: RunResults, result: CaseResult) -> tuple[str, ...]:
         format_ms(result.median_ms("backward")) if "backward" in result.stats else "",
         format_count(derived.get("sequences_per_s")),
         format_count(derived["achieved_tflops"] * 1e3) if derived else "-",
-        f"{speedup:.2f}x" if speedup else "-",
+        "1.00x" if result.case.backend == "cudnn" and result.median_ms() else speedup_cell(speedup),
         format_bytes(result.peak_memory_bytes),
         format_ms(first_total),
-        "; ".join(part for part in (notes(result), f"{peak_share:.2g}% of measured peak" if peak_share else "")
-                  if part),
+        "; ".join(part for part in (notes(result), unreliable_note(speedup),
+                                    f"{peak_share:.2g}% of measured peak" if peak_share else "") if part),
     )
