@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from matplotlib.colors import same_color
-from report_builders import make_case, make_run, ok_result
+from report_builders import even_samples, make_case, make_run, ok_result
 
 from harness.cases import Case
 from harness.ratios import MIN_BATCHES_FOR_INTERVAL, Ratio
@@ -17,7 +17,7 @@ from harness.report.plots import UNRELIABLE_COLOUR, speedup_figure
 from harness.report.text import SUMMARY_HEADER, UNRELIABLE, summary_row, summary_table
 from harness.results import CaseResult
 from harness.speedup import (MAX_INTERVAL_SPAN, MAX_RELATIVE_IQR, UNRELIABLE_RULE, geometric_mean_speedups,
-                             speedup_of, speedups_over_cudnn, unreliable_why)
+                             speedup_of, speedup_over_cudnn, speedups_over_cudnn, unreliable_why)
 from harness.store import read_results
 
 H100 = Path("/work/shared/gpu-runs/h100-2026-11-27")
@@ -118,7 +118,8 @@ def test_the_markdown_summary_shows_unreliable_and_leaves_it_out_of_the_geomean(
 def test_the_markdown_summary_of_only_unreliable_ratios_says_there_is_no_reliable_one():
     run, _, _ = busy_run()
     only_wide = make_run([r for r in run.cases if r.case.hidden_size == 64])
-    assert "**compile_module** no reliable ratio (1 unreliable left out ‡)" in report_markdown([("busy", only_wide, [])], [])
+    summary = report_markdown([("busy", only_wide, [])], [])
+    assert "**compile_module** no reliable ratio (1 unreliable left out ‡)" in summary
 
 
 def test_the_html_page_lists_the_unreliable_speedup_with_its_reason():
@@ -170,3 +171,21 @@ def test_a_quiet_gpu_still_gets_its_numbers():
         speedups = speedups_over_cudnn(run)
         assert speedups and all(s.reliable for s in speedups), [(s.result.key, s.unreliable_why) for s in speedups]
         assert UNRELIABLE not in summary_table(run) and UNRELIABLE_MARK not in report_markdown([(name, run, [])], [])
+
+
+def test_a_case_measured_in_rounds_gets_the_median_of_round_medians_and_the_rounds_interval():
+    def in_rounds(case, medians):
+        samples = [v for median in medians for v in even_samples(median, 21, 0.02)]
+        return CaseResult(case=case, status="ok", samples_ms={"step": tuple(samples)},
+                          round_lengths={"step": (21,) * len(medians)})
+
+    cudnn = in_rounds(make_case("cudnn"), [2.0, 2.1, 1.9])
+    eager = in_rounds(make_case("eager"), [1.0, 1.05, 0.98])
+    run = make_run([cudnn, eager])
+    speedup = speedup_of(run, eager)
+    assert speedup.ratio.value == pytest.approx(speedup_over_cudnn(run, eager)) == pytest.approx(2.0)
+    assert speedup.ratio.has_ci and speedup.reliable
+    # one round of three 40 % slower: each round is tight, the rounds are not, and the interval says so
+    scattered = in_rounds(make_case("eager"), [1.0, 1.4, 0.98])
+    speedup = speedup_of(make_run([cudnn, scattered]), scattered)
+    assert speedup.ratio.value == pytest.approx(2.0) and "spans a factor" in speedup.unreliable_why
