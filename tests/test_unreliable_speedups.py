@@ -189,3 +189,25 @@ def test_a_case_measured_in_rounds_gets_the_median_of_round_medians_and_the_roun
     scattered = in_rounds(make_case("eager"), [1.0, 1.4, 0.98])
     speedup = speedup_of(make_run([cudnn, scattered]), scattered)
     assert speedup.ratio.value == pytest.approx(2.0) and "spans a factor" in speedup.unreliable_why
+
+
+def test_the_chart_makes_room_for_the_rule_and_the_longer_legend():
+    """Four backends, all unreliable, compile_module not compiled (the busy VM's small.yaml): the legend and
+    its caption stay below the plots and inside the figure."""
+    fell_back = {"compile": {"fell_back_to_eager": True, "graphs": 0, "graph_breaks": 1,
+                             "break_reasons": ["Attempted to wrap RNN, GRU, or LSTM"]}}
+    results = []
+    for seed, (cell, hidden) in enumerate((c, h) for c in ("lstm", "gru") for h in (64, 128)):
+        results.append(step_result(make_case("cudnn", cell, hidden_size=hidden), busy_samples(1.0, 0.55, seed=seed)))
+        for offset, backend in enumerate(("eager", "torchscript", "compile", "compile_module")):
+            case = make_case(backend, cell, hidden_size=hidden)
+            results.append(CaseResult(case=case, status="ok", backend=fell_back if backend == "compile_module" else {},
+                                      samples_ms={"step": busy_samples(3.0, 0.45, seed=10 * seed + offset + 1)}))
+    run = make_run(results)
+    speedups = speedups_over_cudnn(run)
+    assert len(speedups) == 16 and not any(s.reliable for s in speedups)
+    figure = speedup_figure(speedups, context_line([run]))
+    figure.canvas.draw()
+    legend = figure.legends[0].get_window_extent()
+    lowest_plot = min(ax.get_tightbbox().y0 for ax in figure.axes if ax.get_visible())
+    assert 0 <= legend.y0 and legend.y1 <= lowest_plot

@@ -184,9 +184,31 @@ def speedup_figure(speedups: Sequence[Speedup], context: str) -> Figure:
     geomeans = geometric_mean_speedups(speedups)
     columns = min(max(len(facets), 1), 3)
     facet_rows = math.ceil(max(len(facets), 1) / columns)
+    width = max(4.8 * columns, 7.5)
+    eager = {s.result.case.backend_label for s in speedups if s.result.ran_eagerly}
+    handles = [Line2D([], [], linestyle="none", **line_style("backend", b),
+                      label=_geomean_label(b, geomeans.get(b)) + (" (NOT compiled: ran eagerly)" if b in eager else ""))
+               for b in backends]
+    unreliable = any(s.unreliable_why for s in speedups)
+    if unreliable:
+        handles.append(Line2D([], [], linestyle="none", marker="o", color=UNRELIABLE_COLOUR, markerfacecolor="white",
+                              label="unreliable: not in the geomean"))
+    if any(s.ratio is None for s in speedups):
+        handles.append(Line2D([], [], linestyle="none", marker=FAILED_MARKER, color="0.3",
+                              label="failed / skipped"))
+    longest = max((len(h.get_label()) for h in handles), default=0)
+    legend_columns = min(len(handles), 1 if longest > 45 else 2 if longest > 32 else 3)
+    region = _region_time(speedups)
+    unreliable_lines = _wrap(f"grey, hollow, dashed: unreliable, left out of the geomeans: {UNRELIABLE_RULE}",
+                             width) if unreliable else []
+    caption = "\n".join([f"point: cudnn median / backend median of the {region}; right of the black line: faster "
+                         f"than cudnn", *_wrap(f"whiskers: {interval_method()}", width), *unreliable_lines,
+                         "(whiskers longer than the plot are cut at its edge)"])
     # backends with compile modes make long legend entries, one per line: room for them below the plots
     legend_lines = len(backends) + 1 if any("@" in b for b in backends) else 0
-    figure = _new_figure(max(4.8 * columns, 7.5), facet_rows * (0.3 * len(rows) + 1.2) + 1.6 + 0.25 * legend_lines)
+    if unreliable and not legend_lines:  # room for the rule's caption lines and the longer legend
+        legend_lines = max(0, math.ceil(len(handles) / legend_columns) - 4) + 0.7 * len(unreliable_lines)
+    figure = _new_figure(width, facet_rows * (0.3 * len(rows) + 1.2) + 1.6 + 0.25 * legend_lines)
     grid = figure.subplots(facet_rows, columns, sharey=True, sharex=True, squeeze=False)
     for ax in grid.flat[len(facets):]:
         ax.set_visible(False)
@@ -222,27 +244,7 @@ def speedup_figure(speedups: Sequence[Speedup], context: str) -> Figure:
     # an unreliable ratio's point stays in the range, its (wide) interval does not squash the others
     _finish_ratio_axes(grid, [s.ratio if s.reliable else Ratio(s.ratio.value) for s in speedups
                               if s.ratio is not None])
-    eager = {s.result.case.backend_label for s in speedups if s.result.ran_eagerly}
-    handles = [Line2D([], [], linestyle="none", **line_style("backend", b),
-                      label=_geomean_label(b, geomeans.get(b)) + (" (NOT compiled: ran eagerly)" if b in eager else ""))
-               for b in backends]
-    unreliable = any(s.unreliable_why for s in speedups)
-    if unreliable:
-        handles.append(Line2D([], [], linestyle="none", marker="o", color=UNRELIABLE_COLOUR, markerfacecolor="white",
-                              label="unreliable: not in the geomean"))
-    if any(s.ratio is None for s in speedups):
-        handles.append(Line2D([], [], linestyle="none", marker=FAILED_MARKER, color="0.3",
-                              label="failed / skipped"))
-    region = _region_time(speedups)
-    width = figure.get_figwidth()
-    caption = "\n".join([f"point: cudnn median / backend median of the {region}; right of the black line: faster "
-                         f"than cudnn", *_wrap(f"whiskers: {interval_method()}", width),
-                         *(_wrap(f"grey, hollow, dashed: unreliable, left out of the geomeans: {UNRELIABLE_RULE}",
-                                 width) if unreliable else []),
-                         "(whiskers longer than the plot are cut at its edge)"])
-    longest = max((len(h.get_label()) for h in handles), default=0)
-    _caption_legend(figure, handles, caption,
-                    columns=min(len(handles), 1 if longest > 45 else 2 if longest > 32 else 3))
+    _caption_legend(figure, handles, caption, columns=legend_columns)
     figure.suptitle("\n".join([f"Speedup over cudnn per case (median {region})", *_wrap(context, width)]),
                     fontsize=12)
     return figure
