@@ -1,5 +1,6 @@
 """The facts about a results file that a report must not let a reader miss: failed and skipped cases,
-noisy measurements, compiled backends that ran eagerly. Shared by the HTML page and the Markdown summary."""
+noisy measurements, speedups too uncertain to show, compiled backends that ran eagerly. Shared by the HTML page
+and the Markdown summary."""
 
 from __future__ import annotations
 
@@ -7,13 +8,16 @@ from dataclasses import dataclass
 
 from harness.report.text import eager_fallback_note
 from harness.results import CaseResult, RunResults
+from typing import Iterable
+
+from harness.speedup import Speedup
 from harness.stats import NOISY_RELATIVE_IQR
 
 
 @dataclass(frozen=True)
 class Flagged:
     key: str
-    what: str  # failed, skipped, noisy, not compiled
+    what: str  # failed, skipped, noisy, not compiled, unreliable speedup
     detail: str
 
 
@@ -31,6 +35,12 @@ def noisy(run: RunResults) -> list[Flagged]:
             worst = max(result.stats[r].relative_iqr for r in regions)
             flagged.append(Flagged(result.key, "noisy", f"{', '.join(regions)}: IQR {worst:.0%} of the median"))
     return flagged
+
+
+def unreliable_speedups(speedups: Iterable[Speedup]) -> list[Flagged]:
+    """Speedups over cudnn that are not shown as numbers nor counted in geometric means
+    (harness.speedup.UNRELIABLE_RULE), with what made each unreliable."""
+    return [Flagged(s.result.key, "unreliable speedup", s.unreliable_why) for s in speedups if s.unreliable_why]
 
 
 def eager_fallbacks(run: RunResults) -> list[Flagged]:

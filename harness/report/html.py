@@ -11,9 +11,10 @@ from typing import Sequence
 from harness.compare import Comparison, Pair, comparison_method
 from harness.report import context
 from harness.report.compare_text import format_p
-from harness.report.flags import NOISY_RULE, Flagged, eager_fallbacks, is_noisy, noisy, problems
-from harness.report.text import SUMMARY_HEADER, configuration_groups, format_ms, summary_row
+from harness.report.flags import NOISY_RULE, Flagged, eager_fallbacks, is_noisy, noisy, problems, unreliable_speedups
+from harness.report.text import SUMMARY_HEADER, configuration_groups, format_ms, speedups_by_key, summary_row
 from harness.results import RunResults
+from harness.speedup import UNRELIABLE_RULE, Speedup
 from harness.verdict import VERDICTS, changed_cases_title, verdict_rule
 
 STYLE = """
@@ -99,8 +100,9 @@ def _run_section(label: str, run: RunResults, charts) -> str:
              _environment(run)]
     for chart in charts:
         parts.append(_figure(chart))
-    parts.append(_flag_lists(run))
-    parts.append(_summary_tables(run))
+    speedups = speedups_by_key(run)
+    parts.append(_flag_lists(run, speedups))
+    parts.append(_summary_tables(run, speedups))
     return "\n".join(parts)
 
 
@@ -136,7 +138,7 @@ def _figure(chart) -> str:
             f"<figcaption>{escape(chart.title)} — <code>{escape(chart.name)}</code></figcaption></figure>")
 
 
-def _flag_lists(run: RunResults) -> str:
+def _flag_lists(run: RunResults, speedups: dict[str, Speedup]) -> str:
     parts = []
     failed = problems(run)
     parts.append(f"<h3>Failed and skipped cases ({len(failed)})</h3>")
@@ -149,6 +151,11 @@ def _flag_lists(run: RunResults) -> str:
     parts.append(f"<h3>Noisy measurements ({len(flagged)})</h3>")
     parts.append(f"<p>Flagged: {NOISY_RULE}. Their medians are less certain than the rest.</p>"
                  + _flag_table(flagged, "spread") if flagged else "<p class=ok>None.</p>")
+    uncertain = unreliable_speedups(speedups.values())
+    if uncertain:
+        parts.append(f"<h3>Speedups over cudnn too uncertain to show ({len(uncertain)})</h3>"
+                     f"<p>Shown as <em>unreliable</em> in the vs cudnn column: {escape(UNRELIABLE_RULE)}.</p>"
+                     + _flag_table(uncertain, "why"))
     return "\n".join(parts)
 
 
@@ -159,10 +166,11 @@ def _flag_table(flagged: Sequence[Flagged], detail: str) -> str:
     return f"<details><summary>show {len(flagged)}</summary>{table}</details>" if len(flagged) > 12 else table
 
 
-ROW_CLASSES = {"failed": "failed", "skipped": "skipped", "noisy": "noisy", "not compiled": "eager"}
+ROW_CLASSES = {"failed": "failed", "skipped": "skipped", "noisy": "noisy", "not compiled": "eager",
+               "unreliable speedup": "noisy"}
 
 
-def _summary_tables(run: RunResults) -> str:
+def _summary_tables(run: RunResults, speedups: dict[str, Speedup]) -> str:
     groups = configuration_groups(run)
     blocks = []
     numeric = {2, 3, 4, 5, 6, 7, 8, 9}
@@ -171,7 +179,7 @@ def _summary_tables(run: RunResults) -> str:
         head = "".join(f"<th>{escape(h)}</th>" for h in SUMMARY_HEADER)
         rows = []
         for result in results:
-            cells = summary_row(run, result)
+            cells = summary_row(run, result, speedups)
             css = (result.status if not result.ok else "eager" if result.ran_eagerly
                    else "noisy" if is_noisy(result) else "")
             rows.append(f"<tr class=\"{css}\">" + "".join(

@@ -8,16 +8,16 @@ from typing import Sequence
 
 from harness.compare import Comparison
 from harness.report import context
-from harness.report.flags import NOISY_RULE, eager_fallbacks, noisy, problems
+from harness.report.flags import NOISY_RULE, eager_fallbacks, noisy, problems, unreliable_speedups
 from harness.report.roofline import roofline_table
-from harness.report.text import configuration_groups, format_ms
+from harness.report.text import configuration_groups, format_ms, speedups_by_key
 from harness.results import CaseResult, RunResults
-from harness.speedup import geometric_mean_speedups, speedup_over_cudnn, speedups_over_cudnn
+from harness.speedup import UNRELIABLE_RULE, Speedup, geometric_mean_speedups
 from harness.suite import BACKENDS, CELLS
 from harness.verdict import VERDICTS, Verdict, changed_cases_title, verdict_rule
 
 FOLD_ROWS = 12  # longer tables and lists go into a <details> block
-NOISY_MARK, EAGER_MARK, FAILED_MARK, SKIPPED_MARK = "⚠", "†", "✗", "⊘"
+NOISY_MARK, EAGER_MARK, FAILED_MARK, SKIPPED_MARK, UNRELIABLE_MARK = "⚠", "†", "✗", "⊘", "‡"
 
 
 def report_markdown(sections: Sequence[tuple[str, RunResults, Sequence]], comparisons: Sequence[Comparison]) -> str:
@@ -37,14 +37,22 @@ def _run_summary(label: str, run: RunResults, charts) -> list[str]:
              f"commit {context.commit(run)}", "",
              f"**{len(run.cases)} cases: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped**"
              f"{status}", ""]
-    geomeans = geometric_mean_speedups(speedups_over_cudnn(run))
+    speedups = speedups_by_key(run)
+    geomeans = geometric_mean_speedups(speedups.values())
     if geomeans:
         ordered = sorted(geomeans, key=lambda b: BACKENDS.index(b) if b in BACKENDS else len(BACKENDS))
         lines += ["Speedup over cudnn, geometric mean over cases (> 1: faster): "
-                  + " · ".join(f"**{b}** {geomeans[b]:.2f}×" for b in ordered), ""]
-    lines += _fold(_pivot_table(run), f"Median {_regions(run)} time per configuration "
+                  + " · ".join(_geomean_text(geomeans[b]) for b in ordered)]
+        left_out = sum(mean.unreliable for mean in geomeans.values())
+        if left_out:
+            lines += ["", f"{UNRELIABLE_MARK} {left_out} unreliable speedup{'s' if left_out != 1 else ''} left out of "
+                      f"the geometric means and not shown: {UNRELIABLE_RULE}"]
+        lines.append("")
+    lines += _fold(_pivot_table(run, speedups), f"Median {_regions(run)} time per configuration "
                    f"({len(configuration_groups(run))} configurations)", open_when_short=True)
-    lines += [f"{NOISY_MARK} noisy ({NOISY_RULE}) · {EAGER_MARK} NOT compiled, ran eagerly · "
+    uncertain = unreliable_speedups(speedups.values())
+    unreliable_key = f"{UNRELIABLE_MARK} speedup over cudnn unreliable (not shown) · " if uncertain else ""
+    lines += [f"{NOISY_MARK} noisy ({NOISY_RULE}) · {EAGER_MARK} NOT compiled, ran eagerly · {unreliable_key}"
               f"{FAILED_MARK} failed · {SKIPPED_MARK} skipped", ""]
     failed = problems(run)
     if failed:
@@ -57,17 +65,26 @@ def _run_summary(label: str, run: RunResults, charts) -> list[str]:
     flagged = noisy(run)
     if flagged:
         lines += _fold([f"- {NOISY_MARK} `{f.key}`: {f.detail}" for f in flagged], f"Noisy measurements ({len(flagged)})")
+    if uncertain:
+        lines += _fold([f"- {UNRELIABLE_MARK} `{f.key}`: {f.detail}" for f in uncertain],
+                       f"Speedups over cudnn too uncertain to show ({len(uncertain)})")
     lines += roofline_table(run)
     if charts:
         lines += ["Charts: " + ", ".join(f"`{chart.name}`" for chart in charts) + " (and `report.html`)", ""]
     return lines
 
 
+def _geomean_text(mean) -> str:
+    value = f"{mean.value:.2f}×" if mean.value is not None else "no reliable ratio"
+    left_out = f" ({mean.left_out_text()} {UNRELIABLE_MARK})" if mean.unreliable else ""
+    return f"**{mean.backend}** {value}{left_out}"
+
+
 def _regions(run: RunResults) -> str:
     return "/".join(sorted({r.primary_region for r in run.cases}))
 
 
-def _pivot_table(run: RunResults) -> list[str]:
+def _pivot_table(run: RunResults, speedups: dict[str, Speedup]) -> list[str]:
     """One row per configuration, one column per backend: median (speedup over cudnn) and flags."""
     groups = configuration_groups(run)
     backends = [b for b in BACKENDS if any(r.case.backend_label == b for r in run.cases)]
@@ -81,7 +98,7 @@ def _pivot_table(run: RunResults) -> list[str]:
         results = groups[(cell, mode, shape, dtype, device)]
         label = " ".join(([cell] if len(cells) > 1 else []) + ([mode] if len(modes) > 1 else []) + [shape])
         by_backend = {r.case.backend_label: r for r in results}
-        row = [_cell(run, by_backend.get(b)) for b in backends]
+        row = [_cell(by_backend.get(b), speedups) for b in backends]
         lines.append(f"| {label} | " + " | ".join(row) + " |")
     if len(cells) == 1 or len(modes) == 1:
         fixed = ", ".join(([f"cell {next(iter(cells))}"] if len(cells) == 1 else [])
@@ -90,7 +107,7 @@ def _pivot_table(run: RunResults) -> list[str]:
     return lines
 
 
-def _cell(run: RunResults, result: CaseResult | None) -> str:
+def _cell(result: CaseResult | None, speedups: dict[str, Speedup]) -> str:
     if result is None:
         return ""
     if result.status == "failed":
@@ -98,10 +115,9 @@ def _cell(run: RunResults, result: CaseResult | None) -> str:
     if result.status == "skipped":
         return f"{SKIPPED_MARK} skipped"
     text = f"{format_ms(result.median_ms())} ms"
-    if result.case.backend != "cudnn":
-        speedup = speedup_over_cudnn(run, result)
-        if speedup:
-            text += f" ({speedup:.2f}×)"
+    speedup = speedups.get(result.key)
+    if speedup is not None and speedup.ratio is not None:
+        text += f" ({speedup.ratio.value:.2f}×)" if speedup.reliable else f" (unreliable {UNRELIABLE_MARK})"
     if result.ran_eagerly:
         text += f" {EAGER_MARK}"
     if result.noisy_regions:

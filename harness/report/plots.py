@@ -18,10 +18,10 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocat
 from matplotlib.transforms import blended_transform_factory
 
 from harness.compare import Comparison, comparison_method
-from harness.ratios import interval_method
+from harness.ratios import Ratio, interval_method
 from harness.report.scaling import AXIS_LABELS, AXIS_NAMES, AXIS_SYMBOLS, ScalingChart
 from harness.report.text import format_bytes, format_count
-from harness.speedup import Speedup, geometric_mean_speedups
+from harness.speedup import UNRELIABLE_RULE, Speedup, SpeedupMean, geometric_mean_speedups
 from harness.suite import BACKENDS, CELLS, COMPILE_MODES, SIZE_AXES
 from harness.verdict import VERDICTS, Verdict, band
 
@@ -30,6 +30,7 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#b
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "h")
 BAND_ALPHA = 0.18
 FAILED_MARKER = "x"
+UNRELIABLE_COLOUR = "0.6"  # a speedup too uncertain to show as a number: grey, hollow, dashed whiskers
 
 
 # --- styles -----------------------------------------------------------------------------------------
@@ -183,9 +184,31 @@ def speedup_figure(speedups: Sequence[Speedup], context: str) -> Figure:
     geomeans = geometric_mean_speedups(speedups)
     columns = min(max(len(facets), 1), 3)
     facet_rows = math.ceil(max(len(facets), 1) / columns)
+    width = max(4.8 * columns, 7.5)
+    eager = {s.result.case.backend_label for s in speedups if s.result.ran_eagerly}
+    handles = [Line2D([], [], linestyle="none", **line_style("backend", b),
+                      label=_geomean_label(b, geomeans.get(b)) + (" (NOT compiled: ran eagerly)" if b in eager else ""))
+               for b in backends]
+    unreliable = any(s.unreliable_why for s in speedups)
+    if unreliable:
+        handles.append(Line2D([], [], linestyle="none", marker="o", color=UNRELIABLE_COLOUR, markerfacecolor="white",
+                              label="unreliable: not in the geomean"))
+    if any(s.ratio is None for s in speedups):
+        handles.append(Line2D([], [], linestyle="none", marker=FAILED_MARKER, color="0.3",
+                              label="failed / skipped"))
+    longest = max((len(h.get_label()) for h in handles), default=0)
+    legend_columns = min(len(handles), 1 if longest > 45 else 2 if longest > 32 else 3)
+    region = _region_time(speedups)
+    unreliable_lines = _wrap(f"grey, hollow, dashed: unreliable, left out of the geomeans: {UNRELIABLE_RULE}",
+                             width) if unreliable else []
+    caption = "\n".join([f"point: cudnn median / backend median of the {region}; right of the black line: faster "
+                         f"than cudnn", *_wrap(f"whiskers: {interval_method()}", width), *unreliable_lines,
+                         "(whiskers longer than the plot are cut at its edge)"])
     # backends with compile modes make long legend entries, one per line: room for them below the plots
     legend_lines = len(backends) + 1 if any("@" in b for b in backends) else 0
-    figure = _new_figure(max(4.8 * columns, 7.5), facet_rows * (0.3 * len(rows) + 1.2) + 1.6 + 0.25 * legend_lines)
+    if unreliable and not legend_lines:  # room for the rule's caption lines and the longer legend
+        legend_lines = max(0, math.ceil(len(handles) / legend_columns) - 4) + 0.7 * len(unreliable_lines)
+    figure = _new_figure(width, facet_rows * (0.3 * len(rows) + 1.2) + 1.6 + 0.25 * legend_lines)
     grid = figure.subplots(facet_rows, columns, sharey=True, sharex=True, squeeze=False)
     for ax in grid.flat[len(facets):]:
         ax.set_visible(False)
@@ -194,12 +217,20 @@ def speedup_figure(speedups: Sequence[Speedup], context: str) -> Figure:
         _shade_rows(ax, len(rows))
         for backend, offset in zip(backends, offsets):
             style = line_style("backend", backend)
-            ok = [s for s in members if s.result.case.backend_label == backend and s.ratio is not None]
-            ys = [rows[_shape(s.result.case)] + offset for s in ok]
+            ok = [s for s in members if s.result.case.backend_label == backend and s.reliable]
             if ok:
-                ax.errorbar([s.ratio.value for s in ok], ys, xerr=_xerr([s.ratio for s in ok]), linestyle="none",
-                            color=style["color"], marker=style["marker"], markersize=5, capsize=2, elinewidth=1,
-                            label=backend)
+                ax.errorbar([s.ratio.value for s in ok], [rows[_shape(s.result.case)] + offset for s in ok],
+                            xerr=_xerr([s.ratio for s in ok]), linestyle="none", color=style["color"],
+                            marker=style["marker"], markersize=5, capsize=2, elinewidth=1, label=backend)
+            uncertain = [s for s in members if s.result.case.backend_label == backend and s.unreliable_why]
+            if uncertain:
+                drawn = ax.errorbar([s.ratio.value for s in uncertain],
+                                    [rows[_shape(s.result.case)] + offset for s in uncertain],
+                                    xerr=_xerr([s.ratio for s in uncertain]), linestyle="none",
+                                    color=UNRELIABLE_COLOUR, marker=style["marker"], markerfacecolor="white",
+                                    markersize=5, capsize=2, elinewidth=1, label=f"{backend} (unreliable)")
+                for whiskers in drawn.lines[2]:
+                    whiskers.set_linestyle("--")
             failed = [rows[_shape(s.result.case)] + offset for s in members
                       if s.result.case.backend_label == backend and s.ratio is None]
             _draw_missing(ax, failed, style["color"], vertical=True)
@@ -210,26 +241,20 @@ def speedup_figure(speedups: Sequence[Speedup], context: str) -> Figure:
     first = grid.flat[0]
     first.set_yticks(range(len(rows)), row_labels)
     first.set_ylim(len(rows) - 0.5, -0.5)
-    _finish_ratio_axes(grid, [s.ratio for s in speedups if s.ratio is not None])
-    eager = {s.result.case.backend_label for s in speedups if s.result.ran_eagerly}
-    handles = [Line2D([], [], linestyle="none", **line_style("backend", b),
-                      label=(f"{b}: geomean {geomeans[b]:.2f}×" if geomeans.get(b) else f"{b}: no ratio")
-                      + (" (NOT compiled: ran eagerly)" if b in eager else ""))
-               for b in backends]
-    if any(s.ratio is None for s in speedups):
-        handles.append(Line2D([], [], linestyle="none", marker=FAILED_MARKER, color="0.3",
-                              label="failed / skipped"))
-    region = _region_time(speedups)
-    width = figure.get_figwidth()
-    caption = "\n".join([f"point: cudnn median / backend median of the {region}; right of the black line: faster "
-                         f"than cudnn", *_wrap(f"whiskers: {interval_method()}", width),
-                         "(whiskers longer than the plot are cut at its edge)"])
-    longest = max((len(h.get_label()) for h in handles), default=0)
-    _caption_legend(figure, handles, caption,
-                    columns=min(len(handles), 1 if longest > 45 else 2 if longest > 32 else 3))
+    # an unreliable ratio's point stays in the range, its (wide) interval does not squash the others
+    _finish_ratio_axes(grid, [s.ratio if s.reliable else Ratio(s.ratio.value) for s in speedups
+                              if s.ratio is not None])
+    _caption_legend(figure, handles, caption, columns=legend_columns)
     figure.suptitle("\n".join([f"Speedup over cudnn per case (median {region})", *_wrap(context, width)]),
                     fontsize=12)
     return figure
+
+
+def _geomean_label(backend: str, mean: SpeedupMean | None) -> str:
+    if mean is None:
+        return f"{backend}: no ratio"
+    value = f"geomean {mean.value:.2f}×" if mean.value is not None else "no reliable ratio"
+    return f"{backend}: {value}" + (f" ({mean.left_out_text()})" if mean.unreliable else "")
 
 
 def _region_time(speedups: Sequence[Speedup]) -> str:

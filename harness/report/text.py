@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Mapping
+
 from harness.activity import launch_bound_note
 from harness.results import CaseResult, RunResults
 from harness.roofline import percent_of_peak
-from harness.speedup import speedup_over_cudnn
+from harness.speedup import UNRELIABLE_RULE, Speedup, speedup_of, speedups_over_cudnn
 
 
 def format_ms(value: float | None) -> str:
@@ -111,9 +113,10 @@ def configuration_groups(run: RunResults) -> dict[tuple, list[CaseResult]]:
 def summary_table(run: RunResults) -> str:
     """One block per model configuration and mode, one row per backend."""
     lines = []
+    speedups = speedups_by_key(run)
     for (cell, mode, shape, dtype, device), group in configuration_groups(run).items():
         region = group[0].primary_region
-        rows = [summary_row(run, result) for result in group]
+        rows = [summary_row(run, result, speedups) for result in group]
         header = SUMMARY_HEADER
         if any(result.telemetry_window() for result in group):  # NVML columns only where NVML measured
             header = SUMMARY_HEADER[:-1] + TELEMETRY_HEADER + SUMMARY_HEADER[-1:]
@@ -131,6 +134,10 @@ def summary_table(run: RunResults) -> str:
             unavailable[reason] = unavailable.get(reason, 0) + 1
     for reason, count in unavailable.items():
         lines.append(f"telemetry: {reason} ({count} case{'s' if count != 1 else ''})")
+    unreliable = sum(1 for speedup in speedups.values() if speedup.unreliable_why)
+    if unreliable:
+        lines.append(f"vs cudnn {UNRELIABLE} ({unreliable} case{'s' if unreliable != 1 else ''}): no speedup shown "
+                     f"where the measurement cannot support one: {UNRELIABLE_RULE}")
     counts = run.counts()
     lines.append(f"{len(run.cases)} cases: {counts['ok']} ok, {counts['failed']} failed, "
                  f"{counts['skipped']} skipped")
@@ -151,8 +158,30 @@ def warnings_lines(run: RunResults) -> list[str]:
     return lines
 
 
-def summary_row(run: RunResults, result: CaseResult) -> tuple[str, ...]:
-    """The cells of one result's row under SUMMARY_HEADER."""
+UNRELIABLE = "unreliable"
+
+
+def speedup_cell(speedup: Speedup | None) -> str:
+    """The 'vs cudnn' cell: the ratio, "unreliable" where the measurement cannot support one (the reason is
+    in the notes), "-" where there is none."""
+    if speedup is None or speedup.ratio is None:
+        return "-"
+    return f"{speedup.ratio.value:.2f}x" if speedup.reliable else UNRELIABLE
+
+
+def unreliable_note(speedup: Speedup | None) -> str:
+    why = speedup.unreliable_why if speedup else None
+    return f"vs cudnn UNRELIABLE ({why})" if why else ""
+
+
+def speedups_by_key(run: RunResults) -> dict[str, Speedup]:
+    """Every speedup over cudnn of ``run`` by case key: computed once for a table (each is a bootstrap)."""
+    return {speedup.result.key: speedup for speedup in speedups_over_cudnn(run)}
+
+
+def summary_row(run: RunResults, result: CaseResult, speedups: Mapping[str, Speedup] | None = None) -> tuple[str, ...]:
+    """The cells of one result's row under SUMMARY_HEADER; ``speedups``: speedups_by_key(run), where the
+    caller has it."""
     stats = result.stats.get(result.primary_region)
     if stats:
         ci = (f" [{format_ms(stats.median_ci95_low_ms)}, {format_ms(stats.median_ci95_high_ms)}]"
@@ -161,7 +190,7 @@ def summary_row(run: RunResults, result: CaseResult) -> tuple[str, ...]:
     else:
         median = "-"
     derived = result.derived.get(result.primary_region, {})
-    speedup = speedup_over_cudnn(run, result)
+    speedup = speedups.get(result.key) if speedups is not None else speedup_of(run, result)
     first = result.first_iteration_ms
     first_total = first.get("step", first.get("forward")) if first else None
     peak_share = percent_of_peak(run, result)
@@ -173,9 +202,9 @@ def summary_row(run: RunResults, result: CaseResult) -> tuple[str, ...]:
         format_ms(result.median_ms("backward")) if "backward" in result.stats else "",
         format_count(derived.get("sequences_per_s")),
         format_count(derived["achieved_tflops"] * 1e3) if derived else "-",
-        f"{speedup:.2f}x" if speedup else "-",
+        "1.00x" if result.case.backend == "cudnn" and result.median_ms() else speedup_cell(speedup),
         format_bytes(result.peak_memory_bytes),
         format_ms(first_total),
-        "; ".join(part for part in (notes(result), f"{peak_share:.2g}% of measured peak" if peak_share else "")
-                  if part),
+        "; ".join(part for part in (notes(result), unreliable_note(speedup),
+                                    f"{peak_share:.2g}% of measured peak" if peak_share else "") if part),
     )
