@@ -10,7 +10,11 @@ GPU (``device_type == "cuda"``)
       step, mean time per call, share of the step;
     - classes (:mod:`harness.kernel_classes`): the groups' time summed per class;
     - busy: the union of their intervals (overlaps once); idle = step - busy;
-    - launches per step: kernels, copies and memsets started within the step;
+    - launches per step: kernels, copies and memsets started within the step (a replayed CUDA graph's
+      kernels each count: CUPTI reports them one by one);
+    - launch calls per step: the host's calls that put work on the device (``cudaLaunchKernel``,
+      ``cudaMemcpyAsync``, ... and ``cudaGraphLaunch``, one call for a whole graph), and of them the graph
+      launches; a captured step makes few calls for many kernels;
     - CPU dispatch: the union of the top-level operators' intervals on the host (the time the host spent in
       aten operators, which enqueue the kernels), and the time in the CUDA launch calls themselves.
     The step is the *unprofiled* step when given (median of iterations timed without the profiler: the
@@ -35,8 +39,9 @@ from harness.cudnn_algo import algorithm_from_kernels
 from harness.kernel_classes import CLASSES, IDLE, classify_kernel, classify_operator
 
 # Host-side CUDA calls that put work on the device: their time is the launch cost the CPU pays.
+GRAPH_LAUNCH_CALLS = ("cudaGraphLaunch", "cuGraphLaunch")  # one call replays a whole captured graph
 LAUNCH_CALLS = ("cudaLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernel", "cuLaunchKernelEx",
-                "cudaMemcpyAsync", "cudaMemsetAsync", "cudaLaunchCooperativeKernel")
+                "cudaMemcpyAsync", "cudaMemsetAsync", "cudaLaunchCooperativeKernel") + GRAPH_LAUNCH_CALLS
 HOST_RUNTIME_CATEGORIES = ("cuda_runtime", "cuda_driver")
 GROUPS_KEPT = 40  # the largest groups; the rest are summed in groups_left_out
 
@@ -53,6 +58,7 @@ def analyze_steps(events: Sequence[dict], device_type: str, unprofiled_step_ms: 
     top_level = top_level_intervals(operators)
 
     walls, busy, host_in_operators, launches, launch_api, top_counts = [], [], [], [], [], []
+    launch_calls, graph_launches = [], []
     group_ms: dict[str, float] = defaultdict(float)
     group_calls: dict[str, int] = defaultdict(int)
     group_class: dict[str, str] = {}
@@ -68,7 +74,10 @@ def analyze_steps(events: Sequence[dict], device_type: str, unprofiled_step_ms: 
             started = [e for e in device if begin <= float(e["ts"]) < end]
             busy.append(union_length((float(e["ts"]), float(e["ts"]) + float(e["dur"])) for e in started) / 1e3)
             launches.append(len(started))
-            launch_api.append(sum(float(e["dur"]) for e in runtime if begin <= float(e["ts"]) < end) / 1e3)
+            calls = [e for e in runtime if begin <= float(e["ts"]) < end]
+            launch_api.append(sum(float(e["dur"]) for e in calls) / 1e3)
+            launch_calls.append(len(calls))
+            graph_launches.append(sum(1 for e in calls if e["name"] in GRAPH_LAUNCH_CALLS))
             for e in started:
                 name = e.get("name", "?")
                 group_ms[name] += float(e["dur"]) / 1e3
@@ -121,6 +130,8 @@ def analyze_steps(events: Sequence[dict], device_type: str, unprofiled_step_ms: 
         "idle_fraction": idle_ms / step_ms if step_ms > 0 else None,
         "operators_per_step": statistics.fmean(top_counts),
         "launches_per_step": statistics.fmean(launches) if on_gpu else None,
+        "launch_calls_per_step": statistics.fmean(launch_calls) if on_gpu else None,
+        "graph_launches_per_step": statistics.fmean(graph_launches) if on_gpu else None,
         "cpu_dispatch_ms": statistics.fmean(host_in_operators) if on_gpu else None,
         "launch_api_ms": statistics.fmean(launch_api) if on_gpu else None,
         "classes": classes,
@@ -131,6 +142,7 @@ def analyze_steps(events: Sequence[dict], device_type: str, unprofiled_step_ms: 
         record["cudnn_algorithm_seen"] = algorithm_from_kernels(group_ms)
     else:
         record["absent"] = {"launches_per_step": "the case runs on the CPU: no kernel launches",
+                            "launch_calls_per_step": "the case runs on the CPU: no kernel launches",
                             "cpu_dispatch_ms": "on the CPU the operators compute where they are dispatched"}
     return record
 

@@ -1,25 +1,29 @@
 #!/usr/bin/env bash
 # The GPU checks, in parts that each fit one device call (10 minutes at most; a task has about 15 minutes of
-# device time in all, so a session runs `core` and, time allowing, one more part):
+# device time in all, so a session runs `core` and, time allowing, one more part). Each part's step time
+# limits, the common steps included, add up to at most 540 s (tests/test_gpu_check_script.py checks it),
+# which leaves a 600 s device call time for its start and the transfers:
 #
 #   core      the GPU-marked tests, the small suite on CUDA and its report, the independent agreement check
-#             (a user's own nn.LSTM timed with bare CUDA events, alternated with the harness)     ~6-7 min
+#             (a user's own nn.LSTM timed with bare CUDA events, alternated with the harness), the CUDA-graph
+#             cases of suites/variants.yaml, its tf32 max-autotune case, the profiler's after-effect
 #   profile   kernel names of real traces (refreshes tests/data/kernel_names.json), rnnbench profile and its
-#             chart, the cost of --nvtx and of the profiled pass, noise sources, telemetry overhead   ~6 min
+#             chart, the cost of --nvtx and of the profiled pass, noise sources, telemetry overhead
 #   variants  suites/variants.yaml (CUDA graphs, compile modes, compile_rnn, layouts, variable lengths,
-#             projections, roofline) and its report                                                 ~5-8 min
+#             projections, roofline) and its report
 #   scale     --devices all, --shard + merge on CUDA, and one interleaved A/B session of the gate
-#             (scripts/gpu-calibration.sh runs more)                                                ~6 min
+#             (scripts/gpu-calibration.sh runs more)
 #
 #   PARTS="core profile" scripts/gpu-check.sh [OUT_DIR]     (default PARTS=core; OUT_DIR: $OUT, else ./gpu-check-out)
+#   PYTHON=python3.12 scripts/gpu-check.sh                  (default python3: GPU machines often have no `python`)
 #
-# Everything lands in OUT_DIR: one log per step, the results files, SUMMARY.txt.
+# Everything lands in OUT_DIR as it goes: one log per step, the results files, SUMMARY.txt.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-${OUT:-gpu-check-out}}"
 mkdir -p "$out"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-python=${PYTHON:-python}
+python=${PYTHON:-python3}
 summary="$out/SUMMARY.txt"
 : > "$summary"
 
@@ -31,29 +35,36 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, log to OUT/NAME
   echo "$name: exit $rc in $((SECONDS - started)) s" | tee -a "$summary"
 }
 
-if ! "$python" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+if ! timeout 20 "$python" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
   echo "no CUDA GPU visible to torch; nothing to check" | tee -a "$summary"
   exit 2
 fi
-nvidia-smi > "$out/nvidia-smi.txt" 2>&1
+timeout 10 nvidia-smi > "$out/nvidia-smi.txt" 2>&1
 part() { [[ " ${PARTS:-core} " == *" $1 "* || " ${PARTS:-core} " == *" all "* ]]; }
 
-step env 60 "$python" -m harness.cli env
+step env 30 "$python" -m harness.cli env
 if part core; then
-  step pytest-gpu 240 "$python" -m pytest -m gpu -q -p no:cacheprovider tests
-  step small-cuda 180 "$python" -m harness.cli run suites/small.yaml --device cuda --out "$out/small-cuda.json" --quiet
-  step agreement 180 "$python" benchmarks/agreement.py --device cuda --rounds 5 --seconds 0.5 --json "$out/agreement.json"
-  [ -f "$out/small-cuda.json" ] && step report 60 "$python" -m harness.cli report "$out/small-cuda.json" -o "$out/report"
+  step pytest-gpu 120 "$python" -m pytest -m gpu -q -p no:cacheprovider tests
+  step small-cuda 110 "$python" -m harness.cli run suites/small.yaml --device cuda --out "$out/small-cuda.json" --quiet
+  [ -f "$out/small-cuda.json" ] && step report 20 "$python" -m harness.cli report "$out/small-cuda.json" -o "$out/report"
+  step agreement 60 "$python" benchmarks/agreement.py --device cuda --rounds 3 --seconds 0.3 --json "$out/agreement.json"
+  # CUDA graphs at the launch-bound and the medium size (layouts, padded lengths; packed ones are skipped)
+  step cudagraph 50 "$python" -m harness.cli run suites/variants.yaml --device cuda --backend cudagraph \
+    --filter hidden_size=64,512 --out "$out/cudagraph.json" --quiet
+  # the one compile@max-autotune case, under the suite's tf32: Inductor's autotuning reads the precision
+  step tf32-max-autotune 60 "$python" -m harness.cli run suites/variants.yaml --device cuda --backend compile \
+    --filter compile_mode=max-autotune --out "$out/tf32-max-autotune.json" --quiet
+  [ -f benchmarks/profiler_after_effect.py ] && step profiler-after-effect 60 "$python" benchmarks/profiler_after_effect.py --device cuda
 fi
 if part profile; then
-  step kernel-names 120 "$python" scripts/record-kernel-names.py "$out/kernel-names.json"
-  step profile-small 180 "$python" -m harness.cli profile suites/small.yaml --device cuda --backend cudnn --backend eager \
+  step kernel-names 60 "$python" scripts/record-kernel-names.py "$out/kernel-names.json"
+  step profile-small 120 "$python" -m harness.cli profile suites/small.yaml --device cuda --backend cudnn --backend eager \
     --steps 5 --trace -o "$out/profile" --quiet
-  [ -d "$out/profile" ] && step profile-report 60 "$python" -m harness.cli report "$out"/profile/*.profile.json -o "$out/profile-report"
-  step nvtx-overhead 120 "$python" benchmarks/nvtx_overhead.py --device cuda --rounds 6 --seconds 0.5
-  step profiled-pass-cost 150 "$python" benchmarks/profiled_pass_cost.py --device cuda
-  step noise-sources 60 "$python" benchmarks/noise_sources.py --device cuda --rounds 3 --seconds 0.3
-  step telemetry-overhead 90 "$python" benchmarks/telemetry_overhead.py --device cuda
+  [ -d "$out/profile" ] && step profile-report 20 "$python" -m harness.cli report "$out"/profile/*.profile.json -o "$out/profile-report"
+  step nvtx-overhead 80 "$python" benchmarks/nvtx_overhead.py --device cuda --rounds 4 --seconds 0.4
+  step profiled-pass-cost 90 "$python" benchmarks/profiled_pass_cost.py --device cuda
+  step noise-sources 45 "$python" benchmarks/noise_sources.py --device cuda --rounds 3 --seconds 0.3
+  step telemetry-overhead 60 "$python" benchmarks/telemetry_overhead.py --device cuda --reps 4 --seconds 0.4
 fi
 if part variants; then
   step variants-cuda 420 "$python" -m harness.cli run suites/variants.yaml --device cuda --out "$out/variants-cuda.json" --quiet
@@ -61,12 +72,12 @@ if part variants; then
 fi
 if part scale; then
   # --devices: one worker per visible GPU (with one GPU, one worker; the pinning is the point); --shard + merge
-  step devices-all 120 "$python" -m harness.cli run suites/small.yaml --devices all --backend cudnn \
+  step devices-all 90 "$python" -m harness.cli run suites/small.yaml --devices all --backend cudnn \
     --out "$out/devices-all.json" --quiet
-  step shards-merge 180 bash -c "for i in 0 1; do $python -m harness.cli run suites/small.yaml --device cuda \
+  step shards-merge 150 bash -c "for i in 0 1; do $python -m harness.cli run suites/small.yaml --device cuda \
     --backend cudnn --shard \$i/2 --out \"$out/shard-\$i.json\" --quiet || exit; done; \
     $python -m harness.cli merge '$out/shard-0.json' '$out/shard-1.json' -o '$out/shards-merged.json'"
-  step ab-session 300 "$python" benchmarks/gate_calibration.py suites/regression.yaml --mode ab --pairs 1 --rounds 5 \
+  step ab-session 240 "$python" benchmarks/gate_calibration.py suites/regression.yaml --mode ab --pairs 1 --rounds 5 \
     --keep "$out/ab-session" --json "$out/ab-session.json"
 fi
 cat "$summary"

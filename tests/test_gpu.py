@@ -39,9 +39,11 @@ def test_half_precisions_pass_parity_within_their_tolerance(dtype):
 
 def test_tf32_is_applied_to_both_cudnn_and_matmul():
     flags = apply_math_precision("tf32")
-    assert "tf32" in str(flags.get("cuda_matmul", flags.get("cuda_matmul_allow_tf32"))).lower() or \
-        flags.get("cuda_matmul_allow_tf32") is True
+    assert flags["cuda_matmul_allow_tf32"] is True and flags["cudnn_allow_tf32"] is True
+    assert torch.get_float32_matmul_precision() == "high"  # what Inductor's max-autotune reads
     result = run_case(tiny_case(backend="eager", device_type="cuda", hidden_size=64), _cuda_settings("tf32"))
     assert result.status == "ok", result.reason
     flags = apply_math_precision("fp32")
-    assert flags.get("cuda_matmul", "ieee") == "ieee" and flags.get("cuda_matmul_allow_tf32", False) is False
+    assert flags["cuda_matmul_allow_tf32"] is False and flags["cudnn_allow_tf32"] is False
+    assert torch.get_float32_matmul_precision() == "highest"
+

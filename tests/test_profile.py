@@ -44,6 +44,7 @@ def test_gpu_breakdown_takes_busy_as_a_union_and_idle_against_the_unprofiled_ste
     assert record["launches_per_step"] == pytest.approx(2)  # 3 and 1 device activities
     assert record["cpu_dispatch_ms"] == pytest.approx(0.06)  # top-level operators: 80 and 40 us
     assert record["launch_api_ms"] == pytest.approx(0.0065)  # 8 and 5 us of launch calls
+    assert record["launch_calls_per_step"] == pytest.approx(1.5) and record["graph_launches_per_step"] == 0
     groups = {g["name"]: g for g in record["groups"]}
     cudnn = groups["void RNN_blockPersist_fp_LSTM<float>"]
     assert cudnn["calls_per_step"] == 1 and cudnn["ms_per_step"] == pytest.approx(0.03)
@@ -54,6 +55,21 @@ def test_gpu_breakdown_takes_busy_as_a_union_and_idle_against_the_unprofiled_ste
     assert classes["gemm"] == pytest.approx(0.01) and classes["copy"] == pytest.approx(0.005)
     assert classes["idle"] == pytest.approx(0.04)
     assert record["cudnn_algorithm_seen"] == "persistent"
+
+
+def test_a_replayed_cuda_graph_is_one_launch_call_for_its_many_kernels():
+    """A cudagraph step: the host calls cudaGraphLaunch twice (forward, backward graph), the device runs the
+    graphs' kernels one by one (CUPTI reports each)."""
+    kernels = [_event("kernel", "void RNN_blockPersist_fp_LSTM<float>", 10 + 10 * i, 8, tid=7) for i in range(6)]
+    trace = [_event("user_annotation", ITERATION_RANGE, 0, 100), *kernels,
+             _event("cpu_op", "aten::mse_loss", 1, 3),
+             _event("cuda_runtime", "cudaGraphLaunch", 5, 6), _event("cuda_runtime", "cudaGraphLaunch", 40, 4),
+             _event("cuda_runtime", "cudaLaunchKernel", 60, 2),
+             _event("cuda_runtime", "cudaStreamSynchronize", 70, 20)]  # not a launch
+    record = analyze_steps(trace, "cuda")
+    assert record["launches_per_step"] == 6  # the device's kernels
+    assert record["launch_calls_per_step"] == 3 and record["graph_launches_per_step"] == 2
+    assert record["launch_api_ms"] == pytest.approx(0.012)  # 6 + 4 + 2 us: the graph launches' cost counts
 
 
 def test_a_trace_without_step_ranges_is_said_to_be_so():
@@ -255,3 +271,17 @@ def test_the_stacked_bars_draw_every_class_of_a_case_and_its_idle_time():
     widths = sorted(round(patch.get_width(), 6) for patch in figure.axes[0].patches if patch.get_width() > 0)
     # rnn_library 0.03, gemm 0.01, copy 0.005, idle 0.04 (against the unprofiled step of 0.08 ms)
     assert widths == [0.005, 0.01, 0.03, 0.04]
+
+
+@pytest.mark.gpu
+def test_a_real_cuda_trace_of_a_replayed_graph_counts_its_graph_launches(tmp_path):
+    from harness.runner import RunSettings
+    from tests.helpers import QUICK_TIMING
+
+    settings = RunSettings(device=torch.device("cuda"), timing=QUICK_TIMING)
+    record = profile_case(tiny_case(backend="cudagraph", device_type="cuda", hidden_size=64, input_size=64, batch=8,
+                                    seq_len=16), settings, ProfileSettings(steps=3), str(tmp_path / "trace.json"))
+    assert record["status"] == "ok", record["reason"]
+    profile = record["profile"]
+    assert profile["graph_launches_per_step"] == 2, profile  # the forward graph, then the loss-and-backward one
+    assert profile["launches_per_step"] > profile["launch_calls_per_step"]

@@ -6,14 +6,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
-from harness.backends import build_backend
+from harness.backends import build_backend, cudagraph
 from harness.cases import Case, expand_cases, select_cases, sequence_lengths
 from harness.errors import SuiteError
 from harness.flops import deepbench_forward_flops, forward_flops, region_bytes, region_flops
 from harness.results import CaseResult
 from harness.runner import run_case
 from harness.suite import load_suite, parse_suite
+from harness.timing import Workload
 from tests.helpers import cpu_settings, tiny_case
 
 H100_KEYS = Path(__file__).parent / "data" / "h100-2026-11-27-case-keys.json"
@@ -228,3 +230,28 @@ def test_compile_modes_and_compile_rnn_on_a_gpu(backend, compile_mode):
     assert result.backend["compile_mode"] == compile_mode
     if backend == "compile_rnn":
         assert "vendor_rnn_kernel_ran" in result.backend and "onednn_disabled" not in result.backend
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("index", [0, pytest.param(1, marks=pytest.mark.skipif(
+    torch.cuda.device_count() < 2, reason="needs a second GPU: a case on a device that is not the current one"))])
+def test_cudagraph_captures_the_work_on_the_case_device(index):
+    """The graph itself does the work (a replay on new input gives the module's output for that input), on
+    the case's device even where another is current: captured elsewhere, the kernels ran once, eagerly,
+    during capture, parity passed on their output and every replay timed an empty graph."""
+    device = torch.device("cuda", index)
+    with torch.cuda.device(0):
+        result = run_case(tiny_case(backend="cudagraph", device_type="cuda", batch=4, seq_len=5, input_size=8,
+                                    hidden_size=8), cpu_settings(device=device))
+        assert result.status == "ok", result.reason
+        assert result.parity["passed"] and result.backend["cuda_graph"]["forward_backward"]["graph_pool_bytes"] > 0
+        backend = cudagraph.build("cudagraph", nn.LSTM(8, 8).to(device))
+        x, target = torch.randn(5, 4, 8, device=device), torch.randn(5, 4, 8, device=device)
+        step = backend.graphs.captured(Workload(backend.model, x, target, "forward_backward",
+                                                tuple(backend.parameters.values()), graphs=backend.graphs))
+        x.copy_(torch.randn_like(x))
+        step.replay_forward()
+        torch.cuda.synchronize(device)
+        with torch.no_grad():
+            expected, _ = backend.model(x)
+        torch.testing.assert_close(step.outputs[0], expected)

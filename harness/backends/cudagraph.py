@@ -14,11 +14,14 @@ each replay, so they are not cleared between iterations).
 A graph is captured once per mode, on the first iteration of that mode (the parity iteration, then the
 timed mode when it differs). ``capture_ms`` (warm-up plus capture, synchronised) is reported apart, as
 compile time is for the compiled backends, and ``graph_pool_bytes``: how much the caching allocator's
-reserved memory grew during the capture, which is the graphs' private pool.
+reserved memory grew during the captures (each measured from the emptied cache the capture starts from),
+which is the graphs' private pool. The capture runs with the case's device current and on a capture
+stream of that device, so a case on ``cuda:1`` captures on ``cuda:1`` whatever device is current.
 """
 
 from __future__ import annotations
 
+import gc
 import time
 
 import torch
@@ -79,6 +82,14 @@ class CapturedSteps:
         return step
 
     def _capture(self, work) -> CapturedStep:
+        # torch.cuda.graph synchronises, empties the cache and begins the capture on the *current* device, and
+        # captures its stream: on any other device than the current one, the model's kernels would go to a
+        # stream that is not capturing. So the whole capture runs with the case's device current, on a
+        # capture stream of that device.
+        with torch.cuda.device(self.device):
+            return self._capture_on_device(work)
+
+    def _capture_on_device(self, work) -> CapturedStep:
         parameters = list(self.module.parameters())
         with_grad = work.mode != "inference"
         torch.cuda.synchronize(self.device)
@@ -95,25 +106,39 @@ class CapturedSteps:
         torch.cuda.current_stream(self.device).wait_stream(side)
         for parameter in parameters:
             parameter.grad = None
-        torch.cuda.synchronize(self.device)
-        reserved_before = torch.cuda.memory_reserved(self.device)
+        capture_stream = torch.cuda.Stream(self.device)
         pool = torch.cuda.graph_pool_handle()
+        pool_bytes = 0
         forward_graph = torch.cuda.CUDAGraph()
-        with torch.set_grad_enabled(with_grad), torch.cuda.graph(forward_graph, pool=pool):
+        reserved_before = _reserved_after_emptying_the_cache(self.device)
+        with torch.set_grad_enabled(with_grad), torch.cuda.graph(forward_graph, pool=pool, stream=capture_stream):
             outputs = work.model(work.x)
+        pool_bytes += torch.cuda.memory_reserved(self.device) - reserved_before
         backward_graph = None
         if work.mode == "forward_backward":
             backward_graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(backward_graph, pool=pool):
+            reserved_before = _reserved_after_emptying_the_cache(self.device)
+            with torch.cuda.graph(backward_graph, pool=pool, stream=capture_stream):
                 F.mse_loss(outputs[0], work.target).backward()
+            pool_bytes += torch.cuda.memory_reserved(self.device) - reserved_before
         torch.cuda.synchronize(self.device)
         self.captures[work.mode] = {
             "capture_ms": round((time.perf_counter() - started) * 1e3, 3),
             "warmup_iters": WARMUP_ITERS,
             "graphs": 1 + (backward_graph is not None),
-            "graph_pool_bytes": torch.cuda.memory_reserved(self.device) - reserved_before,
+            "graph_pool_bytes": pool_bytes,
         }
         return CapturedStep(forward_graph, backward_graph, outputs)
 
     def facts(self) -> dict:
         return {"cuda_graph": {mode: dict(capture) for mode, capture in self.captures.items()}}
+
+
+def _reserved_after_emptying_the_cache(device: torch.device) -> int:
+    """The caching allocator's reserved bytes as the capture starts from them: ``torch.cuda.graph`` collects
+    garbage and empties the cache before it begins capturing, so a reading taken before that would count
+    the freed blocks against the graphs' pool (which then came out negative)."""
+    torch.cuda.synchronize(device)
+    gc.collect()
+    torch.cuda.empty_cache()
+    return torch.cuda.memory_reserved(device)

@@ -38,7 +38,7 @@ def case_lines(entry: ProfiledCase) -> list[str]:
         lines.append(
             f"  step {format_ms(profile['step_ms'])} ms ({basis}; profiled {format_ms(profile.get('profiled_step_ms'))})"
             f" | GPU busy {format_ms(profile['busy_ms'])} ms | GPU idle {_share(profile.get('idle_fraction'))}"
-            f" | {profile.get('launches_per_step', 0):g} launches/step"
+            f" | {profile.get('launches_per_step', 0):g} kernels+copies/step{_launch_calls(profile)}"
             f" | CPU dispatch {format_ms(profile.get('cpu_dispatch_ms'))} ms"
             f" (launch calls {format_ms(profile.get('launch_api_ms'))} ms) | {profile['steps']} steps")
     else:
@@ -77,3 +77,12 @@ def profile_text(run: ProfileRun) -> str:
     lines.append(f"{len(run.cases)} case{'' if len(run.cases) == 1 else 's'} profiled: {counts['ok']} ok, {counts['failed']} failed, "
                  f"{counts['skipped']} skipped")
     return "\n".join(lines)
+
+
+def _launch_calls(profile: dict) -> str:
+    """' from 12 launch calls (2 graph launches)': the host's calls, which a replayed CUDA graph makes few of."""
+    calls = profile.get("launch_calls_per_step")
+    if calls is None:  # a profile file from before the calls were counted
+        return ""
+    graphs = profile.get("graph_launches_per_step") or 0
+    return f" from {calls:g} launch calls" + (f" ({graphs:g} graph launches)" if graphs else "")

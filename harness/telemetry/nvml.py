@@ -343,6 +343,53 @@ def reason_names(mask: int) -> list[str]:
     return names
 
 
+# --- The SM clock on demand (the measured peak records the clock its products ran at) ---------------
+
+class SmClockReader:
+    """Reads one GPU's SM clock when asked. ``open`` never raises: where NVML, the GPU or the clock cannot
+    be read, ``reason`` says why and ``read`` returns None."""
+
+    def __init__(self, nvml=None, handle=None, found_by: str | None = None, reason: str | None = None):
+        self.nvml, self.handle, self.found_by, self.reason = nvml, handle, found_by, reason
+
+    @classmethod
+    def open(cls, spec: DeviceSpec, module: str | None = None) -> "SmClockReader":
+        try:
+            nvml = load_nvml(module)
+            init(nvml)
+        except NvmlUnavailable as exc:
+            return cls(reason=f"NVML unavailable: {exc}")
+        try:
+            handle, found_by = resolve_handle(nvml, spec)
+        except Exception as exc:  # NvmlUnavailable, or a broken binding
+            shutdown(nvml)
+            return cls(reason=f"NVML unavailable: {exc}")
+        return cls(nvml, handle, found_by)
+
+    def read(self) -> int | None:
+        if self.nvml is None:
+            return None
+        try:
+            return int(self.nvml.nvmlDeviceGetClockInfo(self.handle, getattr(self.nvml, "NVML_CLOCK_SM", CLOCK_SM)))
+        except Exception as exc:  # NVMLError (NotSupported on some virtual GPUs) or AttributeError
+            self.reason = f"SM clock: {describe_error(self.nvml, exc)}"
+            self.close()
+            return None
+
+    def max_mhz(self) -> int | None:
+        if self.nvml is None:
+            return None
+        try:
+            return int(self.nvml.nvmlDeviceGetMaxClockInfo(self.handle, getattr(self.nvml, "NVML_CLOCK_SM", CLOCK_SM)))
+        except Exception:
+            return None
+
+    def close(self) -> None:
+        if self.nvml is not None:
+            shutdown(self.nvml)
+            self.nvml = None
+
+
 # --- The GPU's state, once (for ``rnnbench env`` and the results' environment) ----------------------
 
 def _try(fn: Callable[[], Any], absent: dict, key: str):
