@@ -147,9 +147,15 @@ def test_a_second_run_on_the_same_out_is_refused_while_the_first_writes(suite, t
     results = tmp_path / "r.json"
     process = start_run(suite, "--out", results)
     wait_for_finished_cases(results.with_name("r.json.journal"), 1)
-    second = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(suite), "--quiet", "--out",
-                             str(results), "--force"], capture_output=True, text=True, timeout=300)
-    process.send_signal(signal.SIGINT)
+    # Stopped, the first run still holds its lock and cannot finish while the second starts (torch's import
+    # alone outlasted its cases on a loaded machine): the order is made, not hoped for.
+    process.send_signal(signal.SIGSTOP)
+    try:
+        second = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(suite), "--quiet", "--out",
+                                 str(results), "--force"], capture_output=True, text=True, timeout=300)
+    finally:
+        process.send_signal(signal.SIGINT)  # delivered when it continues
+        process.send_signal(signal.SIGCONT)
     process.communicate(timeout=300)
     assert second.returncode == 2 and "another rnnbench run is writing" in second.stderr
     assert process.returncode == 130 and read_results(results).cases  # the first run's cases are all its own
