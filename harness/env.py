@@ -126,13 +126,12 @@ def commit_info() -> dict:
 
 def code_info() -> dict:
     """Which code this process runs: its interpreter, and the folders its ``harness`` and ``torch`` packages were
-    imported from, with their versions. Two processes that name the same folders run the same code (the commit of
-    the harness's checkout is ``commit``, :func:`commit_info`)."""
+    imported from. Two processes that name the same folders at the same time run the same code. Their versions
+    are ``rnnbench_version`` and ``torch``, the commit of the harness's checkout ``commit``."""
     return {
         "python": sys.executable,
-        "harness": {"path": str(Path(harness.__file__).resolve().parent), "version": harness.__version__},
-        "torch": {"path": str(Path(torch.__file__).resolve().parent), "version": torch.__version__,
-                  "git_version": getattr(torch.version, "git_version", None)},
+        "harness": {"path": str(Path(harness.__file__).resolve().parent)},
+        "torch": {"path": str(Path(torch.__file__).resolve().parent)},
     }
 
 
