@@ -98,7 +98,7 @@ def code_lines(comparison: Comparison) -> list[str]:
     lines = [line for line in (code_line("baseline", comparison.baseline), code_line("current ", comparison.current))
              if line]
     if comparison.same_code and comparison.same_code_intended:
-        lines.append(f"note: {SAME_CODE}, as asked (--same-code-ok)")
+        lines.append(f"note: {SAME_CODE}, as asked")
     return lines
 
 
