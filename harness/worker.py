@@ -20,8 +20,8 @@ Anything else the process prints goes to stderr. A parent reads the lines as the
 dies keeps every case it finished. Any Python interpreter with rnnbench importable can be the worker, which
 is how ``rnnbench ab`` sets two torch builds (two virtualenvs, two checkouts) against each other on one machine.
 
-A parent starts every worker through :func:`start_worker`: its working folder is never on the worker's
-``sys.path``, so what the interpreter command names (a virtualenv, ``env PYTHONPATH=...``) decides which
+A parent starts every worker through :func:`start_worker`, which keeps the working folder off the worker's
+``sys.path`` (``python -m`` would put it first), so what the interpreter command names (a virtualenv, ``env PYTHONPATH=...``) decides which
 ``harness`` it imports, not the folder the parent was started in. The environment message records where the
 worker's ``harness`` and ``torch`` came from (``environment["code"]``, :func:`harness.env.code_info`).
 """
