@@ -77,7 +77,9 @@ def ab_session(suite: str, rounds: int, blocks: int, slowdowns: list[float], see
     session = uuid.uuid4().hex
     return {side: RunResults(environment=environments[side], suite=opened.suite.to_dict(),
                              cases=tuple(merge_rounds(documents[side][key]) for key in keys if key in documents[side]),
-                             options={"interleaved": {"session": session, "side": side, "blocks": blocks}})
+                             # every side imports this checkout's harness on purpose (the slowdown is the shim's)
+                             options={"interleaved": {"session": session, "side": side, "blocks": blocks,
+                                                      "same_code_ok": True}})
             for side in sides}
 
 

@@ -409,21 +409,28 @@ DEFAULT_AB_BLOCKS = 4
 @click.option("--markdown", is_flag=True, help="Also write DIR/comparison.md.")
 @click.option("--force", is_flag=True, help="Replace a.json and b.json if they exist.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--same-code-ok", is_flag=True,
+              help="A and B are meant to run the same code (an A/A, to see the gate's noise): no warning when "
+                   "their harness and torch come from the same folders; the files record that it was asked for.")
 def ab(suite_path, python_a, python_b, rounds, blocks, device, backends, filters, out_dir, threshold, alpha,
-       markdown, force, quiet):
+       markdown, force, quiet, same_code_ok=False):
     """Interleaved A/B: SUITE under interpreter A and B on this machine, taking turns, then the gate.
 
     Each round starts a fresh worker process per side, both alive together. Case by case (in the round's
     shuffled order) each side builds it, then the sides time it in K blocks, alternating block by block,
     one process computing at a time: a drift of the machine hits both sides alike, and the gate compares
     them round by round (paired). Exit codes as for compare: 1 when B regresses against A.
+
+    Each side imports what its interpreter command names, whatever folder ab runs in; each results file records
+    where its harness and torch came from. When both come from the same folders, ab warns: an A/A comparison.
     """
     import shlex
     import uuid
 
-    from harness.compare import compare_runs
+    from harness.compare import compare_runs, same_code_warning, same_folders
     from harness.env import utc_now
     from harness.report.compare_text import render_markdown, render_text
+    from harness.results import Environment
     from harness.rounds import round_order, run_interleaved_round
     from harness.session import open_suite
     from harness.store import ResultsWriter, write_text
@@ -444,11 +451,16 @@ def ab(suite_path, python_a, python_b, rounds, blocks, device, backends, filters
     def writer_for(side: str, environment: dict) -> None:
         if side not in writers:
             interleaved = {"session": session, "side": side, "blocks": blocks}
+            if same_code_ok:
+                interleaved["same_code_ok"] = True
             writers[side] = ResultsWriter(folder / f"{side}.json", environment, opened.suite.to_dict(),
                                           started_utc=utc_now(), options={**options, "interleaved": interleaved,
                                                                           "interpreter": python_a
                                                                           if side == "a" else python_b},
                                           force=force)
+            sides = [Environment(writer.environment) for writer in writers.values()]
+            if len(sides) == 2 and not same_code_ok and same_folders(*sides):
+                click.echo(f"\nrnnbench: WARNING: {same_code_warning(sides[0], sides_took_turns=True)}", err=True)
 
     plural = "s" if len(cases) != 1 else ""
     click.echo(f"rnnbench: A/B of {len(cases)} case{plural} of suite '{opened.suite.name}', {rounds} rounds, "

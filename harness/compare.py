@@ -36,7 +36,7 @@ from harness.ratios import (DEFAULT_ALPHA, Ratio, batch_medians, geometric_mean,
                             geometric_mean_of_round_medians, interval_method, mann_whitney_p,
                             paired_round_ratio,
                             ratio_interval, robust_spread)
-from harness.results import CaseResult, RunResults
+from harness.results import CaseResult, Environment, RunResults
 from harness.store import file_labels
 from harness.verdict import VERDICTS, Verdict, classify
 
@@ -97,6 +97,8 @@ class Comparison:
     warnings: tuple[str, ...]       # incomplete runs, a pair of runs that scatter
     baseline_label: str = "A"       # the files' short names in a report
     current_label: str = "B"
+    same_code: bool | None = None   # both ran the same harness and torch files (same_code()); None: cannot tell
+    same_code_intended: bool = False  # an A/A asked for (rnnbench ab --same-code-ok, the gate calibration)
 
     def with_verdict(self, verdict: Verdict) -> tuple[Pair, ...]:
         return tuple(p for p in self.pairs if p.verdict == verdict)
@@ -244,6 +246,10 @@ def compare_runs(baseline: RunResults, current: RunResults, *, metric: str | Non
             f"the two runs scatter: the cases' changes spread by about {spread:.0%} (robust standard deviation), "
             f"more than the {threshold:.1%} threshold; run-to-run noise of the machine this large passes for "
             f"regressions and improvements: compare runs from a quiet machine, or raise --threshold above it")
+    code_is_shared, intended = same_code(baseline, current), same_code_intended(baseline, current)
+    if code_is_shared and not intended:
+        warnings.insert(0, same_code_warning(baseline.environment,
+                                              sides_took_turns=took_turns(baseline, current)))
     baseline_label, current_label = labels or file_labels([baseline, current])
     return Comparison(
         baseline=baseline, current=current, region=metric, threshold=threshold, alpha=alpha, pairs=tuple(pairs),
@@ -251,7 +257,54 @@ def compare_runs(baseline: RunResults, current: RunResults, *, metric: str | Non
         only_in_current=tuple(k for k in current_by_key if k not in base_by_key),
         not_compared=tuple(not_compared), environment=environment_differences(baseline, current),
         warnings=tuple(warnings), baseline_label=baseline_label, current_label=current_label,
+        same_code=code_is_shared, same_code_intended=intended,
     )
+
+
+SAME_CODE = "A and B run the same code: an A/A comparison"
+
+
+def same_code(baseline: RunResults, current: RunResults) -> bool | None:
+    """Whether the two runs ran the same code: their harness and torch imported from the same folders and, for
+    runs that did not take turns (they may lie days apart, the checkout changed in between), the same clean
+    commit and the same torch build. False: they differ; None: a file does not say (older files), or runs of
+    one folder at different times without a clean commit to tell them apart."""
+    environments = (baseline.environment, current.environment)
+    folders = same_folders(*environments)
+    if folders is not True:
+        return folders
+    if took_turns(baseline, current):
+        return True  # the two sides ran at the same time: the same folders are the same files
+    commits = [environment.commit.get("id") for environment in environments]
+    if None in commits or any(environment.commit.get("dirty") is not False for environment in environments):
+        return None
+    builds = [(environment.torch_version, environment.torch.get("git_version")) for environment in environments]
+    return commits[0] == commits[1] and builds[0] == builds[1]
+
+
+def same_folders(baseline: Environment, current: Environment) -> bool | None:
+    """Whether two processes imported harness and torch from the same folders; None when either does not say."""
+    folders = [(environment.harness_path, environment.torch_path) for environment in (baseline, current)]
+    if any(None in pair for pair in folders):
+        return None
+    return folders[0] == folders[1]
+
+
+def same_code_intended(baseline: RunResults, current: RunResults) -> bool:
+    """Whether both sides of an A/B were told that running the same code is the point (``ab --same-code-ok``)."""
+    return all((run.options.get("interleaved") or {}).get("same_code_ok") is True for run in (baseline, current))
+
+
+def same_code_warning(environment: Environment, *, sides_took_turns: bool) -> str:
+    """The warning of an A/A that was not asked for: what both sides imported (``environment``: either's), and
+    for an A/B how to name two trees."""
+    where = f"harness from {environment.harness_path} and torch from {environment.torch_path}"
+    if not sides_took_turns:
+        return (f"{SAME_CODE}: both runs imported {where} at commit {str(environment.commit.get('id'))[:10]}, so "
+                f"no change of code was measured")
+    return (f"{SAME_CODE}: both sides imported {where}, so no change of code was measured; to gate two trees, "
+            f"give each side an interpreter command that imports its own (--a 'env PYTHONPATH=base python', "
+            f"--a venv-base/bin/python), or pass --same-code-ok to rnnbench ab when an A/A is what you want")
 
 
 def took_turns(baseline: RunResults, current: RunResults) -> bool:

@@ -1,5 +1,6 @@
-"""Several devices on one machine: one worker process per device (``python -m harness.worker``, the protocol of
-:mod:`harness.worker`), each handed the next case as soon as it is free, results streamed back as they finish.
+"""Several devices on one machine: one worker process per device (the protocol of :mod:`harness.worker`, each
+running this process's harness), each handed the next case as soon as it is free, results streamed back as they
+finish.
 
 A worker for ``cuda:K`` sees only that GPU: its ``CUDA_VISIBLE_DEVICES`` is the K-th entry of the one the user
 set (or ``K`` when none is set), and inside it the GPU is ``cuda:0``; its NVML telemetry finds that GPU through
@@ -23,6 +24,7 @@ from typing import Callable, Sequence
 
 from harness.env import DEVICE_SPELLING
 from harness.errors import SuiteError
+from harness.worker import start_worker, worker_harness_mismatch
 
 MAX_WORKERS = 64
 
@@ -112,9 +114,8 @@ def run_on_devices(suite_path: str, keys: Sequence[str], devices: Sequence[Worke
             stderr = open(os.path.join(folder.name, f"stderr-{index}.txt"), "w+", encoding="utf-8", errors="replace")
             stderr_files.append(stderr)
             try:
-                process = subprocess.Popen([*interpreter, "-m", "harness.worker", plan_path], stdin=subprocess.PIPE,
-                                           stdout=subprocess.PIPE, stderr=stderr, text=True, encoding="utf-8",
-                                           env=device.environment())
+                process = start_worker(interpreter, plan_path, same_harness=True, environment=device.environment(),
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr)
             except OSError as exc:
                 raise SuiteError(f"--devices: cannot start a worker ({' '.join(interpreter)}): {exc}") from None
             processes.append(process)
@@ -143,6 +144,9 @@ def run_on_devices(suite_path: str, keys: Sequence[str], devices: Sequence[Worke
                 continue
             kind = message.get("type")
             if kind == "environment":
+                mismatch = worker_harness_mismatch(message.get("environment"))
+                if mismatch:
+                    raise SuiteError(f"--devices: the worker on {devices[index].requested}: {mismatch}")
                 on_environment(index, message.get("environment") or {})
                 hand_out(index)
             elif kind == "result":

@@ -7,6 +7,7 @@ import platform
 import re
 import socket
 import subprocess
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -57,6 +58,7 @@ def collect_environment(device: torch.device) -> dict:
         "device": str(device),
         "machine": machine_info(),
         "commit": commit_info(),
+        "code": code_info(),
         "torch": torch_info(),
         "gpu": gpu_info(device, gpu_state) if device.type == "cuda" else None,
         # The GPU's state as the run starts (NVML): clocks, power, modes, other processes on it.
@@ -96,7 +98,8 @@ def _cpu_model() -> str:
 
 
 def commit_info() -> dict:
-    """The project's git commit (pytest-benchmark's commit_info names); empty fields outside a checkout."""
+    """The git commit of the checkout this process's harness was imported from (pytest-benchmark's commit_info
+    names); empty fields where that harness is not a file of a git checkout (an installed copy)."""
 
     def git(*args: str) -> str | None:
         try:
@@ -106,6 +109,9 @@ def commit_info() -> dict:
         return done.stdout.strip() if done.returncode == 0 else None
 
     commit = git("rev-parse", "HEAD")
+    # harness installed into a virtualenv inside some checkout is not that checkout's code at its commit
+    if commit is not None and git("ls-files", "--error-unmatch", "--", "harness/__init__.py") is None:
+        commit = None
     if commit is None:
         return {"id": None, "dirty": None, "branch": None, "time": None, "project": "rnnbench"}
     status = git("status", "--porcelain", "--untracked-files=no")
@@ -115,6 +121,17 @@ def commit_info() -> dict:
         "branch": git("rev-parse", "--abbrev-ref", "HEAD"),
         "time": git("show", "-s", "--format=%cI", "HEAD"),
         "project": "rnnbench",
+    }
+
+
+def code_info() -> dict:
+    """Which code this process runs: its interpreter, and the folders its ``harness`` and ``torch`` packages were
+    imported from. Two processes that name the same folders at the same time run the same code. Their versions
+    are ``rnnbench_version`` and ``torch``, the commit of the harness's checkout ``commit``."""
+    return {
+        "python": sys.executable,
+        "harness": {"path": str(Path(harness.__file__).resolve().parent)},
+        "torch": {"path": str(Path(torch.__file__).resolve().parent)},
     }
 
 

@@ -312,6 +312,10 @@ class Environment(Mapping):
     gpu = _fact("gpu")  # None on a CPU run
     machine, torch, threads, commit = _section("machine"), _section("torch"), _section("threads"), _section("commit")
     math_precision, env_vars = _section("math_precision"), _section("env_vars")
+    # where the process's code came from (harness.env.code_info); files before it: None
+    harness_path = _fact("code", "harness", "path")
+    torch_path = _fact("code", "torch", "path")
+    python_executable = _fact("code", "python")
 
     @property
     def device_type(self) -> str | None:

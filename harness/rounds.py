@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from harness.errors import RnnbenchError
+from harness.worker import start_worker, worker_harness_mismatch
 
 if TYPE_CHECKING:
     from harness.results import CaseResult
@@ -48,10 +49,12 @@ def run_round(index: int, suite_path: str, device: str | None, order: Sequence[s
               interpreter: Sequence[str] = (sys.executable,),
               on_result: Callable[[dict], None] = lambda result: None,
               on_environment: Callable[[dict], None] = lambda environment: None) -> RoundOutcome:
-    """Run ``order`` (case keys) of the suite in a fresh ``interpreter -m harness.worker`` process.
+    """Run ``order`` (case keys) of the suite in a fresh worker process (:func:`harness.worker.start_worker`)
+    that runs this process's harness, wherever it was started.
 
     ``on_result`` gets each case's result document as soon as the worker sends it. Raises RoundFailed when
-    the worker ends before its plan is done (what it finished has been handed to ``on_result``).
+    the worker ends before its plan is done (what it finished has been handed to ``on_result``), or when it
+    imported another harness than this process's (before any case runs).
     """
     outcome = RoundOutcome(index=index, order=list(order), interpreter=list(interpreter))
     with tempfile.TemporaryDirectory(prefix="rnnbench-round-") as folder:
@@ -60,9 +63,8 @@ def run_round(index: int, suite_path: str, device: str | None, order: Sequence[s
             json.dump({"suite": str(suite_path), "device": device, "keys": list(order)}, handle)
         with open(os.path.join(folder, "stderr.txt"), "w+", encoding="utf-8", errors="replace") as stderr:
             try:
-                process = subprocess.Popen([*interpreter, "-m", "harness.worker", plan_path],
-                                           stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL,
-                                           text=True, encoding="utf-8")
+                process = start_worker(interpreter, plan_path, same_harness=True, stdout=subprocess.PIPE,
+                                       stderr=stderr, stdin=subprocess.DEVNULL)
             except OSError as exc:
                 raise RoundFailed(f"round {index}: cannot start {' '.join(interpreter)}: {exc}") from None
             try:
@@ -72,6 +74,9 @@ def run_round(index: int, suite_path: str, device: str | None, order: Sequence[s
                         continue
                     if message.get("type") == "environment":
                         outcome.environment = message.get("environment")
+                        mismatch = worker_harness_mismatch(outcome.environment)
+                        if mismatch:
+                            raise RoundFailed(f"round {index}: {mismatch}")
                         on_environment(outcome.environment)
                     elif message.get("type") == "result":
                         outcome.results.append(message["result"])
@@ -101,8 +106,9 @@ class _TurnTaker:
         self.done = False
         self.results = 0
         try:
-            self.process = subprocess.Popen([*interpreter, "-m", "harness.worker", plan_path], stdin=subprocess.PIPE,
-                                            stdout=subprocess.PIPE, stderr=stderr, text=True, encoding="utf-8")
+            # each side's interpreter command decides which harness and torch it runs (rnnbench ab)
+            self.process = start_worker(interpreter, plan_path, same_harness=False, stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=stderr)
         except OSError as exc:
             raise RoundFailed(f"round {round_index} {side.upper()}: cannot start {' '.join(interpreter)}: {exc}") from None
 

@@ -18,16 +18,90 @@ Every line the worker writes to stdout is one JSON document::
 
 Anything else the process prints goes to stderr. A parent reads the lines as they come, so a round that
 dies keeps every case it finished. Any Python interpreter with rnnbench importable can be the worker, which
-is how ``rnnbench ab`` sets two torch builds (two virtualenvs) against each other on one machine.
+is how ``rnnbench ab`` sets two torch builds (two virtualenvs, two checkouts) against each other on one machine.
+
+A parent starts every worker through :func:`start_worker`, which keeps the working folder off the worker's
+``sys.path`` (``python -m`` would put it first), so what the interpreter command names (a virtualenv, ``env PYTHONPATH=...``) decides which
+``harness`` it imports, not the folder the parent was started in. The environment message records where the
+worker's ``harness`` and ``torch`` came from (``environment["code"]``, :func:`harness.env.code_info`).
 """
 
 from __future__ import annotations
 
 import gc
 import json
+import os
 import signal
+import site
+import subprocess
 import sys
 import time
+from pathlib import Path
+from typing import Mapping, Sequence
+
+# ``python -m`` (and ``-c``) put the working folder first on sys.path: a parent started inside a checkout would
+# hand every worker that checkout's harness, whatever its interpreter command names. PYTHONSAFEPATH=1 keeps it
+# off from Python 3.11 on; for older interpreters the worker is started through ``-c`` and drops the '' entry
+# that ``-c`` put first. The working folder itself stays the parent's, so relative paths in the interpreter
+# command (venv-a/bin/python, env PYTHONPATH=wt-a) and in the plan mean what the user meant.
+_BOOTSTRAP = ("import sys\n"
+              "if sys.path[:1] == ['']: del sys.path[0]\n"
+              "import runpy\n"
+              "runpy.run_module('harness.worker', run_name='__main__', alter_sys=True)\n")
+
+
+def harness_root() -> str:
+    """The folder this process imported ``harness`` from (the one that holds the package)."""
+    return str(Path(__file__).resolve().parent.parent)
+
+
+def worker_launch(interpreter: Sequence[str], plan_path: str, *, same_harness: bool,
+                  environment: Mapping[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of a worker on ``plan_path``.
+
+    ``same_harness``: the worker must run this process's harness (``run --rounds``, ``run --devices``): its root
+    goes first on the worker's PYTHONPATH. Otherwise (``rnnbench ab``) the interpreter command alone decides.
+    ``environment``: the worker's environment before these changes (default: this process's).
+    """
+    worker_environment = dict(os.environ if environment is None else environment)
+    worker_environment["PYTHONSAFEPATH"] = "1"
+    if same_harness:
+        root = harness_root()
+        # an installed harness is found by the same interpreter anyway; a site folder on PYTHONPATH would come
+        # before the standard library
+        if root not in {str(Path(folder).resolve()) for folder in _site_folders()}:
+            inherited = worker_environment.get("PYTHONPATH")
+            worker_environment["PYTHONPATH"] = os.pathsep.join([root, inherited] if inherited else [root])
+    return [*interpreter, "-c", _BOOTSTRAP, str(plan_path)], worker_environment
+
+
+def start_worker(interpreter: Sequence[str], plan_path: str, *, same_harness: bool,
+                 environment: Mapping[str, str] | None = None, **popen) -> subprocess.Popen:
+    """Start a worker (:func:`worker_launch`); ``popen``: the pipes, as for :class:`subprocess.Popen`.
+    Raises OSError when the interpreter cannot be started."""
+    command, worker_environment = worker_launch(interpreter, plan_path, same_harness=same_harness,
+                                                environment=environment)
+    return subprocess.Popen(command, env=worker_environment, text=True, encoding="utf-8", **popen)
+
+
+def worker_harness_mismatch(environment: Mapping | None) -> str | None:
+    """Why a worker that must run this process's harness does not (a sentence), or None when it does.
+
+    A worker that does not say where its harness came from (an rnnbench older than this one) is a mismatch."""
+    from harness.results import Environment
+
+    path = Environment(environment if isinstance(environment, Mapping) else {}).harness_path
+    here = str(Path(__file__).resolve().parent)
+    if path == here:
+        return None
+    return (f"the worker imported harness from {path or 'a place it does not report'}, not from {here} as this "
+            f"process did; its numbers would not be this rnnbench's")
+
+
+def _site_folders() -> list[str]:
+    folders = list(site.getsitepackages()) if hasattr(site, "getsitepackages") else []
+    user = site.getusersitepackages() if hasattr(site, "getusersitepackages") else None
+    return folders + ([user] if isinstance(user, str) else [])
 
 
 def run_plan(plan: dict, emit, commands=sys.stdin) -> None:

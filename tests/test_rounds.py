@@ -130,11 +130,15 @@ def test_ab_alternates_two_interpreters_and_gates_b_against_a(tmp_path):
     suite = tmp_path / "suite.yaml"
     suite.write_text(SUITE.replace("cell: [lstm, gru]", "cell: [lstm]"))
     result = CliRunner().invoke(main, ["ab", str(suite), "--a", sys.executable, "--b", sys.executable,
-                                       "--rounds", "2", "-o", str(tmp_path / "ab"), "--quiet", "--markdown"])
+                                       "--rounds", "2", "-o", str(tmp_path / "ab"), "--quiet", "--markdown",
+                                       "--same-code-ok"])
     assert result.exit_code in (0, 1), result.output
     a, b = read_results(tmp_path / "ab" / "a.json"), read_results(tmp_path / "ab" / "b.json")
     assert a.options["interpreter"] == sys.executable and a.cases[0].round_count == 2 == b.cases[0].round_count
     assert (tmp_path / "ab" / "comparison.md").exists() and "2 rounds, side A of an A/B" in result.output
+    # an A/A asked for: recorded in both files, said as a note, not warned about
+    assert a.options["interleaved"]["same_code_ok"] is True is b.options["interleaved"]["same_code_ok"]
+    assert "WARNING" not in result.output and "note: A and B run the same code: an A/A comparison" in result.output
 
 
 def test_the_calibration_shim_really_runs_more_of_the_model_per_step():

@@ -225,6 +225,10 @@ def test_ab_takes_turns_writes_paired_files_and_says_so(tmp_path):
     assert (a.options["interleaved"]["side"], b.options["interleaved"]["side"]) == ("a", "b")
     assert a.cases[0].round_count == 3 and all(length >= 4 for length in a.cases[0].round_lengths["step"])
     assert "paired by round" in result.output and "side B of an A/B, 2 blocks" in result.output
+    # one interpreter, one PYTHONPATH for both sides: ab says on the terminal and in the header that it is an A/A
+    assert "rnnbench: WARNING: A and B run the same code: an A/A comparison" in result.output
+    assert "warning: A and B run the same code: an A/A comparison" in result.output
+    assert a.environment.harness_path == b.environment.harness_path
     json.loads((tmp_path / "ab" / "a.json").read_text())  # a finished, well-formed file
 
 

@@ -4,7 +4,7 @@ it decides nothing."""
 
 from __future__ import annotations
 
-from harness.compare import Comparison, Pair, comparison_method, run_rounds
+from harness.compare import SAME_CODE, Comparison, Pair, comparison_method, run_rounds
 from harness.environment_diff import EnvironmentDifference
 from harness.report.markdown import markdown_inline
 from harness.report.text import format_ms
@@ -46,8 +46,15 @@ def verdict_line(comparison: Comparison) -> str:
         if comparison.broken:
             parts.append(f"{len(comparison.broken)} case(s) that ran in the baseline fail now: "
                          + ", ".join(n.key for n in comparison.broken))
-        return "REGRESSION: " + "; ".join(parts)
-    return f"OK: no regression beyond {comparison.threshold:.1%} among {len(comparison.pairs)} compared cases"
+        return "REGRESSION: " + "; ".join(parts) + _same_code_suffix(comparison)
+    return (f"OK: no regression beyond {comparison.threshold:.1%} among {len(comparison.pairs)} compared cases"
+            + _same_code_suffix(comparison))
+
+
+def _same_code_suffix(comparison: Comparison) -> str:
+    if not comparison.same_code:
+        return ""
+    return f" ({SAME_CODE}{', as asked' if comparison.same_code_intended else ''})"
 
 
 def count_summary(comparison: Comparison) -> str:
@@ -73,6 +80,28 @@ def _run_line(label: str, run: RunResults) -> str:
     return f"{label}: {run.source} ({', '.join(facts)})"
 
 
+def code_line(label: str, run: RunResults) -> str | None:
+    """Where a run's harness and torch were imported from (its commit and torch version are on its run line);
+    None for files without that record."""
+    environment = run.environment
+    if environment.harness_path is None and environment.torch_path is None:
+        return None
+    parts = [f"harness {environment.rnnbench_version or '?'} from {environment.harness_path}",
+             f"torch from {environment.torch_path}"]
+    if environment.python_executable:
+        parts.append(f"python {environment.python_executable}")
+    return f"{label} code: {'; '.join(parts)}"
+
+
+def code_lines(comparison: Comparison) -> list[str]:
+    """Each side's code, and a note when an A/A was asked for (an A/A not asked for is a warning)."""
+    lines = [line for line in (code_line("baseline", comparison.baseline), code_line("current ", comparison.current))
+             if line]
+    if comparison.same_code and comparison.same_code_intended:
+        lines.append(f"note: {SAME_CODE}, as asked")
+    return lines
+
+
 def environment_lines(differences: tuple[EnvironmentDifference, ...]) -> list[str]:
     width = max((len(d.label) for d in differences), default=0)
     return [f"  {'!' if d.blocking else ' '} {d.label.ljust(width)}  {d.baseline or 'unknown'}  ->  "
@@ -88,7 +117,7 @@ def render_environment_refusal(comparison: Comparison) -> str:
 
 def render_text(comparison: Comparison) -> str:
     lines = [_run_line("baseline", comparison.baseline), _run_line("current ", comparison.current),
-             method_line(comparison)]
+             *code_lines(comparison), method_line(comparison)]
     if comparison.environment:
         blocking = comparison.blocking_differences
         title = ("ENVIRONMENTS DIFFER (compared anyway, --allow-env-mismatch); '!' marks what makes timings "
@@ -154,6 +183,7 @@ def render_markdown(comparison: Comparison) -> str:
     lines = [f"## rnnbench compare: {status}", "", f"**{_md(verdict_line(comparison))}**", ""]
     lines += [f"- {_md(_run_line('baseline', comparison.baseline))}",
               f"- {_md(_run_line('current', comparison.current))}",
+              *(f"- {_md(' '.join(line.split()))}" for line in code_lines(comparison)),
               f"- {_md(method_line(comparison))}", ""]
     if comparison.blocking_differences:
         lines += ["> [!WARNING]", "> **The environments differ** and were compared anyway "
