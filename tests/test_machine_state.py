@@ -320,3 +320,20 @@ def test_a_run_without_a_record_has_no_machine_line():
     from harness.report import context
 
     assert context.machine_state(run) is None and context.machine_notes(run) == []
+
+
+@pytest.mark.gpu
+def test_on_a_real_gpu_this_process_is_not_its_own_neighbour():
+    """With a CUDA context of its own (listed by NVML under its pid, or under another namespace's), a run alone
+    on the GPU is not busy on its account; clocks are read. Run by scripts/gpu-check.sh on a GPU machine."""
+    import torch
+
+    from harness.env import collect_environment
+
+    torch.zeros(1, device="cuda:0")  # a context, so NVML lists this process
+    environment = collect_environment(torch.device("cuda:0"))
+    state = collect_machine_state(environment, window_s=0.1)
+    [gpu] = state.gpus
+    assert gpu.in_use and gpu.sm_clock_max_mhz and gpu.sm_clock_max_mhz >= (gpu.sm_clock_mhz or 0)
+    assert os.getpid() not in gpu.other_pids
+    assert (gpu.others > 0) == any("other process(es) on GPU" in reason for reason in state.reasons)
