@@ -333,7 +333,10 @@ class _BusyOnce:
         recorded = (environment or {}).get("machine_state")
         if self.warned or recorded is None:
             return
-        state = MachineState.from_dict(recorded)
+        try:
+            state = MachineState.from_dict(recorded)
+        except ValueError:  # another rnnbench's record (one side of an A/B): the writer leaves it out too
+            return
         if state.busy:
             self.warned = True
             click.echo("", err=True)  # off the progress bar's line
@@ -567,17 +570,16 @@ def _stop_on_signals():
 @click.option("--device", default="auto", metavar="DEVICE", help="Which device to describe.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def env(device, as_json):
-    """Describe this machine: Python, torch and its libraries, CPU, GPU."""
+    """Describe this machine: Python, torch and its libraries, CPU, GPU, and who else is using it."""
     from harness.env import collect_environment, resolve_device
     from harness.errors import SuiteError
+    from harness.machine_state import collect_machine_state
 
     try:
         resolved = resolve_device(device)
     except ValueError as exc:
         raise SuiteError(f"--device: {exc}") from None
     environment = collect_environment(resolved)
-    from harness.machine_state import collect_machine_state
-
     environment["machine_state"] = collect_machine_state(environment).to_dict()
     if as_json:
         click.echo(json.dumps(environment, indent=2))

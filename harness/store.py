@@ -497,8 +497,13 @@ class ResultsWriter:
 
     def record_round_machine_state(self, round_index: int, state: Mapping | None) -> None:
         """Who else used the machine as a round's worker started (``harness.machine_state``), journaled at once;
-        ``environment.machine_state_rounds`` of the results. None (a worker too old to read it) is left out."""
-        if state is None:
+        ``environment.machine_state_rounds`` of the results. None (a worker too old to read it), or a record this
+        rnnbench cannot read (another version's, on one side of an A/B), is left out: the file must read back."""
+        from harness.machine_state import MachineState
+
+        try:
+            MachineState.from_dict(state)
+        except ValueError:
             return
         self.round_machine_states[round_index] = thaw(state)
         try:

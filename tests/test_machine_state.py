@@ -246,6 +246,7 @@ def test_each_rounds_machine_state_is_journaled_and_kept_in_the_results(tmp_path
     writer.record_round_machine_state(0, quiet().to_dict())
     writer.record_round_machine_state(1, BUSY.to_dict())
     writer.record_round_machine_state(2, None)  # a worker too old to read the machine: nothing recorded
+    writer.record_round_machine_state(3, {"allowed_cores": "many"})  # another rnnbench's record: left out
     for result in run.cases[:2]:
         writer.append_round(0, result.to_dict())
     killed = read_journal(writer.journal_path)  # what a killed run leaves: the journal keeps every round's state
