@@ -197,8 +197,7 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
     environment = collect_environment(resolved)
     environment["math_precision"] = precision_flags
     environment["measured_peak"] = measured_peak(resolved, suite.dtype)
-    for warning in (environment.get("gpu_state") or {}).get("warnings", ()):
-        click.echo(f"rnnbench: WARNING: {warning}", err=True)
+    environment["machine_state"] = _machine_state(environment, "the run")
     previous_cases: tuple = ()
     if resume_path:
         from harness.resume import load_for_resume
@@ -303,6 +302,47 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
     sys.exit(EXIT_FAILED if results.counts()["failed"] else EXIT_OK)
 
 
+def _machine_state(environment: dict, where: str) -> dict:
+    """Who else uses the machine as this process starts (harness.machine_state): warned about here, once."""
+    from harness.machine_state import collect_machine_state
+
+    state = collect_machine_state(environment)
+    _warn_about_machine(state, where)
+    return state.to_dict()
+
+
+def _warn_about_machine(state, where: str) -> None:
+    from harness.machine_state import busy_line
+
+    line = busy_line([(where, state)])
+    if line:
+        click.echo(f"rnnbench: WARNING: {line}; its timings measure the other work too", err=True)
+    for note in state.notes:
+        click.echo(f"rnnbench: note: {note}", err=True)
+
+
+class _BusyOnce:
+    """Warns of the first busy round (or A/B side) a run meets, then stays quiet: the results keep each one."""
+
+    def __init__(self, warned: bool = False):
+        self.warned = warned
+
+    def __call__(self, environment: dict | None, where: str) -> None:
+        from harness.machine_state import MachineState
+
+        recorded = (environment or {}).get("machine_state")
+        if self.warned or recorded is None:
+            return
+        try:
+            state = MachineState.from_dict(recorded)
+        except ValueError:  # another rnnbench's record (one side of an A/B): the writer leaves it out too
+            return
+        if state.busy:
+            self.warned = True
+            click.echo("", err=True)  # off the progress bar's line
+            _warn_about_machine(state, where)
+
+
 def _worker_devices(devices, device, rounds):
     if devices is None:
         return None
@@ -379,12 +419,17 @@ def _run_rounds(writer, orders: list[list[str]], suite_path: str, device: str | 
     total = sum(len(order) for order in orders)
     with _stop_on_signals(), click.progressbar(length=total, label="running", file=sys.stderr, show_pos=True,
                                                hidden=quiet) as progress:
+        warn = _BusyOnce(warned=bool(writer.environment.get("machine_state", {}).get("busy")))
         for index, order in enumerate(orders):
             def received(document, index=index):
                 writer.append_round(index, document)
                 progress.update(1, f"round {index + 1}/{len(orders)} {document.get('key', '')}")
 
-            run_round(index, suite_path, device, order, on_result=received)
+            def started(environment, index=index):
+                writer.record_round_machine_state(index, (environment or {}).get("machine_state"))
+                warn(environment, f"round {index + 1}")
+
+            run_round(index, suite_path, device, order, on_result=received, on_environment=started)
 
 
 DEFAULT_AB_BLOCKS = 4
@@ -469,13 +514,19 @@ def ab(suite_path, python_a, python_b, rounds, blocks, device, backends, filters
     try:
         with _stop_on_signals(), click.progressbar(length=2 * rounds * len(cases), label="running",
                                                    file=sys.stderr, show_pos=True, hidden=quiet) as progress:
+            warn = _BusyOnce()
             for index, order in enumerate(orders):
                 def received(side, document, index=index):
                     writers[side].append_round(index, document)
                     progress.update(1, f"round {index + 1}/{rounds} {side.upper()} {document.get('key', '')}")
 
+                def started(side, environment, index=index):
+                    writer_for(side, environment)
+                    writers[side].record_round_machine_state(index, (environment or {}).get("machine_state"))
+                    warn(environment, f"round {index + 1} {side.upper()}")
+
                 run_interleaved_round(index, suite_path, device, order, interpreters, blocks=blocks,
-                                      on_result=received, on_environment=writer_for)
+                                      on_result=received, on_environment=started)
     except KeyboardInterrupt:
         status = "interrupted"
     except RnnbenchError as exc:  # a worker died, or a journal cannot be written: keep what finished
@@ -531,15 +582,17 @@ def _stop_on_signals():
 @click.option("--device", default="auto", metavar="DEVICE", help="Which device to describe.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def env(device, as_json):
-    """Describe this machine: Python, torch and its libraries, CPU, GPU."""
+    """Describe this machine: Python, torch and its libraries, CPU, GPU, and who else is using it."""
     from harness.env import collect_environment, resolve_device
     from harness.errors import SuiteError
+    from harness.machine_state import collect_machine_state
 
     try:
         resolved = resolve_device(device)
     except ValueError as exc:
         raise SuiteError(f"--device: {exc}") from None
     environment = collect_environment(resolved)
+    environment["machine_state"] = collect_machine_state(environment).to_dict()
     if as_json:
         click.echo(json.dumps(environment, indent=2))
         return
@@ -756,6 +809,7 @@ def profile(suite_path, device, backends, filters, out_dir, steps, trace, nvtx, 
     flags = apply_process_settings(suite)  # first: the environment records the suite's threads, not torch's default
     environment = collect_environment(resolved)
     environment["math_precision"] = flags
+    environment["machine_state"] = _machine_state(environment, "the profile")
     settings = opened.settings()
     options = ProfileSettings(steps=steps, nvtx=nvtx)
     started = utc_now()

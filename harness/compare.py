@@ -234,6 +234,11 @@ def compare_runs(baseline: RunResults, current: RunResults, *, metric: str | Non
 
     warnings = [f"the {label} run is {run.status}: only its finished cases are compared"
                 for label, run in (("baseline", baseline), ("current", current)) if run.status != "complete"]
+    for label, run in (("baseline", baseline), ("current", current)):
+        busy = run.environment.machine_busy_line
+        if busy:
+            warnings.append(f"the {label} run: {busy}; its timings measure the other work too: compare runs from a "
+                            f"quiet machine")
     single = [label for label, run in (("baseline", baseline), ("current", current)) if run_rounds(run) == 1]
     if single and pairs:
         warnings.append(

@@ -202,29 +202,20 @@ def nvml_environment(device: torch.device) -> dict:
 
 
 def _other_process_warnings(gpus: list[dict], device: torch.device) -> list[str]:
-    """Other processes on a GPU share it with the benchmark and make its numbers worthless.
+    """Other processes on a GPU share it with the benchmark and make its numbers worthless (which processes
+    count as others: :func:`harness.machine_state.gpu_readings`)."""
+    from harness.machine_state import gpu_readings
 
-    NVML reports pids of its own pid namespace: in a container this process may be listed under a pid
-    that is not ``os.getpid()``. When this process has a CUDA context and its pid is not listed, one
-    listed process is taken to be this one.
-    """
-    own = os.getpid()
+    readings = gpu_readings({"available": True, "gpus": gpus}, device.type, {os.getpid()},
+                            torch.cuda.is_initialized())
     warnings = []
-    for gpu in gpus:
-        processes = gpu.get("processes")
-        if not processes:
-            continue
-        others = [p for p in processes if p["pid"] != own]
-        ours_listed = len(others) < len(processes)
-        uses_this_gpu = (device.type == "cuda" and torch.cuda.is_initialized()
-                         and gpu.get("found_by") is not None)
-        allowance = 1 if uses_this_gpu and not ours_listed else 0
-        if len(others) > allowance:
-            pids = ", ".join(str(p["pid"]) for p in others)
+    for reading in readings:
+        if reading.others:
             maybe = (" (this process is not listed under its own pid, so one of them may be this one)"
-                     if allowance else "")
-            warnings.append(f"{len(others)} other process(es) on GPU {gpu.get('nvml_index', '?')} "
-                            f"({gpu.get('name', '?')}): pids {pids}{maybe}; they share the GPU and "
+                     if reading.unlisted_allowance else "")
+            warnings.append(f"{len(reading.other_pids)} other process(es) on GPU "
+                            f"{'?' if reading.index is None else reading.index} ({reading.name or '?'}): pids "
+                            f"{', '.join(map(str, reading.other_pids))}{maybe}; they share the GPU and "
                             f"make timings, power and energy worthless")
     return warnings
 

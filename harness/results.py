@@ -16,11 +16,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from harness.cases import Case
 from harness.flops import region_flops
 from harness.stats import SampleStats, summarize_rounds
+
+if TYPE_CHECKING:
+    from harness.machine_state import MachineState
 
 SCHEMA = "rnnbench.results"
 SCHEMA_VERSION = 1
@@ -325,6 +328,27 @@ class Environment(Mapping):
     def gpu_driver(self) -> str | None:
         driver = self._at("gpu", "driver")
         return driver if driver is not None else self._at("gpu", "driver_version")  # older files
+
+    @property
+    def machine_states(self) -> tuple[tuple[str, "MachineState"], ...]:
+        """Who else used the machine as the measuring processes started (``harness.machine_state``), labelled
+        for a header: each round's worker where the run had rounds (an A/B side's file: that side's), else the
+        run's one process. Empty in files older than the record."""
+        from harness.machine_state import MachineState
+
+        rounds = self._at("machine_state_rounds")
+        if rounds:
+            return tuple((f"round {index + 1}", MachineState.from_dict(state)) for index, state in enumerate(rounds)
+                         if state is not None)
+        state = self._at("machine_state")
+        return (("the run", MachineState.from_dict(state)),) if state is not None else ()
+
+    @property
+    def machine_busy_line(self) -> str | None:
+        """'machine BUSY at the start of ...: reasons' where any measuring process started on a busy machine."""
+        from harness.machine_state import busy_line
+
+        return busy_line(self.machine_states)
 
     @property
     def hardware_name(self) -> str | None:

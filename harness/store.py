@@ -301,6 +301,25 @@ def _check_variant_fields(case: Mapping, where: str, bad) -> None:
 _CASE_MAPPINGS = ("parity", "backend", "memory", "telemetry", "activity")
 
 
+def _check_machine_states(environment: dict, bad) -> None:
+    """``environment.machine_state`` and ``machine_state_rounds`` (absent in older files) are records
+    ``harness.machine_state.MachineState.from_dict`` reads."""
+    from harness.machine_state import MachineState
+
+    states = [("environment.machine_state", environment.get("machine_state"))]
+    rounds = environment.get("machine_state_rounds")
+    if rounds is not None:
+        if not isinstance(rounds, list) or len(rounds) > limits.MAX_ROUNDS:
+            bad("environment.machine_state_rounds", f"must be a list of at most {limits.MAX_ROUNDS} records")
+        states += [(f"environment.machine_state_rounds[{index}]", state) for index, state in enumerate(rounds)]
+    for where, state in states:
+        if state is not None:
+            try:
+                MachineState.from_dict(state)
+            except ValueError as exc:
+                bad(where, str(exc))
+
+
 def _check_document(document: dict, source: str) -> None:
     def bad(where: str, problem: str):
         raise ResultsFileError(f"{source}: {where}: {problem}")
@@ -308,6 +327,7 @@ def _check_document(document: dict, source: str) -> None:
     for section in ("environment", "suite"):
         if not isinstance(document.get(section), dict):
             bad(section, f"must be a mapping, got {_kind(document.get(section))}")
+    _check_machine_states(document["environment"], bad)
     if document.get("options") is not None and not isinstance(document["options"], dict):
         bad("options", f"must be a mapping, got {_kind(document['options'])}")
     shard = (document.get("options") or {}).get("shard")
@@ -422,6 +442,7 @@ class ResultsWriter:
         self.started_utc = started_utc
         self.cases: list[CaseResult] = []
         self.round_documents: dict[str, list[dict]] = {}
+        self.round_machine_states: dict[int, dict] = {}
         self.journal_error: str | None = None
         if self.path.is_dir():
             raise ResultsFileError(f"{self.path}: is a folder; --out takes a folder or a .json file name")
@@ -474,6 +495,23 @@ class ResultsWriter:
             self.journal_error = f"{self.journal_path}: {exc.strerror or exc}"
             raise ResultsFileError(f"cannot write the journal {self.journal_error}") from None
 
+    def record_round_machine_state(self, round_index: int, state: Mapping | None) -> None:
+        """Who else used the machine as a round's worker started (``harness.machine_state``), journaled at once;
+        ``environment.machine_state_rounds`` of the results. None (a worker too old to read it), or a record this
+        rnnbench cannot read (another version's, on one side of an A/B), is left out: the file must read back."""
+        from harness.machine_state import MachineState
+
+        try:
+            MachineState.from_dict(state)
+        except ValueError:
+            return
+        self.round_machine_states[round_index] = thaw(state)
+        try:
+            self._write_line({"round_machine_state": self.round_machine_states[round_index], "round": round_index})
+        except OSError as exc:
+            self.journal_error = f"{self.journal_path}: {exc.strerror or exc}"
+            raise ResultsFileError(f"cannot write the journal {self.journal_error}") from None
+
     def finish(self, status: str, finished_utc: str) -> RunResults:
         """Write the results file. If it cannot be written, the finished cases go to a rescue file in the
         temporary folder and ResultsFileError names it: a finished result is never lost."""
@@ -484,7 +522,8 @@ class ResultsWriter:
             merged = sorted(self.round_documents.items(), key=lambda item: position.get(item[0], len(position)))
             self.cases.extend(merge_rounds(documents) for _, documents in merged)
             self.round_documents = {}
-        run = RunResults(environment=self.environment, suite=self.suite, cases=tuple(self.cases),
+        environment = with_round_machine_states(self.environment, self.round_machine_states)
+        run = RunResults(environment=environment, suite=self.suite, cases=tuple(self.cases),
                          status=status, started_utc=self.started_utc, finished_utc=finished_utc,
                          options=self.options, source=str(self.path))
         try:
@@ -506,6 +545,14 @@ class ResultsWriter:
             _release_lock(self._lock, self.path)
         self.journal_path.unlink(missing_ok=True)
         return run
+
+
+def with_round_machine_states(environment: Mapping, states: Mapping[int, Mapping]) -> Mapping:
+    """The environment with each round's machine state (a list by round index, null for a round without one)."""
+    if not states:
+        return environment
+    rounds = [states.get(index) for index in range(max(states) + 1)]
+    return {**thaw(environment), "machine_state_rounds": rounds}
 
 
 def _create_new_file(path: Path) -> int:
@@ -593,6 +640,12 @@ def _journal_from_text(path: Path, text: str) -> RunResults:
     for line in documents[1:]:
         if isinstance(line, dict) and "round" in line and isinstance(line.get("case_result"), dict):
             rounds.setdefault(str(line["case_result"].get("key")), []).append(line["case_result"])
+    machine_states = {line["round"]: line["round_machine_state"] for line in documents[1:]
+                      if isinstance(line, dict) and isinstance(line.get("round"), int)
+                      and not isinstance(line.get("round"), bool) and 0 <= line["round"] < limits.MAX_ROUNDS
+                      and isinstance(line.get("round_machine_state"), dict)}
+    if isinstance(document["environment"], dict):
+        document["environment"] = with_round_machine_states(document["environment"], machine_states)
     if rounds:
         from harness.rounds import merge_rounds
 

@@ -9,7 +9,8 @@ ends at an empty line or the end of stdin. For processes that take turns on one 
 with a list of keys) ``"turns": {"blocks": K}``.
 Every line the worker writes to stdout is one JSON document::
 
-    {"type": "environment", "environment": {...}}      first: the interpreter, torch and machine it runs on
+    {"type": "environment", "environment": {...}}      first: the interpreter, torch and machine it runs on,
+                                                        with ``machine_state``: who else uses the machine
     {"type": "turn", "key": K, "phase": "prepare" | "block", "block": k | null}
                                                         with turns: waits for a line "go" on stdin before it
                                                         builds case K, and before each of its K timed blocks
@@ -106,6 +107,7 @@ def _site_folders() -> list[str]:
 
 def run_plan(plan: dict, emit, commands=sys.stdin) -> None:
     from harness.env import collect_environment, measured_peak
+    from harness.machine_state import collect_machine_state
     from harness.runner import run_case
     from harness.session import apply_process_settings, open_suite
 
@@ -113,6 +115,8 @@ def run_plan(plan: dict, emit, commands=sys.stdin) -> None:
     flags = apply_process_settings(opened.suite)
     environment = collect_environment(opened.device)
     environment["math_precision"] = flags
+    # its parent (the rnnbench that started it) and the parent's other workers (an A/B's other side) are ours
+    environment["machine_state"] = collect_machine_state(environment, family_root=os.getppid()).to_dict()
     if plan.get("turns"):  # the sides start together: a peak measured now would share the device with the other's
         environment["measured_peak"] = {"error": "not measured in an A/B (its processes share the device)"}
     else:

@@ -5,7 +5,8 @@ machine without a GPU.
 The scenario is JSON in the environment variable FAKE_NVML_SCENARIO, so a spawned sampler process sees
 what the test configured; ``configure(**changes)`` sets it (and resets the in-process fake). Keys:
 
-    devices        list of device dicts (see DEFAULT_DEVICE), NVML index = position
+    devices        list of device dicts (see DEFAULT_DEVICE), NVML index = position; a device's
+                   ``processes`` (compute) and ``graphics_processes`` are lists of {"pid", "used" (bytes)}
     init_error     an NVML error code nvmlInit raises (e.g. 12: library not found)
     missing        function or constant names the module lacks (AttributeError, as old bindings)
     errors         {function name: NVML error code} raised on every call
@@ -326,8 +327,8 @@ def _nvmlDeviceGetComputeRunningProcesses(handle):
 
 
 def _nvmlDeviceGetGraphicsRunningProcesses(handle):
-    _device(_initialised("nvmlDeviceGetGraphicsRunningProcesses"), handle)
-    return []
+    device = _device(_initialised("nvmlDeviceGetGraphicsRunningProcesses"), handle)
+    return [SimpleNamespace(pid=p["pid"], usedGpuMemory=p.get("used")) for p in device.get("graphics_processes", ())]
 
 
 def __getattr__(name: str):

@@ -1,5 +1,6 @@
 """Rounds in fresh worker processes: seeded orders, results streamed as cases finish, failures said."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -115,6 +116,9 @@ def test_a_run_in_rounds_writes_one_result_per_case_and_compare_says_how_many_ro
     run = read_results(path)
     assert [case.key for case in run.cases] == KEYS and all(case.round_count == 2 for case in run.cases)
     assert run.options["rounds"] == 2 and len(run.options["round_orders"]) == 2
+    # each round's worker read the machine as it started; its parent (this process) is not its neighbour
+    assert [where for where, _ in run.environment.machine_states] == ["round 1", "round 2"]
+    assert all(os.getpid() not in [p.pid for p in state.busiest] for _, state in run.environment.machine_states)
     result = CliRunner().invoke(main, ["compare", *map(str, paths)])
     assert result.exit_code == 0, result.output  # a file against itself: every case unchanged
     assert "2 rounds)" in result.output and "two-level bootstrap" in result.output

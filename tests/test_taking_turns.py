@@ -3,6 +3,7 @@
 import io
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import replace
@@ -224,6 +225,11 @@ def test_ab_takes_turns_writes_paired_files_and_says_so(tmp_path):
     assert a.options["interleaved"]["session"] == b.options["interleaved"]["session"]
     assert (a.options["interleaved"]["side"], b.options["interleaved"]["side"]) == ("a", "b")
     assert a.cases[0].round_count == 3 and all(length >= 4 for length in a.cases[0].round_lengths["step"])
+    # each side's file keeps that side's machine state per round; its parent (this process) is not a neighbour
+    for side in (a, b):
+        states = side.environment.machine_states
+        assert [where for where, _ in states] == ["round 1", "round 2", "round 3"]
+        assert all(os.getpid() not in [p.pid for p in state.busiest] for _, state in states)
     assert "paired by round" in result.output and "side B of an A/B, 2 blocks" in result.output
     # one interpreter, one PYTHONPATH for both sides: ab says on the terminal and in the header that it is an A/A
     assert "rnnbench: WARNING: A and B run the same code: an A/A comparison" in result.output

@@ -42,6 +42,24 @@ def commit(run: RunResults) -> str:
     return f"{facts['id'][:12]}{branch}{dirty}"
 
 
+def machine_state(run: RunResults) -> str | None:
+    """How busy the machine was as the run (each of its rounds) started: 'quiet (load 0.12 on 2 cores, ...)',
+    or the busy line; None in files older than the record."""
+    states = run.environment.machine_states
+    if not states:
+        return None
+    busy = run.environment.machine_busy_line
+    if busy:
+        return busy
+    return "; ".join(f"{where}: {state.summary()}" for where, state in states[:1]) + (
+        f" (and {len(states) - 1} more round{'s' if len(states) > 2 else ''}, all quiet)" if len(states) > 1 else "")
+
+
+def machine_notes(run: RunResults) -> list[str]:
+    """The notes of every recorded state, each once (governor, throttling GPU, ...)."""
+    return list(dict.fromkeys(note for _, state in run.environment.machine_states for note in state.notes))
+
+
 def context_line(runs: Sequence[RunResults]) -> str:
     """One line for a chart title: 'suite scaling · AMD EPYC (CPU, 2 threads) · float32 (fp32 math) ·
     torch 2.13.0+cpu'; where several files differ, their values joined with ' / '."""

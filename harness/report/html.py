@@ -122,6 +122,8 @@ def _environment(run: RunResults) -> str:
         ("system", f"{machine.get('system', '')} {machine.get('release', '')} {machine.get('machine', '')}".strip() or None),
         ("commit", context.commit(run)),
         ("rnnbench", environment.rnnbench_version),
+        ("machine", context.machine_state(run)),
+        ("machine notes", "; ".join(context.machine_notes(run)) or None),
         ("run", f"{run.started_utc or '?'} to {run.finished_utc or '?'} (UTC), {run.status}"),
         ("suite file", f"{run.suite.get('source', '?')} (sha256 {str(run.suite.get('sha256', '?'))[:12]})"),
     ]
@@ -129,7 +131,9 @@ def _environment(run: RunResults) -> str:
     if env_vars:
         facts.append(("environment variables", ", ".join(f"{k}={v}" for k, v in env_vars.items())))
     rows = "".join(f"<dt>{escape(name)}</dt><dd>{escape(str(value))}</dd>" for name, value in facts if value)
-    return f"<h3>Environment</h3><dl class=env>{rows}</dl>"
+    busy = environment.machine_busy_line
+    flag = f"<p class=flag>{escape(busy)}: its timings measure the other work too.</p>" if busy else ""
+    return f"<h3>Environment</h3>{flag}<dl class=env>{rows}</dl>"
 
 
 def _figure(chart) -> str:

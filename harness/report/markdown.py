@@ -35,6 +35,8 @@ def _run_summary(label: str, run: RunResults, charts) -> list[str]:
     lines = [f"### rnnbench `{label}`: suite `{run.suite.get('name', '?')}`", "",
              f"{context.device_name(run)} · {context.dtype_and_precision(run)} · {context.torch_versions(run)} · "
              f"commit {context.commit(run)}", "",
+             *([f"> :warning: **{markdown_inline(run.environment.machine_busy_line)}**: its timings measure the "
+                f"other work too.", ""] if run.environment.machine_busy_line else []),
              f"**{len(run.cases)} cases: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped**"
              f"{status}", ""]
     speedups = speedups_by_key(run)

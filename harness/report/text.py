@@ -111,8 +111,10 @@ def configuration_groups(run: RunResults) -> dict[tuple, list[CaseResult]]:
 
 
 def summary_table(run: RunResults) -> str:
-    """One block per model configuration and mode, one row per backend."""
-    lines = []
+    """One block per model configuration and mode, one row per backend; first, where the run started on a busy
+    machine, the line that says so."""
+    busy = run.environment.machine_busy_line
+    lines = [busy, ""] if busy else []
     speedups = speedups_by_key(run)
     for (cell, mode, shape, dtype, device), group in configuration_groups(run).items():
         region = group[0].primary_region
