@@ -6,8 +6,8 @@ iteration:
 
 - wall time: the range, which ends after the iteration's device synchronisation (longer than the timed
   step: the profiler adds host work to every operator);
-- on a GPU: busy time, the union of the intervals of kernels, copies and memsets that started within the
-  iteration (overlapping kernels count once); kernels launched; idle fraction, 1 - busy / the timed loop's
+- on a GPU: busy time, the union of the intervals of kernels, copies and memsets (all streams) that started
+  within the iteration (overlapping kernels count once; :func:`device_busy` defines it); kernels launched; idle fraction, 1 - busy / the timed loop's
   median step (the profiler slows the host, not the kernels, so the timed step is the fair denominator);
 - operators dispatched at the top level (not counting the operators they call), on any device.
 
@@ -162,16 +162,14 @@ def summarize_trace(events: Sequence[dict], on_gpu: bool, timed_step_ms: float |
     iterations = iteration_windows(complete)
     if not iterations:
         return {"available": False, "reason": f"the trace holds no '{ITERATION_RANGE}' range"}
-    device = [(float(e["ts"]), float(e["ts"]) + float(e["dur"]), e.get("cat")) for e in complete
-              if e.get("cat") in DEVICE_BUSY_CATEGORIES]
+    device = device_events(complete)
     operators = top_level_spans([e for e in complete if e.get("cat") == "cpu_op"])
 
     walls, busy, kernels, dispatched = [], [], [], []
     for begin, end in iterations:
         walls.append((end - begin) / 1e3)
-        inside = [(max(b, begin), min(e, end), cat) for b, e, cat in device if begin <= b < end]
-        busy.append(union_length((b, e) for b, e, _ in inside) / 1e3)
-        kernels.append(sum(1 for _, _, cat in inside if cat == "kernel"))
+        busy.append(device_busy(device, started_within=(begin, end))["busy_us"] / 1e3)
+        kernels.append(sum(1 for e in device if begin <= float(e["ts"]) < end and e.get("cat") == "kernel"))
         dispatched.append(sum(1 for start in operators if begin <= start < end))
 
     profiled_wall_ms = statistics.median(walls)
@@ -204,6 +202,39 @@ def iteration_windows(complete: Sequence[dict]) -> list[tuple[float, float]]:
     """(start, end) in microseconds of every ``ITERATION_RANGE`` range, in order."""
     return sorted((float(event["ts"]), float(event["ts"]) + float(event["dur"])) for event in complete
                   if event.get("name") == ITERATION_RANGE and event.get("cat") == "user_annotation")
+
+
+def device_events(complete: Sequence[dict]) -> list[dict]:
+    """The trace's device activity that counts as busy: kernels, copies and memsets (``DEVICE_BUSY_CATEGORIES``),
+    on every stream and every device the trace holds."""
+    return [event for event in complete if event.get("cat") in DEVICE_BUSY_CATEGORIES]
+
+
+def device_busy(device: Sequence[dict], started_within: tuple[float, float] | None = None) -> dict:
+    """rnnbench's GPU busy time (the one definition :func:`summarize_trace` and ``harness.step_profile`` use),
+    in microseconds::
+
+        {"events": n, "busy_us": ..., "span_us": ..., "idle_in_span_us": ...}
+
+    - events: :func:`device_events`, all streams merged (a copy on one stream under a kernel on another
+      counts once); with ``started_within=(begin, end)`` only those that start in [begin, end), each with its
+      whole duration (not clipped). A step's window is its ``rnnbench.iteration`` host range, which ends after
+      the step's device synchronisation, so what starts in it is what the step launched;
+    - busy_us: the union of their intervals;
+    - span_us: from the first one's start to the last one's end; idle_in_span_us = span - busy.
+
+    A step's idle time is taken against the step (``step - busy``), not the span: the GPU idles before its
+    first kernel too. HolisticTraceAnalysis' temporal breakdown (per rank: one trace, all its streams) is
+    ``idle_in_span_us`` over the whole trace with ``include_last_profiler_step=True``; by default it drops the
+    events launched in the last ``ProfilerStep`` and its span is that of the others (tests/test_hta_agreement.py).
+    """
+    if started_within is not None:
+        begin, end = started_within
+        device = [e for e in device if begin <= float(e["ts"]) < end]
+    intervals = [(float(e["ts"]), float(e["ts"]) + float(e["dur"])) for e in device]
+    busy = union_length(intervals)
+    span = (max(e for _, e in intervals) - min(b for b, _ in intervals)) if intervals else 0.0
+    return {"events": len(intervals), "busy_us": busy, "span_us": span, "idle_in_span_us": span - busy}
 
 
 def union_length(intervals: Iterable[tuple[float, float]]) -> float:
