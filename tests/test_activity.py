@@ -196,3 +196,20 @@ def test_a_cuda_run_records_that_cupti_was_torn_down_after_its_pass():
     result = run_case(tiny_case(device_type="cuda"), cpu_settings(device=torch.device("cuda", 0)))
     assert result.ok, result.reason
     assert result.activity["profiler_teardown"] == "TEARDOWN_CUPTI=1"
+
+
+def test_the_profiled_pass_runs_by_default_on_a_gpu_only_and_where_a_suite_asks():
+    from harness.suite import Timing, profile_iters_for
+
+    assert profile_iters_for(Timing(), "cuda") == 5
+    assert profile_iters_for(Timing(), "cpu") == 0
+    assert profile_iters_for(Timing(profile_iters=2), "cpu") == 2
+    assert profile_iters_for(Timing(profile_iters=0), "cuda") == 0
+
+
+def test_a_cpu_run_with_the_default_timing_records_no_profiled_pass():
+    from dataclasses import replace
+
+    settings = cpu_settings()
+    result = run_case(tiny_case(), replace(settings, timing=replace(settings.timing, profile_iters=None)))
+    assert result.ok and result.activity == {}
