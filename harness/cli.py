@@ -235,7 +235,10 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
     if shard is not None:
         options["shard"] = shard.to_dict()
     if worker_devices:
-        options.update(devices=[worker.to_dict() for worker in worker_devices], device_of_case={})
+        # a resumed run keeps where its finished cases ran
+        ran_on = previous.options.get("device_of_case") if resume_path else None
+        options.update(devices=[worker.to_dict() for worker in worker_devices],
+                       device_of_case=dict(ran_on) if hasattr(ran_on, "items") else {})
     rounds = rounds or suite.timing.rounds
     if nvtx:
         if rounds > 1:
