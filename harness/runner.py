@@ -47,6 +47,8 @@ class RunSettings:
     timing: Timing = field(default_factory=Timing)
     telemetry: Telemetry = field(default_factory=Telemetry)
     nvtx: bool = False  # NVTX ranges around forward, backward and step (CUDA only; harness.nvtx)
+    # the user's backends the suite can name: (name, "package.module:build") pairs (harness.custom_backends)
+    backend_factories: tuple[tuple[str, str], ...] = ()
 
 
 def make_reference(case: Case, settings: RunSettings) -> nn.RNNBase:
@@ -109,7 +111,13 @@ def prepare_case(case: Case, settings: RunSettings,
     expected = _outputs_and_grads(as_called(reference, case, batch), dict(reference.named_parameters()), x, target,
                                   parity_mode, clock)
     build_started = time.perf_counter()
-    backend = build(case.backend_label, reference)
+    factories = dict(settings.backend_factories)
+    if case.backend in factories:
+        from harness.backends import custom
+
+        backend = custom.build(case.backend, factories[case.backend], reference, case)
+    else:
+        backend = build(case.backend_label, reference)
     build_s = round(time.perf_counter() - build_started, 4)
     del reference
     if batch.mask is not None:
@@ -183,7 +191,8 @@ def _measure_case(case: Case, settings: RunSettings, build, deadline: float, fin
     if not prepared.parity.passed:
         facts.update(backend.runtime_facts())
         return finished("failed", prepared.parity.reason, backend=facts, **common)
-    if case.backend in ("cudnn", "compile_module", "compile_rnn"):
+    if case.backend in ("cudnn", "compile_module", "compile_rnn") or case.backend in dict(settings.backend_factories):
+        # which library a user's module dispatched to is read as cudnn's is (an nn.LSTM inside it shows)
         facts.update(detect_kernel_library(backend.model, work.x, grad=case.backend == "compile_rnn" and case.needs_grad))
         if case.backend == "compile_rnn":
             facts["vendor_rnn_kernel_ran"] = bool(facts.get("rnn_operators"))
