@@ -662,7 +662,8 @@ def _flatten(value, prefix: str = ""):
 @click.option("--metric", default=None, metavar="REGION",
               help="Timed region to compare: step, forward or backward. Default: each case's primary region "
                    "(the step of a training case, the forward otherwise). gpu_busy: the GPU's busy time per "
-                   "step, from the profiled pass after the timed loop (see the README for when to use it).")
+                   "step, from the profiled pass after the timed loop (when to use it: "
+                   "docs/gate.md#which-metric-to-gate-on).")
 @THRESHOLD_OPTION
 @ALPHA_OPTION
 @click.option("--markdown", "markdown_path", default=None, metavar="FILE",

@@ -1,7 +1,7 @@
 """What rnnbench refuses, and why: the one table of limits, checked where input enters.
 
 Each limit keeps a hostile or mistaken input from exhausting memory or time, or from turning into a crash
-far from where it came in. The README's section "What rnnbench refuses, and why" is this table.
+far from where it came in. docs/refusals.md#limits is this table.
 """
 
 from __future__ import annotations

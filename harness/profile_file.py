@@ -10,7 +10,7 @@ case key), with a schema of its own, since a profile holds no timed samples::
                 "trace_file",
                 "warnings", "duration_s"}]}
 
-The README's "Profile file" section documents every field.
+docs/results-format.md#profile-file documents every field.
 """
 
 from __future__ import annotations
