@@ -843,9 +843,12 @@ def report(results_paths, filters, threshold, alpha, out_dir):
     threshold_value, alpha_value = _gate_settings(threshold, alpha)
     runs, profiles = read_results_and_profiles(results_paths)  # profile files: rnnbench profile's
     runs, profiles = filter_runs(runs, filters) if runs else runs, filter_profiles(profiles, filters)
+    left_out = []
     for path in write_report(runs, out_dir or REPORTS_DIR, threshold=threshold_value, alpha=alpha_value,
-                             profiles=profiles):
+                             profiles=profiles, left_out=left_out):
         click.echo(str(path))
+    for chart in left_out:
+        click.echo(f"rnnbench: chart not drawn: {chart.name}: {chart.left_out} (the report says so)", err=True)
 
 
 # --- scale-out: shards and their merge (harness/shard.py, harness/merge.py) ---

@@ -233,6 +233,23 @@ class RunResults:
     def counts(self) -> dict[str, int]:
         return {status: sum(1 for c in self.cases if c.status == status) for status in STATUSES}
 
+    @cached_property
+    def by_configuration(self) -> Mapping[tuple[str, str], tuple[CaseResult, ...]]:
+        """The results of each configuration, by (mode, model key): its backends side by side, in file order.
+        An index, so that finding a case's cudnn counterpart is a lookup, not a scan of every case."""
+        groups: dict[tuple[str, str], list[CaseResult]] = {}
+        for result in self.cases:
+            groups.setdefault((result.case.mode, result.case.model_key), []).append(result)
+        return MappingProxyType({key: tuple(results) for key, results in groups.items()})
+
+    @cached_property
+    def cudnn_speedups(self) -> tuple:
+        """harness.speedup.speedups_over_cudnn of this run, computed once: each speedup is a bootstrap, and
+        the chart, the tables and the summary all show them."""
+        from harness.speedup import speedups_over_cudnn
+
+        return tuple(speedups_over_cudnn(self))
+
     def to_dict(self) -> dict:
         return {
             "schema": SCHEMA,
