@@ -12,6 +12,7 @@ again from the samples, which are the only source of truth.
 
 from __future__ import annotations
 
+from collections import abc
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -27,17 +28,25 @@ SCHEMA_VERSION = 1
 STATUSES = ("ok", "failed", "skipped")
 
 
+_SCALARS = frozenset((float, int, str, bool, type(None)))
+
+
 def freeze(value: Any) -> Any:
     """Read-only copies of nested dicts and lists, so a record cannot be changed after it is made."""
-    if isinstance(value, Mapping):
+    kind = type(value)
+    if kind in _SCALARS:  # most of a results file (its samples): no isinstance through typing's ABC machinery
+        return value
+    if kind is dict or isinstance(value, abc.Mapping):
         return MappingProxyType({key: freeze(item) for key, item in value.items()})
-    if isinstance(value, (list, tuple)):
+    if kind is list or kind is tuple or isinstance(value, (list, tuple)):
+        if all(type(item) in _SCALARS for item in value):  # a list of samples
+            return tuple(value)
         return tuple(freeze(item) for item in value)
     return value
 
 
 def thaw(value: Any) -> Any:
-    if isinstance(value, Mapping):
+    if isinstance(value, abc.Mapping):
         return {key: thaw(item) for key, item in value.items()}
     if isinstance(value, tuple):
         return [thaw(item) for item in value]

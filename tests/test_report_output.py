@@ -226,3 +226,32 @@ def test_a_report_computes_each_speedup_once(tmp_path, monkeypatch):
     run = sweep_run()
     write_report([run], tmp_path)
     assert sorted(calls) == sorted(r.key for r in run.cases)  # one each: not per chart, table and summary
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+                    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=3), children,
+                                                                                        max_size=4),
+                    max_leaves=20)
+
+
+@settings(max_examples=100, deadline=None)
+@given(JSON)
+def test_freeze_makes_read_only_copies_that_thaw_back(document):
+    """freeze's fast paths (a list of numbers) keep what the plain recursion made: tuples and mapping proxies."""
+    from types import MappingProxyType
+
+    from harness.results import freeze, thaw
+
+    frozen = freeze(document)
+    assert thaw(frozen) == document
+
+    def read_only(value):
+        if isinstance(value, (dict, list)):
+            return False
+        if isinstance(value, MappingProxyType):
+            return all(read_only(item) for item in value.values())
+        if isinstance(value, tuple):
+            return all(read_only(item) for item in value)
+        return True
+
+    assert read_only(frozen)
