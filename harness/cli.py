@@ -798,52 +798,59 @@ def profile(suite_path, device, backends, filters, out_dir, steps, trace, nvtx, 
     and idle time, launches per step, CPU dispatch time, and cuDNN's predicted algorithm."""
     from harness.env import collect_environment, utc_now
     from harness.errors import ResultsFileError
-    from harness.profile_file import profile_document, profile_from_document
+    from harness.profile_file import ProfileWriter, profile_from_document
     from harness.profiling import ProfileSettings, profile_case
     from harness.report.profile_text import profile_text
     from harness.session import apply_process_settings, open_suite
-    from harness.store import finite_document, new_profile_path, trace_path_for, write_json_atomically
+    from harness.store import new_profile_path, trace_path_for
 
     opened = open_suite(suite_path, device)
     suite, resolved = opened.suite, opened.device
     cases = opened.select(backends, filters)
     path = new_profile_path(out_dir, suite.name, resolved.type)
-    if path.exists():
-        raise ResultsFileError(f"{path}: exists; wait a second or name another -o folder")
     flags = apply_process_settings(suite)  # first: the environment records the suite's threads, not torch's default
     environment = collect_environment(resolved)
     environment["math_precision"] = flags
     environment["machine_state"] = _machine_state(environment, "the profile")
     settings = opened.settings()
     options = ProfileSettings(steps=steps, nvtx=nvtx)
-    started = utc_now()
-    click.echo(f"rnnbench: profiling {len(cases)} cases of suite '{suite.name}' on {resolved}, {steps} steps each",
-               err=True)
-    records, status = [], "complete"
+    # before any case: a path that cannot be written fails now, not after the last case
+    writer = ProfileWriter(path, environment, suite.to_dict(),
+                           {"device": str(resolved), "backends": list(backends), "filters": list(filters),
+                            "steps": steps, "nvtx": nvtx, "trace": trace}, utc_now())
+    if trace:
+        traces = trace_path_for(path, "-").parent
+        try:
+            traces.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            writer.discard()
+            raise ResultsFileError(f"{traces}: cannot create the folder for the traces: {exc.strerror or exc}") from None
+    click.echo(f"rnnbench: profiling {len(cases)} cases of suite '{suite.name}' on {resolved}, {steps} steps each; "
+               f"journal: {writer.journal_path}", err=True)
+    status, journal_failure = "complete", None
     try:
         with _stop_on_signals(), click.progressbar(cases, label="profiling", file=sys.stderr, show_pos=True,
                                                    hidden=quiet,
                                                    item_show_func=lambda c: c.key if c else "") as progress:
             for case in progress:
-                trace_path = None
-                if trace:
-                    trace_path = trace_path_for(path, case.key)
-                    trace_path.parent.mkdir(parents=True, exist_ok=True)
-                records.append(profile_case(case, settings, options, str(trace_path) if trace_path else None))
+                trace_path = trace_path_for(path, case.key) if trace else None
+                writer.append(profile_case(case, settings, options, str(trace_path) if trace_path else None))
     except KeyboardInterrupt:
         status = "interrupted"
-    document = finite_document(profile_document(
-        environment, suite.to_dict(), {"device": str(resolved), "backends": list(backends), "filters": list(filters),
-                                       "steps": steps, "nvtx": nvtx, "trace": trace},
-        records, status, started, utc_now()))
+    except ResultsFileError as exc:  # the journal cannot be written (a full disk): stop, keep what finished
+        status, journal_failure = "interrupted", str(exc)
     with _signals_deferred():
-        write_json_atomically(path, document)
+        document = writer.finish(status, utc_now())  # or, if it cannot be written, an error naming the rescue
     click.echo(profile_text(profile_from_document(document, str(path))))
     click.echo(f"profile: {path}")
+    if journal_failure:
+        click.echo(f"rnnbench: error: {journal_failure}; the profile stopped; {len(writer.records)} finished cases "
+                   f"saved to {path}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
     if status == "interrupted":
-        click.echo(f"rnnbench: interrupted; {len(records)} finished cases saved to {path}", err=True)
+        click.echo(f"rnnbench: interrupted; {len(writer.records)} finished cases saved to {path}", err=True)
         sys.exit(EXIT_INTERRUPTED)
-    sys.exit(EXIT_FAILED if any(r["status"] == "failed" for r in records) else EXIT_OK)
+    sys.exit(EXIT_FAILED if any(r["status"] == "failed" for r in writer.records) else EXIT_OK)
 
 
 # --- charts and reports: read results files, draw, write; never measure (harness/report) ---
@@ -906,9 +913,12 @@ def report(results_paths, filters, threshold, alpha, out_dir):
     threshold_value, alpha_value = _gate_settings(threshold, alpha)
     runs, profiles = read_results_and_profiles(results_paths)  # profile files: rnnbench profile's
     runs, profiles = filter_runs(runs, filters) if runs else runs, filter_profiles(profiles, filters)
+    left_out = []
     for path in write_report(runs, out_dir or REPORTS_DIR, threshold=threshold_value, alpha=alpha_value,
-                             profiles=profiles):
+                             profiles=profiles, left_out=left_out):
         click.echo(str(path))
+    for chart in left_out:
+        click.echo(f"rnnbench: chart not drawn: {chart.name}: {chart.left_out} (the report says so)", err=True)
 
 
 # --- scale-out: shards and their merge (harness/shard.py, harness/merge.py) ---

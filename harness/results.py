@@ -12,6 +12,7 @@ again from the samples, which are the only source of truth.
 
 from __future__ import annotations
 
+from collections import abc
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -30,17 +31,25 @@ SCHEMA_VERSION = 1
 STATUSES = ("ok", "failed", "skipped")
 
 
+_SCALARS = frozenset((float, int, str, bool, type(None)))
+
+
 def freeze(value: Any) -> Any:
     """Read-only copies of nested dicts and lists, so a record cannot be changed after it is made."""
-    if isinstance(value, Mapping):
+    kind = type(value)
+    if kind in _SCALARS:  # most of a results file (its samples): no isinstance through typing's ABC machinery
+        return value
+    if kind is dict or isinstance(value, abc.Mapping):
         return MappingProxyType({key: freeze(item) for key, item in value.items()})
-    if isinstance(value, (list, tuple)):
+    if kind is list or kind is tuple or isinstance(value, (list, tuple)):
+        if all(type(item) in _SCALARS for item in value):  # a list of samples
+            return tuple(value)
         return tuple(freeze(item) for item in value)
     return value
 
 
 def thaw(value: Any) -> Any:
-    if isinstance(value, Mapping):
+    if isinstance(value, abc.Mapping):
         return {key: thaw(item) for key, item in value.items()}
     if isinstance(value, tuple):
         return [thaw(item) for item in value]
@@ -235,6 +244,23 @@ class RunResults:
 
     def counts(self) -> dict[str, int]:
         return {status: sum(1 for c in self.cases if c.status == status) for status in STATUSES}
+
+    @cached_property
+    def by_configuration(self) -> Mapping[tuple[str, str], tuple[CaseResult, ...]]:
+        """The results of each configuration, by (mode, model key): its backends side by side, in file order.
+        An index, so that finding a case's cudnn counterpart is a lookup, not a scan of every case."""
+        groups: dict[tuple[str, str], list[CaseResult]] = {}
+        for result in self.cases:
+            groups.setdefault((result.case.mode, result.case.model_key), []).append(result)
+        return MappingProxyType({key: tuple(results) for key, results in groups.items()})
+
+    @cached_property
+    def cudnn_speedups(self) -> tuple:
+        """harness.speedup.speedups_over_cudnn of this run, computed once: each speedup is a bootstrap, and
+        the chart, the tables and the summary all show them."""
+        from harness.speedup import speedups_over_cudnn
+
+        return tuple(speedups_over_cudnn(self))
 
     def to_dict(self) -> dict:
         return {

@@ -48,11 +48,12 @@ def unreliable_why(ratio: Ratio, relative_iqrs: Mapping[str, float]) -> str | No
 
 def cudnn_counterpart(run: RunResults, result: CaseResult) -> CaseResult | None:
     """The ok cudnn result of the same model and mode, which other backends are measured against."""
-    for other in run.cases:
-        if (other.ok and other.case.backend == "cudnn" and other.case.mode == result.case.mode
-                and other.case.model_key == result.case.model_key):
-            return other
-    return None
+    return next((other for other in _configuration(run, result) if other.ok and other.case.backend == "cudnn"), None)
+
+
+def _configuration(run: RunResults, result: CaseResult) -> tuple[CaseResult, ...]:
+    """The results of ``run`` with the same model and mode as ``result``."""
+    return run.by_configuration.get((result.case.mode, result.case.model_key), ())
 
 
 def speedup_over_cudnn(run: RunResults, result: CaseResult) -> float | None:
@@ -94,9 +95,8 @@ class Speedup:
 def speedup_of(run: RunResults, result: CaseResult) -> Speedup | None:
     """The speedup of one non-cudnn case over cudnn in its primary region; None for a cudnn case or a
     configuration without a cudnn case."""
-    if result.case.backend == "cudnn" or not any(
-            other.case.backend == "cudnn" and other.case.mode == result.case.mode
-            and other.case.model_key == result.case.model_key for other in run.cases):
+    if result.case.backend == "cudnn" or not any(other.case.backend == "cudnn"
+                                                 for other in _configuration(run, result)):
         return None
     region = result.primary_region
     baseline = cudnn_counterpart(run, result)

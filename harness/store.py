@@ -112,14 +112,23 @@ def file_labels(runs: Sequence[RunResults]) -> list[str]:
 
 def write_json_atomically(path: str | Path, document: dict) -> Path:
     """Write to a temporary file in the same folder, flush it to disk, then rename over ``path``."""
+    def dump(stream):
+        json.dump(document, stream, indent=1, allow_nan=False, default=_json_default)
+        stream.write("\n")
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    return _replace_atomically(path, dump)
+
+
+def _replace_atomically(path: Path, write, binary: bool = False) -> Path:
+    """``write(stream)`` into a temporary file beside ``path``, flushed to disk, then renamed over ``path``:
+    a reader sees the old file or the whole new one, never a part (a full disk leaves no truncated file)."""
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(handle, 0o666 & ~_umask())  # mkstemp makes 0600; a results file is shared like any other
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(document, stream, indent=1, allow_nan=False, default=_json_default)
-            stream.write("\n")
+        with (os.fdopen(handle, "wb") if binary else os.fdopen(handle, "w", encoding="utf-8")) as stream:
+            write(stream)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
@@ -189,29 +198,32 @@ def write_text(path: str | Path, text: str, inputs: Sequence[str | Path] = ()) -
     """Write text atomically; never over one of ``inputs`` or over rnnbench results."""
     path = refuse_overwriting(path, inputs)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(handle, 0o666 & ~_umask())
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+        return _replace_atomically(path, lambda stream: stream.write(text))
+    except OSError as exc:
+        raise ResultsFileError(f"{path}: cannot write: {exc.strerror or exc}") from None
 
 
 def write_files(out_dir: str | Path, files: Mapping[str, bytes | str]) -> list[Path]:
-    """Each named file (bytes, or text as UTF-8) into ``out_dir``, created if missing; the paths, in order."""
+    """Each named file (bytes, or text as UTF-8) into ``out_dir``, created if missing; the paths, in order.
+    Each is written atomically (a full disk leaves the old file or none, never a truncated one); an error
+    names the file."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ResultsFileError(f"{out}: is a file; -o names the folder to write into")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ResultsFileError(f"{exc.filename or out}: cannot create the folder: {exc.strerror or exc}") from None
     paths = []
     for name, content in files.items():
         path = out / name
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            path.write_text(content, encoding="utf-8")
+        binary = isinstance(content, bytes)
+        try:
+            _replace_atomically(path, lambda stream, content=content: stream.write(content), binary=binary)
+        except OSError as exc:
+            raise ResultsFileError(f"{path}: cannot write: {exc.strerror or exc}"
+                                   f"{f' ({len(paths)} files written before it)' if paths else ''}") from None
         paths.append(path)
     return paths
 
@@ -223,6 +235,11 @@ def read_results(path: str | Path) -> RunResults:
 
     A journal (an interrupted run's JSON Lines) is read as such whatever its name."""
     path = Path(path)
+    journal = journal_path_for(path)
+    if not path.exists() and journal.is_file():
+        raise ResultsFileError(f"{path}: no results file yet, but its journal {journal} is there: the run did not "
+                               f"finish. {_how_to_finish(journal, path)}, or read the cases it finished by "
+                               f"naming {journal}")
     text = _read_text(path, "results file")
     try:
         document = json.loads(text)
@@ -233,6 +250,23 @@ def read_results(path: str | Path) -> RunResults:
             return _journal_from_text(path, text)
         raise ResultsFileError(f"{path}: not valid JSON (truncated?): {exc.msg} at line {exc.lineno}") from None
     return results_from_document(document, str(path))
+
+
+def _how_to_finish(journal: Path, results_path: Path) -> str:
+    """What finishes the run a journal belongs to, from its first line: resume it (with the suite it ran),
+    or, for a run in rounds, run it again."""
+    try:
+        with open(journal, encoding="utf-8") as handle:
+            header = json.loads(handle.readline(1 << 20))
+    except (OSError, ValueError, RecursionError):
+        header = None
+    header = header if isinstance(header, dict) else {}
+    options = header.get("options") if isinstance(header.get("options"), dict) else {}
+    suite = header.get("suite") if isinstance(header.get("suite"), dict) else {}
+    source = suite.get("source") if isinstance(suite.get("source"), str) and suite.get("source") else "SUITE"
+    if isinstance(options.get("rounds"), int) and options["rounds"] > 1:
+        return f"A run in rounds cannot be resumed: run rnnbench run {source} again"
+    return f"Finish it with: rnnbench run {source} --resume {results_path}"
 
 
 def _read_text(path: Path, what: str) -> str:

@@ -137,6 +137,9 @@ def _environment(run: RunResults) -> str:
 
 
 def _figure(chart) -> str:
+    if getattr(chart, "left_out", None):
+        return (f"<p class=flag>Chart not drawn: {escape(chart.title)} (<code>{escape(chart.name)}</code>): "
+                f"{escape(chart.left_out)}.</p>")
     data = base64.b64encode(chart.png).decode("ascii")
     return (f"<figure><img src=\"data:image/png;base64,{data}\" alt=\"{escape(chart.title)}\">"
             f"<figcaption>{escape(chart.title)} — <code>{escape(chart.name)}</code></figcaption></figure>")

@@ -71,8 +71,12 @@ def _run_summary(label: str, run: RunResults, charts) -> list[str]:
         lines += _fold([f"- {UNRELIABLE_MARK} `{f.key}`: {f.detail}" for f in uncertain],
                        f"Speedups over cudnn too uncertain to show ({len(uncertain)})")
     lines += roofline_table(run)
-    if charts:
-        lines += ["Charts: " + ", ".join(f"`{chart.name}`" for chart in charts) + " (and `report.html`)", ""]
+    drawn = [chart for chart in charts if not getattr(chart, "left_out", None)]
+    if drawn:
+        lines += ["Charts: " + ", ".join(f"`{chart.name}`" for chart in drawn) + " (and `report.html`)", ""]
+    for chart in charts:
+        if getattr(chart, "left_out", None):
+            lines += [f"Chart not drawn: `{chart.name}`: {markdown_inline(chart.left_out)}", ""]
     return lines
 
 

@@ -6,18 +6,25 @@ state), so tests can read back what was drawn; :func:`png_bytes` renders one the
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import textwrap
+import warnings
 from typing import Sequence
 
+from matplotlib import font_manager
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.ft2font import FT2Font
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.text import Text
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator
 from matplotlib.transforms import blended_transform_factory
 
 from harness.compare import Comparison, comparison_method
+from harness.errors import ChartTooLarge
+from harness.limits import MAX_CHART_PANELS, MAX_CHART_ROWS
 from harness.ratios import Ratio, interval_method
 from harness.report.scaling import AXIS_LABELS, AXIS_NAMES, AXIS_SYMBOLS, ScalingChart
 from harness.report.text import format_bytes, format_count
@@ -70,11 +77,52 @@ def _new_figure(width: float, height: float) -> Figure:
     return figure
 
 
+def check_chart_size(what: str, panels: int = 1, rows: int = 0) -> None:
+    """Refuse a chart past the limits (harness.limits): unreadable as one image, and minutes to draw."""
+    if panels > MAX_CHART_PANELS:
+        raise ChartTooLarge(f"{what}: {panels} panels, more than the {MAX_CHART_PANELS} one chart draws; "
+                            f"narrow the cases with --filter")
+    if rows > MAX_CHART_ROWS:
+        raise ChartTooLarge(f"{what}: {rows} rows of cases, more than the {MAX_CHART_ROWS} one chart draws; "
+                            f"narrow the cases with --filter")
+
+
 def png_bytes(figure: Figure) -> bytes:
-    """The figure as PNG, byte-identical for identical figures: no software name, no timestamp."""
+    """The figure as PNG, byte-identical for identical figures: no software name, no timestamp.
+
+    A character no font of the text has (an emoji in a suite name) is drawn as MISSING_GLYPH, so that
+    matplotlib has nothing to warn about on the user's terminal; any such warning left is dropped."""
+    _replace_missing_glyphs(figure)
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing from", category=UserWarning)
+        figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
     return buffer.getvalue()
+
+
+MISSING_GLYPH = "?"
+
+
+def _replace_missing_glyphs(figure: Figure) -> None:
+    for text in figure.findobj(Text):
+        content = text.get_text()
+        if not content or content.isascii() or "$" in content:  # ASCII: always there; $: mathtext's own fonts
+            continue
+        covered = _covered_characters(text.get_fontproperties())
+        replaced = "".join(ch if ord(ch) in covered or ch in "\n\t" else MISSING_GLYPH for ch in content)
+        if replaced != content:
+            text.set_text(replaced)
+
+
+@functools.lru_cache(maxsize=None)
+def _charmap(font_path: str) -> frozenset[int]:
+    return frozenset(FT2Font(font_path).get_charmap())
+
+
+def _covered_characters(properties) -> frozenset[int]:
+    """The code points that the fonts matplotlib picks for ``properties`` (with their fallbacks) can draw."""
+    paths = font_manager.fontManager._find_fonts_by_props(properties)
+    return frozenset().union(*(_charmap(str(path)) for path in paths))
 
 
 # --- scaling curves ---------------------------------------------------------------------------------
@@ -84,6 +132,7 @@ def scaling_figure(chart: ScalingChart, context: str) -> Figure:
     """One facet per cell/mode/... with one line per ``chart.by`` value: the medians as points and line,
     the interquartile range as a band, and the fitted exponent in the legend."""
     count = len(chart.facets)
+    check_chart_size(f"{chart.metric.label} vs {chart.axis}", panels=count)
     columns = min(count, 3)
     rows = math.ceil(count / columns)
     lines = len({c.line for c in chart.curves})
@@ -180,6 +229,7 @@ def speedup_figure(speedups: Sequence[Speedup], context: str) -> Figure:
     One facet per cell and mode; > 1 means faster than cudnn."""
     facets = _group(speedups, lambda s: (s.result.case.cell, s.result.case.mode))
     rows, row_labels = _row_labels([s.result.case for s in speedups])
+    check_chart_size("speedup over cudnn", panels=len(facets), rows=len(rows))
     backends = _ordered_backends(s.result.case.backend_label for s in speedups)
     geomeans = geometric_mean_speedups(speedups)
     columns = min(max(len(facets), 1), 3)
@@ -277,6 +327,8 @@ def comparison_figure(comparison: Comparison, context_a: str, context_b: str) ->
     pairs = comparison.pairs
     facets = _group(pairs, lambda p: p.case.backend_label, order=BACKENDS)
     rows, row_labels = _row_labels([p.case for p in pairs], with_cell_and_mode=True)
+    check_chart_size(f"{comparison.current_label} vs {comparison.baseline_label}", panels=len(facets),
+                     rows=len(rows))
     columns = min(max(len(facets), 1), 4 if len(rows) > 10 else 3)
     facet_rows = math.ceil(max(len(facets), 1) / columns)
     width = max(3.5 * columns + 2.4, 7.5)

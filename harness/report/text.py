@@ -7,7 +7,7 @@ from typing import Mapping
 from harness.activity import launch_bound_note
 from harness.results import CaseResult, RunResults
 from harness.roofline import percent_of_peak
-from harness.speedup import UNRELIABLE_RULE, Speedup, speedup_of, speedups_over_cudnn
+from harness.speedup import UNRELIABLE_RULE, Speedup, speedup_of
 
 
 def format_ms(value: float | None) -> str:
@@ -178,7 +178,7 @@ def unreliable_note(speedup: Speedup | None) -> str:
 
 def speedups_by_key(run: RunResults) -> dict[str, Speedup]:
     """Every speedup over cudnn of ``run`` by case key: computed once for a table (each is a bootstrap)."""
-    return {speedup.result.key: speedup for speedup in speedups_over_cudnn(run)}
+    return {speedup.result.key: speedup for speedup in run.cudnn_speedups}
 
 
 def summary_row(run: RunResults, result: CaseResult, speedups: Mapping[str, Speedup] | None = None) -> tuple[str, ...]:
