@@ -34,6 +34,10 @@ UNRELIABLE_RULE = (f"{1 - DEFAULT_ALPHA:.0%} interval of the ratio spanning more
                    f"or no interval (fewer than {MIN_BATCHES_FOR_INTERVAL} samples on a side)")
 
 
+UNRELIABLE_RULE_SHORT = (f"its interval spans more than a factor {MAX_INTERVAL_SPAN:g}, a side's IQR is above "
+                         f"{MAX_RELATIVE_IQR:.0%} of its median, or too few samples for an interval")
+
+
 def unreliable_why(ratio: Ratio, relative_iqrs: Mapping[str, float]) -> str | None:
     """Why ``ratio`` is too uncertain to print (module docstring), None when it is not.
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from harness.report.names import BACKEND_NAMES_NOTE, baseline_name, result_backend_name
+from harness.report.names import BACKEND_NAMES_NOTE, baseline_name, display_backend, result_backend_name
 from harness.report.text import configuration_groups, format_ms, speedups_by_key
 from harness.results import CaseResult, RunResults
-from harness.speedup import UNRELIABLE_RULE, Speedup, SpeedupMean, geometric_mean_speedups, speedup_between
+from harness.speedup import UNRELIABLE_RULE, UNRELIABLE_RULE_SHORT, Speedup, SpeedupMean, geometric_mean_speedups, speedup_between
 from harness.suite import BACKENDS
 
 
@@ -68,7 +68,7 @@ class ConfigurationAnswer:
         if ratio is None:
             return None
         if not runner_up.reliable:
-            return f"the lead over {runner_up.name} is unreliable"
+            return "the lead is unreliable"
         if ratio.low <= 1:
             return f"{runner_up.name} within the interval"
         return None
@@ -130,16 +130,26 @@ def run_answer(run: RunResults, speedups: dict[str, Speedup] | None = None) -> R
     speedups = speedups if speedups is not None else speedups_by_key(run)
     cpu = any(r.case.device_type == "cpu" and r.case.backend == "cudnn" for r in run.cases)
     return RunAnswer(configurations=tuple(configurations), geomeans=geometric_mean_speedups(speedups.values()),
-                     baseline=baseline_name(run.cases), display_names=_display_names(run),
+                     baseline=baseline_name(run.cases), display_names=display_names(run),
                      cpu_names_note=BACKEND_NAMES_NOTE if cpu else None)
 
 
-def _display_names(run: RunResults) -> dict[str, str]:
+def display_names(run: RunResults) -> dict[str, str]:
     """Backend label -> the name shown, where every case of that label shows the same name (else the label)."""
     names: dict[str, set[str]] = {}
     for result in run.cases:
         names.setdefault(result.case.backend_label, set()).add(result_backend_name(result))
-    return {label: next(iter(shown)) if len(shown) == 1 else label for label, shown in names.items()}
+    devices: dict[str, set[str]] = {}
+    for result in run.cases:
+        devices.setdefault(result.case.backend_label, set()).add(result.case.device_type)
+    shown = {}
+    for label, distinct in names.items():
+        if len(distinct) == 1:
+            shown[label] = next(iter(distinct))
+        else:  # cells or libraries differ: the name without them ('nn.LSTM/GRU' for cudnn on a CPU)
+            device = next(iter(devices[label])) if len(devices[label]) == 1 else None
+            shown[label] = display_backend(label, device)
+    return shown
 
 
 def ordered_geomeans(answer: RunAnswer) -> list[SpeedupMean]:
@@ -157,6 +167,10 @@ def geomean_parts(answer: RunAnswer, times: str = "×") -> list[tuple[str, str]]
             value += f" ({mean.left_out_text()})"
         parts.append((answer.display_names.get(mean.backend, mean.backend), value))
     return parts
+
+
+def capitalised(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def format_times(value: float) -> str:
@@ -183,7 +197,8 @@ def configuration_line(configuration: ConfigurationAnswer) -> str:
     if configuration.missing:
         text += " · " + ", ".join(f"{result_backend_name(r)} {r.status}" for r in configuration.missing)
     if configuration.unclear_why:
-        text += f" (too close to call: {configuration.unclear_why})"
+        reliable_lead = configuration.behind[0].reliable
+        text += f" (too close to call{f': {configuration.unclear_why}' if reliable_lead else ''})"
     return text
 
 
@@ -200,7 +215,7 @@ def answer_text(run: RunResults, speedups: dict[str, Speedup] | None = None) -> 
                      + " · ".join(f"{name} {value}" for name, value in parts))
     if any(not b.reliable and b.times_slower is not None for c in answer.configurations for b in c.behind) \
             or any(mean.unreliable for mean in answer.geomeans.values()):
-        lines.append(f"unreliable: no number where the measurement cannot support one ({UNRELIABLE_RULE})")
+        lines.append(f"unreliable: no number, as the measurement cannot support one ({UNRELIABLE_RULE_SHORT})")
     if answer.cpu_names_note:
         lines.append(answer.cpu_names_note)
     return "\n".join(lines)

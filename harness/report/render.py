@@ -29,6 +29,7 @@ class Chart:
     name: str
     title: str
     png: bytes
+    detail: str = ""  # the method behind the chart in full, for the HTML caption (the PNG has one short line)
 
 
 def filter_runs(runs: Sequence[RunResults], filters: Sequence[str]) -> list[RunResults]:
@@ -59,9 +60,13 @@ def filter_profiles(profiles: Sequence, filters: Sequence[str]) -> list:
 def curve_charts(runs: Sequence[RunResults], axes: Sequence[str] | None = None, metric: str | None = None,
                  by: str = "backend", prefix: str | None = None) -> list[Chart]:
     """Scaling curves of ``metric`` along each of ``axes`` (default: every axis the results swept)."""
-    from harness.report.plots import png_bytes, scaling_figure
+    from harness.report.answer import display_names
+    from harness.report.plots import png_bytes, scaling_detail, scaling_figure
 
     entries = entries_of(runs)
+    names: dict[str, str] = {}
+    for run in runs:
+        names.update(display_names(run))
     if metric is not None:
         resolve_metric(metric)
     if by not in LINE_DIMENSIONS:
@@ -73,19 +78,36 @@ def curve_charts(runs: Sequence[RunResults], axes: Sequence[str] | None = None, 
     for axis in axes:
         chart = scaling_chart(entries, axis, metric, by)
         name = f"{prefix}-{chart.metric.name}-vs-{axis}{'' if by == 'backend' else f'-by-{by}'}.png"
-        charts.append(Chart(name, f"{chart.metric.label} vs {axis}", png_bytes(scaling_figure(chart, context_line(runs)))))
+        label = memory_label(chart.metric.name, runs)
+        charts.append(Chart(name, f"{label or chart.metric.label} vs {axis}",
+                            png_bytes(scaling_figure(chart, context_line(runs), names, label)), scaling_detail(chart)))
     return charts
+
+
+def memory_label(metric: str, runs: Sequence[RunResults]) -> str | None:
+    """What a peak-memory chart shows, by device: the CUDA allocator's peak, or on a CPU the case's rise of
+    the process's resident memory (harness.telemetry.host); None for other metrics."""
+    if metric != "peak_memory":
+        return None
+    devices = {result.case.device_type for run in runs for result in run.cases}
+    if devices == {"cpu"}:
+        return "case peak memory (RSS rise)"
+    if "cpu" not in devices:
+        return "peak allocated memory"
+    return None
 
 
 def speedup_chart(run: RunResults, prefix: str) -> Chart | None:
     """The speedup of every backend over cudnn; None when the results have no cudnn to compare with."""
-    from harness.report.plots import png_bytes, speedup_figure
+    from harness.report.names import baseline_name
+    from harness.report.plots import png_bytes, speedup_detail, speedup_figure
 
     speedups = speedups_over_cudnn(run)
     if not speedups:
         return None
-    return Chart(f"{prefix}-speedup-over-cudnn.png", "speedup over cudnn per case",
-                 png_bytes(speedup_figure(speedups, context_line([run]))))
+    baseline = baseline_name([s.baseline for s in speedups if s.baseline is not None])
+    return Chart(f"{prefix}-speedup-over-cudnn.png", f"speedup over {baseline} per case",
+                 png_bytes(speedup_figure(speedups, context_line([run]))), speedup_detail(speedups))
 
 
 def roofline_chart(run: RunResults, prefix: str) -> Chart | None:
@@ -115,7 +137,7 @@ def comparisons(runs: Sequence[RunResults], region: str | None = None, *, thresh
 
 
 def comparison_chart(comparison: Comparison) -> Chart:
-    from harness.report.plots import comparison_figure, png_bytes
+    from harness.report.plots import comparison_detail, comparison_figure, png_bytes
 
     a, b = comparison.baseline_label, comparison.current_label
     if not comparison.pairs:
@@ -124,7 +146,8 @@ def comparison_chart(comparison: Comparison) -> Chart:
                           f"in B, {len(comparison.not_compared)} failed, skipped or without samples in one)")
     name = f"compare-{_file_slug(b)}-vs-{_file_slug(a)}.png"
     return Chart(name, f"{b} vs {a}", png_bytes(comparison_figure(
-        comparison, context_line([comparison.baseline]), context_line([comparison.current]))))
+        comparison, context_line([comparison.baseline]), context_line([comparison.current]))),
+                 comparison_detail(comparison))
 
 
 def plot(runs: Sequence[RunResults], chart: str = "curves", x: str | None = None, metric: str | None = None,
