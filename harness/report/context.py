@@ -26,10 +26,7 @@ def torch_versions(run: RunResults) -> str:
     torch = run.environment.torch
     parts = [f"torch {torch.get('version', '?')}"]
     if run.environment.device_type == "cpu":
-        libraries = cpu_libraries(run.cases)
-        if not libraries and torch.get("onednn"):
-            libraries = [f"oneDNN {torch['onednn']} available"]
-        return ", ".join(parts + libraries)
+        return ", ".join(parts + cpu_libraries(run.cases))  # none named where no file says what ran
     if torch.get("cuda"):
         parts.append(f"CUDA {torch['cuda']}")
     cudnn = format_cudnn_version(torch.get("cudnn"))

@@ -133,7 +133,8 @@ def _answer_section(sections, comparisons) -> str:
                        if configuration.unclear_why else "")
             rows.append(f"<tr><td>{escape(configuration.label)}</td><td><strong>{escape(configuration.fastest_name)}"
                         f"</strong>{unclear}</td><td class=num>{format_ms(configuration.fastest.median_ms())}</td>"
-                        f"<td>{escape('; '.join(part for part in (behind, missing) if part)) or '-'}</td></tr>")
+                        f"<td>{escape('; '.join(part for part in (behind, missing) if part)) or 'none (the only backend)'}"
+                        "</td></tr>")
         parts.append(f"<table class=answer><tr><th>configuration</th><th>fastest</th><th>median {escape(regions)} ms"
                      "</th><th>the others, × slower (their median over the fastest's)</th></tr>"
                      + "".join(rows) + "</table>")

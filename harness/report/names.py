@@ -15,8 +15,8 @@ from typing import Iterable
 MODULE_CLASSES = {"lstm": "LSTM", "gru": "GRU"}
 NATIVE_BACKEND = "cudnn"  # the key of nn.LSTM/nn.GRU themselves
 
-BACKEND_NAMES_NOTE = ("On a CPU the backend `cudnn` (the key in results files and on the command line) is "
-                      "shown as nn.LSTM / nn.GRU with the library that ran: no cuDNN runs on a CPU.")
+BACKEND_NAMES_NOTE = ("On a CPU the backend cudnn (its key in results files and on the command line) is shown "
+                      "as nn.LSTM / nn.GRU with the library that ran: no cuDNN runs on a CPU.")
 
 
 def short_library(kernel_library: str | None) -> str | None:
