@@ -80,7 +80,8 @@ def cpu_libraries(results: Iterable) -> list[str]:
     with their versions where known: ['oneDNN v3.10.2', 'ATen native']."""
     found = []
     for result in results:
-        library = result.kernel_library if result.case.backend == NATIVE_BACKEND else None
+        # profile files' cases carry no kernel library: they name none
+        library = getattr(result, "kernel_library", None) if result.case.backend == NATIVE_BACKEND else None
         if library and short_library(library):
             found.append(re.sub(r"\s*\(.*\)$", "", library))
     return list(dict.fromkeys(found))

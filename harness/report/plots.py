@@ -178,7 +178,8 @@ def value_unit(unit: str, values: Sequence[float]) -> tuple[str, float]:
 def _titles(figure: Figure, title: str, context: str, width: float) -> None:
     """The title and, below it, the context wrapped to the figure's width (a smaller font): never cut."""
     fits = max(40, int(width * 11))
-    figure.suptitle("\n".join([title, *textwrap.wrap(context, fits, break_on_hyphens=False)]), fontsize=11)
+    balanced = min(fits, math.ceil(len(context) / math.ceil(len(context) / fits)) + 8)  # no one-word last line
+    figure.suptitle("\n".join([title, *textwrap.wrap(context, balanced, break_on_hyphens=False)]), fontsize=11)
 
 
 def _set_x_axis(ax, values: Sequence[float], log: bool) -> None:
