@@ -181,6 +181,7 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
         devices=None):
     """Time every case of SUITE and write a results file."""
     from harness.env import collect_environment, measured_peak, utc_now
+    from harness.report.answer import answer_text
     from harness.report.text import summary_table, warnings_lines
     from harness.results import Environment
     from harness.runner import run_case
@@ -291,6 +292,8 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
     click.echo(summary_table(results))
     for line in warnings_lines(results):
         click.echo(line)
+    if results.cases:
+        click.echo(answer_text(results))
     click.echo(f"results: {path}")
     if journal_failure:
         click.echo(f"rnnbench: error: {journal_failure}; the run stopped; {len(results.cases)} finished cases "
@@ -477,6 +480,7 @@ def ab(suite_path, python_a, python_b, rounds, blocks, device, backends, filters
 
     from harness.compare import compare_runs, same_code_warning, same_folders
     from harness.env import utc_now
+    from harness.report.answer import ab_verdict_text
     from harness.report.compare_text import render_markdown, render_text
     from harness.results import Environment
     from harness.rounds import round_order, run_interleaved_round
@@ -548,6 +552,7 @@ def ab(suite_path, python_a, python_b, rounds, blocks, device, backends, filters
     if markdown:
         write_text(folder / "comparison.md", render_markdown(comparison))
     click.echo(render_text(comparison))
+    click.echo(ab_verdict_text(comparison))
     sys.exit(EXIT_FAILED if comparison.failed else EXIT_OK)
 
 

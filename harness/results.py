@@ -176,8 +176,18 @@ class CaseResult:
 
     @property
     def peak_memory_bytes(self) -> float | None:
-        """The CUDA allocator's peak on a GPU, the process's peak resident memory on a CPU."""
-        return self.memory.get("peak_allocated_bytes", self.memory.get("peak_rss_bytes"))
+        """The case's own peak memory: the CUDA allocator's peak on a GPU; on a CPU how far the process's
+        resident memory rose above its size just before the case was built (harness.telemetry.host). None
+        on a CPU where the peak could not be reset, and in files from before that was recorded."""
+        if "peak_allocated_bytes" in self.memory:
+            return self.memory["peak_allocated_bytes"]
+        growth = self.memory.get("case_peak_rss_growth_bytes")
+        return growth if growth is not None else None
+
+    @property
+    def process_peak_rss_bytes(self) -> float | None:
+        """On a CPU, the whole process's peak resident memory over the case (torch itself included)."""
+        return self.memory.get("peak_rss_bytes")
 
     def to_dict(self) -> dict:
         return {

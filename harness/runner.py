@@ -32,7 +32,7 @@ from harness.quiet import messages_captured
 from harness.results import CaseResult
 from harness.suite import Telemetry, Timing, profile_iters_for
 from harness.telemetry.case import CaseTelemetry
-from harness.telemetry.host import peak_rss, reset_peak_rss
+from harness.telemetry.host import current_rss_bytes, peak_rss, reset_peak_rss
 from harness.timing import CaseTimeout, Workload, clock_for, measure, run_iteration
 
 RNN_CLASSES = {"lstm": nn.LSTM, "gru": nn.GRU}
@@ -183,6 +183,7 @@ def run_case(case: Case, settings: RunSettings, *,
 
 def _measure_case(case: Case, settings: RunSettings, build, deadline: float, finished, turns=None) -> CaseResult:
     device = settings.device
+    rss_before_case = _rss_before_case(device)
     prepared = prepare_case(case, settings, build)
     backend, work = prepared.backend, prepared.work
     facts = dict(backend.facts)
@@ -206,7 +207,7 @@ def _measure_case(case: Case, settings: RunSettings, build, deadline: float, fin
                                             "wait_turn": lambda block: turns.wait(case.key, "block", block)}
     clock = clock_with_ranges(prepared.clock, device.type, case.mode, settings.nvtx)
     measured = measure(work, clock, settings.timing, deadline, around_loop=telemetry.window, **interleaved)
-    memory = _peak_memory(device, memory_before)
+    memory = _peak_memory(device, memory_before, rss_before_case)
     facts.update(backend.runtime_facts())
     activity = {}
     profile_iters = profile_iters_for(settings.timing, device.type)
@@ -236,8 +237,17 @@ def _reset_peak_memory(device: torch.device) -> dict:
     return {"rss": reset_peak_rss()}
 
 
-def _peak_memory(device: torch.device, before: dict) -> dict:
-    """CUDA: the caching allocator's peaks since the reset. CPU: the process's peak resident memory."""
+def _rss_before_case(device: torch.device) -> int | None:
+    """CPU: the process's resident memory before the case is built, what the case's own peak is measured from."""
+    if device.type == "cuda":
+        return None
+    gc.collect()
+    return current_rss_bytes()
+
+
+def _peak_memory(device: torch.device, before: dict, rss_before_case: int | None = None) -> dict:
+    """CUDA: the caching allocator's peaks since the reset. CPU: the process's peak resident memory and
+    its rise over the RSS before the case was built (harness.telemetry.host)."""
     if device.type == "cuda":
         return {
             "source": "torch.cuda allocator",
@@ -246,7 +256,7 @@ def _peak_memory(device: torch.device, before: dict) -> dict:
             "allocated_before_bytes": before["allocated_bytes"],
         }
 
-    return peak_rss(before["rss"])
+    return peak_rss(before["rss"], rss_before_case)
 
 
 @contextmanager

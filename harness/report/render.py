@@ -30,15 +30,16 @@ class Chart:
     title: str
     png: bytes
     left_out: str | None = None
+    detail: str = ""  # the method behind the chart in full, for the HTML caption (the PNG has one short line)
 
 
-def _drawn(name: str, title: str, draw, leave_out_large: bool) -> Chart:
+def _drawn(name: str, title: str, draw, leave_out_large: bool, detail=lambda: "") -> Chart:
     """The chart ``draw()`` makes, as PNG; with ``leave_out_large``, one too large to draw (ChartTooLarge)
     becomes a left-out chart that says why, instead of an error."""
     from harness.report.plots import png_bytes
 
     try:
-        return Chart(name, title, png_bytes(draw()))
+        return Chart(name, title, png_bytes(draw()), detail=detail())
     except ChartTooLarge as exc:
         if not leave_out_large:
             raise
@@ -73,9 +74,13 @@ def filter_profiles(profiles: Sequence, filters: Sequence[str]) -> list:
 def curve_charts(runs: Sequence[RunResults], axes: Sequence[str] | None = None, metric: str | None = None,
                  by: str = "backend", prefix: str | None = None, *, leave_out_large: bool = False) -> list[Chart]:
     """Scaling curves of ``metric`` along each of ``axes`` (default: every axis the results swept)."""
-    from harness.report.plots import scaling_figure
+    from harness.report.answer import display_names
+    from harness.report.plots import scaling_detail, scaling_figure
 
     entries = entries_of(runs)
+    names: dict[str, str] = {}
+    for run in runs:
+        names.update(display_names(run))
     if metric is not None:
         resolve_metric(metric)
     if by not in LINE_DIMENSIONS:
@@ -87,20 +92,38 @@ def curve_charts(runs: Sequence[RunResults], axes: Sequence[str] | None = None, 
     for axis in axes:
         chart = scaling_chart(entries, axis, metric, by)
         name = f"{prefix}-{chart.metric.name}-vs-{axis}{'' if by == 'backend' else f'-by-{by}'}.png"
-        charts.append(_drawn(name, f"{chart.metric.label} vs {axis}",
-                             lambda chart=chart: scaling_figure(chart, context_line(runs)), leave_out_large))
+        label = memory_label(chart.metric.name, runs)
+        charts.append(_drawn(name, f"{label or chart.metric.label} vs {axis}",
+                             lambda chart=chart, label=label: scaling_figure(chart, context_line(runs), names, label),
+                             leave_out_large, lambda chart=chart: scaling_detail(chart)))
     return charts
+
+
+def memory_label(metric: str, runs: Sequence[RunResults]) -> str | None:
+    """What a peak-memory chart shows, by device: the CUDA allocator's peak, or on a CPU the case's rise of
+    the process's resident memory (harness.telemetry.host); None for other metrics."""
+    if metric != "peak_memory":
+        return None
+    devices = {result.case.device_type for run in runs for result in run.cases}
+    if devices == {"cpu"}:
+        return "case peak memory (RSS rise)"
+    if "cpu" not in devices:
+        return "peak allocated memory"
+    return None
 
 
 def speedup_chart(run: RunResults, prefix: str, *, leave_out_large: bool = False) -> Chart | None:
     """The speedup of every backend over cudnn; None when the results have no cudnn to compare with."""
-    from harness.report.plots import speedup_figure
+    from harness.report.names import baseline_name
+    from harness.report.plots import speedup_detail, speedup_figure
 
     speedups = list(run.cudnn_speedups)
     if not speedups:
         return None
-    return _drawn(f"{prefix}-speedup-over-cudnn.png", "speedup over cudnn per case",
-                  lambda: speedup_figure(speedups, context_line([run])), leave_out_large)
+    baseline = baseline_name([s.baseline for s in speedups if s.baseline is not None])
+    return _drawn(f"{prefix}-speedup-over-cudnn.png", f"speedup over {baseline} per case",
+                  lambda: speedup_figure(speedups, context_line([run])), leave_out_large,
+                  lambda: speedup_detail(speedups))
 
 
 def roofline_chart(run: RunResults, prefix: str) -> Chart | None:
@@ -130,7 +153,7 @@ def comparisons(runs: Sequence[RunResults], region: str | None = None, *, thresh
 
 
 def comparison_chart(comparison: Comparison, *, leave_out_large: bool = False) -> Chart:
-    from harness.report.plots import comparison_figure
+    from harness.report.plots import comparison_detail, comparison_figure
 
     a, b = comparison.baseline_label, comparison.current_label
     if not comparison.pairs:
@@ -139,7 +162,8 @@ def comparison_chart(comparison: Comparison, *, leave_out_large: bool = False) -
                           f"in B, {len(comparison.not_compared)} failed, skipped or without samples in one)")
     name = f"compare-{_file_slug(b)}-vs-{_file_slug(a)}.png"
     return _drawn(name, f"{b} vs {a}", lambda: comparison_figure(
-        comparison, context_line([comparison.baseline]), context_line([comparison.current])), leave_out_large)
+        comparison, context_line([comparison.baseline]), context_line([comparison.current])), leave_out_large,
+                  lambda: comparison_detail(comparison))
 
 
 def plot(runs: Sequence[RunResults], chart: str = "curves", x: str | None = None, metric: str | None = None,
