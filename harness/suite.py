@@ -202,6 +202,20 @@ def parse_suite(text: str, source: str = "<suite>") -> Suite:
     return replace(suite, sha256=hashlib.sha256(text.encode("utf-8")).hexdigest())
 
 
+# What a results file records of its suite that is not the suite's own content (Suite.to_dict).
+RECORD_ONLY_KEYS = ("source", "sha256")
+
+
+def suite_from_record(record: Mapping, source: str) -> Suite:
+    """The suite a results file recorded (``Suite.to_dict``), validated as a suite file would be, so that
+    its cases can be expanded again; raises SuiteError naming what is wrong. The recorded ``threads`` is
+    left out: it was checked against the cores of the machine that ran it, and decides no case."""
+    from harness.results import thaw  # a record read back is frozen (read-only mappings, tuples)
+
+    data = {key: thaw(value) for key, value in record.items() if key not in RECORD_ONLY_KEYS + ("threads",)}
+    return replace(_Checker(source, None).suite(data), sha256=str(record.get("sha256") or ""))
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """safe_load that refuses a key given twice in one mapping (plain YAML keeps the last, silently)."""
 
