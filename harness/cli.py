@@ -896,10 +896,11 @@ def history_add(results_paths, db_path):
     """Store RESULTS files in the history: one row per run (environment fingerprint, commit, time), one per case
     (statistics, every sample). A run already there is refused; all files are checked before any is added."""
     from harness.env import utc_now
-    from harness.history import History
+    from harness.history import History, prepare_runs
     from harness.store import HISTORY_PATH, read_runs
 
-    runs = read_runs(results_paths)  # every file is read and checked before the database is touched
+    runs = read_runs(results_paths)
+    prepare_runs(runs)  # every file is read and checked before a database is opened (or created)
     with History(db_path or HISTORY_PATH, create=True) as store:
         for run, run_id in zip(runs, store.add(runs, added_utc=utc_now())):
             click.echo(f"{run.source}: added as run {run_id} ({len(run.cases)} cases)")

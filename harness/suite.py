@@ -26,6 +26,8 @@ BACKENDS = ("cudnn", "eager", "torchscript", "compile", "compile_module", "compi
 # The backends torch.compile builds, which a suite's compile_mode applies to (ignored by the others).
 COMPILE_BACKENDS = ("compile", "compile_module", "compile_rnn")
 MODES = ("forward", "forward_backward", "inference")
+# The kinds of device a case runs on (a suite's device: auto, cpu, cuda or cuda:N).
+DEVICE_TYPES = ("cpu", "cuda")
 PRECISIONS = ("fp32", "tf32")
 LAYOUTS = ("seq_first", "batch_first")
 # fixed: every sequence seq_len long; padded: variable lengths, the batch run to the longest and the output
