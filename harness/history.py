@@ -146,10 +146,11 @@ class History:
             if version != SCHEMA_VERSION or not {"runs", "cases"} <= tables:
                 raise HistoryError(f"{self.path}: history schema version {version}; this rnnbench reads "
                                    f"version {SCHEMA_VERSION}")
-            problems = [row[0] for row in self._db.execute("PRAGMA integrity_check").fetchmany(3)]
+            problems = [str(row[0]) for row in self._db.execute("PRAGMA integrity_check").fetchmany(2)]
             if problems != ["ok"]:
-                raise HistoryError(f"{self.path}: the history database is damaged ({'; '.join(map(str, problems))}); "
-                                   f"nothing was changed; restore it from a copy or name another --db")
+                raise HistoryError(f"{self.path}: the history database is damaged (integrity check: "
+                                   f"{_short(' '.join(problems).replace('*** in database main ***', ''))}); nothing "
+                                   f"was changed; restore it from a copy or name another --db")
             return
         if tables or application_id != 0:
             raise HistoryError(f"{self.path}: an SQLite database, but not an rnnbench history; name another file")
@@ -343,7 +344,13 @@ def prepare_runs(runs: Sequence[RunResults]) -> list[tuple[RunResults, list[tupl
 
 
 def _reason(exc: BaseException) -> str:
-    return " ".join(str(getattr(exc, "strerror", None) or exc).split()) or type(exc).__name__
+    return _short(str(getattr(exc, "strerror", None) or exc)) or type(exc).__name__
+
+
+def _short(text: str, most: int = 160) -> str:
+    """One line of at most ``most`` characters (SQLite quotes whole damaged values in its messages)."""
+    text = " ".join(text.split())
+    return text if len(text) <= most else text[:most - 3] + "..."
 
 
 def _text(value) -> str | None:

@@ -42,16 +42,22 @@ def plan_options(run: RunResults) -> dict[str, Any]:
 
 def plan_differences(first: RunResults, other: RunResults) -> list[tuple[str, Any, Any]]:
     """(what differs, in ``first``, in ``other``): the suite's keys that differ, then the plan's options."""
-    differences = []
-    mine, theirs = suite_content(first.suite), suite_content(other.suite)
-    for key in sorted(set(mine) | set(theirs), key=str):
-        if mine.get(key) != theirs.get(key):
-            differences.append((f"suite {key}", mine.get(key), theirs.get(key)))
+    differences = [(f"suite {name}", mine, theirs)
+                   for name, mine, theirs in _leaf_differences(suite_content(first.suite), suite_content(other.suite))]
     mine, theirs = plan_options(first), plan_options(other)
     for name, label in PLAN_OPTIONS:
         if mine[name] != theirs[name]:
             differences.append((label, mine[name], theirs[name]))
     return differences
+
+
+def _leaf_differences(mine: Any, theirs: Any, name: str = ""):
+    """(dotted name, value, value) of each differing value, down to the leaves of nested mappings."""
+    if isinstance(mine, Mapping) and isinstance(theirs, Mapping):
+        for key in sorted(set(mine) | set(theirs), key=str):
+            yield from _leaf_differences(mine.get(key), theirs.get(key), f"{name}.{key}" if name else str(key))
+    elif mine != theirs:
+        yield name, mine, theirs
 
 
 def planned_cases(run: RunResults) -> tuple[Case, ...]:

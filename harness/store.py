@@ -19,10 +19,11 @@ import math
 import os
 import re
 import tempfile
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from harness import limits
 from harness.errors import ResultsFileError
@@ -321,6 +322,9 @@ def _check_document(document: dict, source: str) -> None:
     if document.get("options") is not None and not isinstance(document["options"], dict):
         bad("options", f"must be a mapping, got {_kind(document['options'])}")
     _check_facts(document, _RUN_FACTS, "", bad)
+    _check_facts(document["suite"], _SUITE_FACTS, "suite", bad)
+    if not isinstance(document["suite"].get("name"), str):
+        bad("suite.name", f"must be text, got {_kind(document['suite'].get('name'))}")
     _check_environment(document["environment"], bad)
     _check_options(document.get("options") or {}, bad)
     if document.get("status", "complete") not in ("complete", "interrupted"):
@@ -407,40 +411,33 @@ _ENVIRONMENT_SECTIONS = ("machine", "torch", "threads", "commit", "math_precisio
                          "gpu_state")
 _ENVIRONMENT_FACTS = (("machine", "node"), ("machine", "python_version"), ("machine", "cpu", "brand_raw"),
                       ("gpu", "name"), ("gpu", "driver"), ("gpu", "driver_version"), ("torch", "version"),
-                      ("torch", "cuda"), ("torch", "cudnn"), ("torch", "onednn"), ("commit", "id"),
-                      ("commit", "time"), ("rnnbench_version",), ("collected_utc",))
+                      ("torch", "cuda"), ("torch", "cudnn"), ("torch", "onednn"), ("rnnbench_version",))
 _DEVICE_SPELLING = re.compile(r"(cpu|cuda)(:[0-9]{1,4})?", re.ASCII)
 
 
-def _text(value) -> bool:
-    return isinstance(value, str) and len(value) <= 4096
+@dataclass(frozen=True)
+class _Kind:
+    """What a recorded fact must be: in words, for the message, and as a test."""
+    description: str
+    accepts: Callable[[Any], bool]
 
 
-def _flag(value) -> bool:
-    return isinstance(value, bool)
-
-
-def _number(value) -> bool:
+def _finite(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _count(value) -> bool:
-    return _is_count(value, 1 << 62)
+_text = _Kind("text", lambda value: isinstance(value, str) and len(value) <= 4096)
+_flag = _Kind("true or false", lambda value: isinstance(value, bool))
+_number = _Kind("a finite number", _finite)
+_positive = _Kind("a number above 0", lambda value: _finite(value) and value > 0)
+_count = _Kind("a whole number", lambda value: _is_count(value, 1 << 62))
+_mapping = _Kind("a mapping", lambda value: isinstance(value, dict))
 
 
-def _mapping(value) -> bool:
-    return isinstance(value, dict)
+def _list_of(kind: _Kind) -> _Kind:
+    return _Kind(f"a list of {kind.description}",
+                 lambda value: isinstance(value, list) and all(kind.accepts(item) for item in value))
 
-
-def _list_of(check):
-    def checked(value) -> bool:
-        return isinstance(value, list) and all(check(item) for item in value)
-    checked.__doc__ = f"a list of {check.__doc__ or check.__name__.strip('_')}"
-    return checked
-
-
-_text.__doc__, _flag.__doc__, _number.__doc__, _count.__doc__, _mapping.__doc__ = (
-    "text", "true or false", "a finite number", "a whole number", "a mapping")
 
 # The facts of a results file (a path from the document, '*' for every value of a mapping) that readers use, and
 # what each must be where it is recorded (absent, or null, is always allowed). Other keys are free.
@@ -473,12 +470,22 @@ _CASE_FACTS = {
     ("activity", "gpu_busy_round_lengths"): _list_of(_count),
 }
 
+# what the reports and exports print of the suite a run recorded
+_SUITE_FACTS = {("name",): _text, ("description",): _text, ("source",): _text, ("sha256",): _text, ("dtype",): _text,
+                ("precision",): _text, ("timing",): _mapping, ("timing", "*"): _number}
+# facts of the environment with one type: the commit (text, sliced by the reports) and the run's measured ceilings
+# (harness.env.measured_peak), which the roofline and percent of peak divide by
+_ENVIRONMENT_TYPED = {("commit", "id"): _text, ("commit", "branch"): _text, ("commit", "time"): _text,
+                      ("collected_utc",): _text,
+                      ("measured_peak", "matmul_tflops"): _positive, ("measured_peak", "bandwidth_gb_per_s"): _positive,
+                      ("measured_peak", "dtype"): _text, ("measured_peak", "label"): _text}
+
 
 def _check_facts(document: Mapping, facts: Mapping, where: str, bad) -> None:
-    for path, check in facts.items():
+    for path, kind in facts.items():
         for place, value in _at_path(document, path, where):
-            if value is not None and not check(value):
-                bad(place, f"must be {check.__doc__}, got {_kind(value)}")
+            if value is not None and not kind.accepts(value):
+                bad(place, f"must be {kind.description}, got {_kind(value)}")
 
 
 def _at_path(value, path: tuple, where: str):
@@ -495,6 +502,7 @@ def _at_path(value, path: tuple, where: str):
 
 
 def _check_environment(environment: Mapping, bad) -> None:
+    _check_facts(environment, _ENVIRONMENT_TYPED, "environment", bad)
     device = environment.get("device")
     if device is not None and not (isinstance(device, str) and _DEVICE_SPELLING.fullmatch(device)):
         bad("environment.device", f"must be cpu, cuda or cuda:N, got {_kind(device)}")

@@ -49,17 +49,51 @@ def history_with_one_run(folder: Path, results_folder: Path | None = None) -> Pa
     return database
 
 
+def damage(database: Path, where) -> bytes:
+    """Overwrite 4 bytes of the page header of the cases table's root page at offset ``where``."""
+    with sqlite3.connect(database) as db:
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]
+        root = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'cases'").fetchone()[0]
+    content = bytearray(database.read_bytes())
+    start = (root - 1) * page_size + where
+    content[start:start + 4] = b"\xff\x00\xff\x00"
+    database.write_bytes(bytes(content))
+    return bytes(content)
+
+
 def test_a_damaged_database_is_refused_by_every_command_and_left_as_it_was(tmp_path):
     database = history_with_one_run(tmp_path)
-    content = bytearray(database.read_bytes())
-    page = 4096
-    assert len(content) > 2 * page  # a header page that still reads, and data pages to damage
-    content[page + 100: len(content)] = b"\xff" * (len(content) - page - 100)
-    database.write_bytes(bytes(content))
-    for command in (("history", "add", results_file(tmp_path, 1)), ("history", "show", "--no-charts"),
+    content = damage(database, 5)
+    for command in (("history", "add", results_file(tmp_path, 3)), ("history", "show", "--no-charts"),
                     ("history", "regressions")):
         refused(cli(*command, "--db", database), database)
+    assert database.read_bytes() == content
+
+
+def test_a_damaged_value_is_one_line_when_read(tmp_path):
+    """Bytes of a stored statistic overwritten: the file's structure is sound (the integrity check passes), and
+    reading the value fails; the message names the file and stays short (SQLite quotes the whole value)."""
+    database = history_with_one_run(tmp_path)
+    content = bytearray(database.read_bytes())
+    at = content.index(b'"median_ms"')
+    content[at:at + 4] = b"\xff\xfe\xff\xfe"
+    database.write_bytes(bytes(content))
+    for command in (("history", "show", "--no-charts"), ("history", "regressions")):
+        assert len(refused(cli(*command, "--db", database), database, "cannot read")) < 400
     assert database.read_bytes() == bytes(content)
+
+
+def test_a_damage_sqlite_reads_past_is_found_by_the_integrity_check(tmp_path):
+    """SQLite answers queries on this file; only its integrity check sees the damage, and adding to it would
+    make it worse."""
+    database = history_with_one_run(tmp_path)
+    content = damage(database, 5)
+    with sqlite3.connect(database) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] != "ok"
+        db.execute("SELECT COUNT(*) FROM cases").fetchone()
+    line = refused(cli("history", "add", results_file(tmp_path, 3), "--db", database), database, "damaged")
+    assert len(line) < 400
+    assert database.read_bytes() == content
 
 
 @contextmanager
