@@ -123,7 +123,7 @@ def one_line_or_success(done, what):
         assert len(lines) == 1 or explained, f"{what}: {done.stderr}"
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.too_slow])
 @given(data=st.data())
 def test_every_reader_works_or_refuses_a_forged_file_in_one_line(bases, tmp_path, data):
