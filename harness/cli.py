@@ -201,11 +201,15 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
     environment["machine_state"] = _machine_state(environment, "the run")
     previous_cases: tuple = ()
     if resume_path:
-        from harness.resume import load_for_resume
+        from harness.results import thaw
+        from harness.resume import CARRIED_ON_RESUME, load_for_resume, refuse_another_plan
 
         if out:
             raise click.UsageError("--resume writes to the results file it resumes; leave out --out")
         previous = load_for_resume(resume_path, suite.to_dict(), environment)
+        nvtx = refuse_another_plan(previous, resume_path, rounds=rounds, nvtx=nvtx)
+        rounds = 1  # as recorded (a suite's timing.rounds included): refuse_another_plan refuses the others
+        carried = {key: thaw(previous.options[key]) for key in CARRIED_ON_RESUME if key in previous.options}
         # The interrupted run's selection stays the plan; a --backend/--filter now only narrows what runs now.
         plan_backends = tuple(previous.options.get("backends", ()))
         plan_filters = tuple(previous.options.get("filters", ()))
@@ -222,6 +226,7 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
     else:
         plan_backends, plan_filters = backends, filters
         planned = opened.select(backends, filters)
+        carried = {}
         now = None
         shard = _parse_shard(shard_spec)
         path = new_results_path(out, suite.name, resolved.type)
@@ -232,7 +237,7 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
     done = {result.key for result in previous_cases}
     cases = [case for case in planned if case.key not in done and (now is None or case.key in now)]
     settings = opened.settings()
-    options = {"device": str(resolved), "backends": list(plan_backends), "filters": list(plan_filters)}
+    options = {"device": str(resolved), "backends": list(plan_backends), "filters": list(plan_filters), **carried}
     if shard is not None:
         options["shard"] = shard.to_dict()
     if worker_devices:
@@ -252,9 +257,6 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
         if worker_devices:
             raise click.UsageError("--devices with rounds (--rounds or the suite's timing.rounds) is not supported: "
                                    "rounds run one process after another")
-        if resume_path:
-            raise click.UsageError("--resume of a run in rounds is not supported; its journal keeps every "
-                                   "finished round, and rnnbench report reads it")
         orders = [round_order([case.key for case in cases], suite.seed, index) for index in range(rounds)]
         options.update(rounds=rounds, round_orders=orders, planned_order=[case.key for case in cases])
     writer = ResultsWriter(path, environment, suite.to_dict(), started_utc=utc_now(),
@@ -950,6 +952,12 @@ def merge(results_paths, output, allow_env_mismatch, force):
     if merged.missing_shards:
         click.echo(f"rnnbench: WARNING: shards {', '.join(f'{i}/{merged.shard_count}' for i in merged.missing_shards)}"
                    f" missing: the merged file is marked interrupted", err=True)
+    elif merged.missing_cases:
+        click.echo(f"rnnbench: WARNING: {merged.missing_cases} planned cases in no input: the merged file is marked "
+                   f"interrupted", err=True)
+    if merged.plan_unknown:
+        click.echo(f"rnnbench: WARNING: {_one_line(merged.plan_unknown)}; the cases it plans cannot be listed, so the "
+                   f"merged file is marked interrupted", err=True)
     counts = merged.run.counts()
     click.echo(f"{output}: {len(merged.run.cases)} cases from {len(results_paths)} files ({counts['ok']} ok, "
                f"{counts['failed']} failed, {counts['skipped']} skipped), {merged.run.status}")
@@ -973,10 +981,11 @@ def history_add(results_paths, db_path):
     """Store RESULTS files in the history: one row per run (environment fingerprint, commit, time), one per case
     (statistics, every sample). A run already there is refused; all files are checked before any is added."""
     from harness.env import utc_now
-    from harness.history import History
+    from harness.history import History, prepare_runs
     from harness.store import HISTORY_PATH, read_runs
 
-    runs = read_runs(results_paths)  # every file is read and checked before the database is touched
+    runs = read_runs(results_paths)
+    prepare_runs(runs)  # every file is read and checked before a database is opened (or created)
     with History(db_path or HISTORY_PATH, create=True) as store:
         for run, run_id in zip(runs, store.add(runs, added_utc=utc_now())):
             click.echo(f"{run.source}: added as run {run_id} ({len(run.cases)} cases)")

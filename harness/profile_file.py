@@ -150,7 +150,7 @@ def read_results_and_profiles(paths: Sequence[str | Path]) -> tuple[list[RunResu
 def _load(path: Path, quiet: bool = False) -> Any:
     """The JSON document at ``path`` (a profile journal read as the interrupted profile it stands for); with
     ``quiet``, None for text that is not one JSON document (a run's journal)."""
-    from harness.store import _read_text
+    from harness.store import _read_text, unreadable_json
 
     text = _read_text(path, "profile file")
     journal = _profile_journal_document(path, text)  # a profile that was killed, or could not be written
@@ -164,6 +164,8 @@ def _load(path: Path, quiet: bool = False) -> Any:
         if quiet:
             return None
         raise ResultsFileError(f"{path}: not valid JSON (truncated?): {exc.msg} at line {exc.lineno}") from None
+    except ValueError as exc:  # an integer of thousands of digits
+        raise ResultsFileError(f"{path}: {unreadable_json(exc)}") from None
 
 
 # ----------------------------------------------------------------------------------------- writing

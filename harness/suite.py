@@ -29,6 +29,8 @@ BACKENDS = ("cudnn", "eager", "torchscript", "compile", "compile_module", "compi
 # The backends torch.compile builds, which a suite's compile_mode applies to (ignored by the others).
 COMPILE_BACKENDS = ("compile", "compile_module", "compile_rnn")
 MODES = ("forward", "forward_backward", "inference")
+# The kinds of device a case runs on (a suite's device: auto, cpu, cuda or cuda:N).
+DEVICE_TYPES = ("cpu", "cuda")
 PRECISIONS = ("fp32", "tf32")
 LAYOUTS = ("seq_first", "batch_first")
 # fixed: every sequence seq_len long; padded: variable lengths, the batch run to the longest and the output
@@ -233,6 +235,20 @@ def parse_suite(text: str, source: str = "<suite>") -> Suite:
         raise SuiteError(f"{source}{where}: malformed YAML: {problem}") from None
     suite = _Checker(source, nodes).suite(data)
     return replace(suite, sha256=hashlib.sha256(text.encode("utf-8")).hexdigest())
+
+
+# What a results file records of its suite that is not the suite's own content (Suite.to_dict).
+RECORD_ONLY_KEYS = ("source", "sha256")
+
+
+def suite_from_record(record: Mapping, source: str) -> Suite:
+    """The suite a results file recorded (``Suite.to_dict``), validated as a suite file would be, so that
+    its cases can be expanded again; raises SuiteError naming what is wrong. The recorded ``threads`` is
+    left out: it was checked against the cores of the machine that ran it, and decides no case."""
+    from harness.results import thaw  # a record read back is frozen (read-only mappings, tuples)
+
+    data = {key: thaw(value) for key, value in record.items() if key not in RECORD_ONLY_KEYS + ("threads",)}
+    return replace(_Checker(source, None).suite(data), sha256=str(record.get("sha256") or ""))
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
