@@ -198,7 +198,9 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
     environment = collect_environment(resolved)
     environment["math_precision"] = precision_flags
     environment["measured_peak"] = measured_peak(resolved, suite.dtype)
-    environment["machine_state"] = _machine_state(environment, "the run")
+    # measured now, with the environment; warned about once the plan is accepted, so a refusal stays one line
+    machine_state = _machine_state(environment, "the run", warn=False)
+    environment["machine_state"] = machine_state.to_dict()
     previous_cases: tuple = ()
     if resume_path:
         from harness.results import thaw
@@ -264,6 +266,7 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
     hardware = Environment(environment).hardware_name
     resumed = f" ({len(previous_cases)} already finished)" if resume_path else ""
     resumed += f" (shard {shard})" if shard is not None else ""
+    _warn_about_machine(machine_state, "the run")
     click.echo(f"rnnbench: {len(cases)} cases of suite '{suite.name}'{resumed} on {resolved} ({hardware}, "
                f"{suite.dtype}, {suite.precision}); journal: {writer.journal_path}", err=True)
     # torch's and the libraries' objects live as long as the process: keep the collections that the runner
@@ -310,13 +313,15 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
     sys.exit(EXIT_FAILED if results.counts()["failed"] else EXIT_OK)
 
 
-def _machine_state(environment: dict, where: str) -> dict:
-    """Who else uses the machine as this process starts (harness.machine_state): warned about here, once."""
+def _machine_state(environment: dict, where: str, warn: bool = True):
+    """Who else uses the machine as this process starts (harness.machine_state), warned about once: here, or
+    by the caller once its input is accepted (``warn=False``)."""
     from harness.machine_state import collect_machine_state
 
     state = collect_machine_state(environment)
-    _warn_about_machine(state, where)
-    return state.to_dict()
+    if warn:
+        _warn_about_machine(state, where)
+    return state
 
 
 def _warn_about_machine(state, where: str) -> None:
@@ -818,7 +823,8 @@ def profile(suite_path, device, backends, filters, out_dir, steps, trace, nvtx, 
     flags = apply_process_settings(suite)  # first: the environment records the suite's threads, not torch's default
     environment = collect_environment(resolved)
     environment["math_precision"] = flags
-    environment["machine_state"] = _machine_state(environment, "the profile")
+    machine_state = _machine_state(environment, "the profile", warn=False)  # warned once the output is accepted
+    environment["machine_state"] = machine_state.to_dict()
     settings = opened.settings()
     options = ProfileSettings(steps=steps, nvtx=nvtx)
     # before any case: a path that cannot be written fails now, not after the last case
@@ -832,6 +838,7 @@ def profile(suite_path, device, backends, filters, out_dir, steps, trace, nvtx, 
         except OSError as exc:
             writer.discard()
             raise ResultsFileError(f"{traces}: cannot create the folder for the traces: {exc.strerror or exc}") from None
+    _warn_about_machine(machine_state, "the profile")
     click.echo(f"rnnbench: profiling {len(cases)} cases of suite '{suite.name}' on {resolved}, {steps} steps each; "
                f"journal: {writer.journal_path}", err=True)
     status, journal_failure = "complete", None
