@@ -57,8 +57,9 @@ def ab_session(suite: str, rounds: int, blocks: int, slowdowns: list[float], see
     """One interleaved session: sides "a", "a-again" and one per slowdown take turns; their RunResults."""
     import uuid
 
+    from harness.merge import merge_rounds
     from harness.results import RunResults
-    from harness.rounds import merge_rounds, round_order, run_interleaved_round
+    from harness.rounds import round_order, run_interleaved_round
     from harness.session import open_suite
 
     opened = open_suite(suite)

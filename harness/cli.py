@@ -186,7 +186,8 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
     from harness.results import Environment
     from harness.runner import run_case
     from harness.session import apply_process_settings
-    from harness.store import ResultsWriter, new_results_path, results_path_of
+    from harness.journal import ResultsWriter
+    from harness.results_store import STORE
 
     from harness.session import open_suite
 
@@ -224,14 +225,14 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
             worker_devices = _worker_devices(",".join(names), None, rounds)  # junk there: one line, exit 2
         now = set(case.key for case in opened.select(backends, filters)) if backends or filters else None
         previous_cases = previous.cases  # every case it recorded (ok, failed or skipped) is finished
-        path = results_path_of(resume_path)
+        path = STORE.results_path_of(resume_path)
     else:
         plan_backends, plan_filters = backends, filters
         planned = opened.select(backends, filters)
         carried = {}
         now = None
         shard = _parse_shard(shard_spec)
-        path = new_results_path(out, suite.name, resolved.type)
+        path = STORE.new_results_path(out, suite.name, resolved.type)
     if shard is not None:
         from harness.shard import shard_cases
 
@@ -492,7 +493,8 @@ def ab(suite_path, python_a, python_b, rounds, blocks, device, backends, filters
     from harness.results import Environment
     from harness.rounds import round_order, run_interleaved_round
     from harness.session import open_suite
-    from harness.store import ResultsWriter, write_text
+    from harness.journal import ResultsWriter
+    from harness.results_io import write_text
 
     threshold_value, alpha_value = _gate_settings(threshold, alpha)
     opened = open_suite(suite_path, device)
@@ -694,7 +696,8 @@ def compare(baseline_path, current_path, metric, threshold, alpha, markdown_path
     from harness.errors import ComparisonError
     from harness.report.compare_text import (render_environment_refusal, render_markdown,
                                              render_markdown_refusal, render_text)
-    from harness.store import read_results, write_text
+    from harness.results_io import write_text
+    from harness.results_store import read_results
 
     threshold_value, alpha_value = _gate_settings(threshold, alpha)
     baseline, current = read_results(baseline_path), read_results(current_path)
@@ -753,7 +756,8 @@ def export_pytest_benchmark(results_path, output, metric):
     """Write RESULTS in pytest-benchmark's JSON format (times in seconds), for `pytest-benchmark compare`."""
     from harness.errors import ResultsFileError
     from harness.export_pytest_benchmark import to_pytest_benchmark
-    from harness.store import read_results, refuse_overwriting, write_json_atomically
+    from harness.results_io import refuse_overwriting, write_json_atomically
+    from harness.results_store import read_results
 
     export = to_pytest_benchmark(read_results(results_path), metric)
     for line in export.skipped_cases:
@@ -775,10 +779,10 @@ def baseline_path(results_path, device, directory):
 
     With RESULTS, for the machine that wrote that results file; else for DEVICE on this machine.
     """
-    from harness.store import BASELINES_DIR, baseline_path as path_of_baseline
+    from harness.results_store import STORE
 
     if results_path:
-        from harness.store import read_results
+        from harness.results_store import read_results
 
         environment = read_results(results_path).environment
     else:
@@ -790,7 +794,7 @@ def baseline_path(results_path, device, directory):
         except ValueError as exc:
             raise SuiteError(f"--device: {exc}") from None
         environment = {"machine": machine_info(), "gpu": gpu_info(resolved) if resolved.type == "cuda" else None}
-    click.echo(str(path_of_baseline(environment, directory or BASELINES_DIR)))
+    click.echo(str(STORE.baseline_path(environment, directory)))
 
 
 @main.command()
@@ -814,12 +818,12 @@ def profile(suite_path, device, backends, filters, out_dir, steps, trace, nvtx, 
     from harness.profiling import ProfileSettings, profile_case
     from harness.report.profile_text import profile_text
     from harness.session import apply_process_settings, open_suite
-    from harness.store import new_profile_path, trace_path_for
+    from harness.results_store import STORE
 
     opened = open_suite(suite_path, device)
     suite, resolved = opened.suite, opened.device
     cases = opened.select(backends, filters)
-    path = new_profile_path(out_dir, suite.name, resolved.type)
+    path = STORE.new_profile_path(out_dir, suite.name, resolved.type)
     flags = apply_process_settings(suite)  # first: the environment records the suite's threads, not torch's default
     environment = collect_environment(resolved)
     environment["math_precision"] = flags
@@ -832,7 +836,7 @@ def profile(suite_path, device, backends, filters, out_dir, steps, trace, nvtx, 
                            {"device": str(resolved), "backends": list(backends), "filters": list(filters),
                             "steps": steps, "nvtx": nvtx, "trace": trace}, utc_now())
     if trace:
-        traces = trace_path_for(path, "-").parent
+        traces = STORE.trace_path(path, "-").parent
         try:
             traces.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -847,7 +851,7 @@ def profile(suite_path, device, backends, filters, out_dir, steps, trace, nvtx, 
                                                    hidden=quiet,
                                                    item_show_func=lambda c: c.key if c else "") as progress:
             for case in progress:
-                trace_path = trace_path_for(path, case.key) if trace else None
+                trace_path = STORE.trace_path(path, case.key) if trace else None
                 writer.append(profile_case(case, settings, options, str(trace_path) if trace_path else None))
     except KeyboardInterrupt:
         status = "interrupted"
@@ -897,12 +901,12 @@ OUT_DIR_OPTION = click.option("-o", "--out", "out_dir", default=None, metavar="D
 def plot(results_paths, x_axis, metric, by, chart, filters, threshold, alpha, out_dir):
     """Draw charts of RESULTS files as PNGs: scaling curves (default), speedups or an A-vs-B comparison."""
     from harness.report.render import filter_runs, plot as draw, write_charts
-    from harness.store import REPORTS_DIR, read_runs
+    from harness.results_store import STORE, read_runs
 
     threshold_value, alpha_value = _gate_settings(threshold, alpha)
     runs = filter_runs(read_runs(results_paths), filters)
     charts = draw(runs, chart, x_axis, metric, by, threshold=threshold_value, alpha=alpha_value)
-    for path in write_charts(charts, out_dir or REPORTS_DIR):
+    for path in write_charts(charts, out_dir or STORE.reports_dir):
         click.echo(str(path))
 
 
@@ -922,13 +926,13 @@ def report(results_paths, filters, threshold, alpha, out_dir):
     """
     from harness.profile_file import read_results_and_profiles
     from harness.report.render import filter_profiles, filter_runs, write_report
-    from harness.store import REPORTS_DIR
+    from harness.results_store import STORE
 
     threshold_value, alpha_value = _gate_settings(threshold, alpha)
     runs, profiles = read_results_and_profiles(results_paths)  # profile files: rnnbench profile's
     runs, profiles = filter_runs(runs, filters) if runs else runs, filter_profiles(profiles, filters)
     left_out = []
-    for path in write_report(runs, out_dir or REPORTS_DIR, threshold=threshold_value, alpha=alpha_value,
+    for path in write_report(runs, out_dir or STORE.reports_dir, threshold=threshold_value, alpha=alpha_value,
                              profiles=profiles, left_out=left_out):
         click.echo(str(path))
     for chart in left_out:
@@ -948,7 +952,8 @@ def merge(results_paths, output, allow_env_mismatch, force):
     """Join results files (the shards of one run) into one: same suite, comparable environments, each case once,
     every sample kept. report and compare read the merged file like any other."""
     from harness.merge import merge_runs
-    from harness.store import read_runs, refuse_overwriting, write_results
+    from harness.results_io import refuse_overwriting, write_results
+    from harness.results_store import read_runs
 
     target = refuse_overwriting(output, inputs=results_paths, force=force)
     merged = merge_runs(read_runs(results_paths), allow_env_mismatch=allow_env_mismatch)
@@ -989,11 +994,11 @@ def history_add(results_paths, db_path):
     (statistics, every sample). A run already there is refused; all files are checked before any is added."""
     from harness.env import utc_now
     from harness.history import History, prepare_runs
-    from harness.store import HISTORY_PATH, read_runs
+    from harness.results_store import STORE, read_runs
 
     runs = read_runs(results_paths)
     prepare_runs(runs)  # every file is read and checked before a database is opened (or created)
-    with History(db_path or HISTORY_PATH, create=True) as store:
+    with History(db_path or STORE.history_path, create=True) as store:
         for run, run_id in zip(runs, store.add(runs, added_utc=utc_now())):
             click.echo(f"{run.source}: added as run {run_id} ({len(run.cases)} cases)")
         click.echo(f"{store.path}: {store.run_count()} runs")
@@ -1013,10 +1018,11 @@ def history_show(case_glob, metric, threshold, no_charts, out_dir, db_path):
     """Print each case's series (one per environment fingerprint) and draw a trend chart per case."""
     from harness.history import History
     from harness.report.history import detect, series_lines, step_lines, trend_charts
-    from harness.store import HISTORY_CHARTS_DIR, HISTORY_PATH, write_files
+    from harness.results_io import write_files
+    from harness.results_store import STORE
 
     threshold_value = parse_fraction(threshold, "--threshold")
-    with History(db_path or HISTORY_PATH, create=False) as store:
+    with History(db_path or STORE.history_path, create=False) as store:
         found = [detect(series, threshold_value) for series in store.series(case_glob, _region(metric))]
     if not found:
         raise _history_error(f"no ok case{' matches ' + case_glob if case_glob else ''} in the history")
@@ -1024,7 +1030,7 @@ def history_show(case_glob, metric, threshold, no_charts, out_dir, db_path):
         for line in series_lines(item.series) + step_lines(item):
             click.echo(line)
     if not no_charts:
-        for path in write_files(out_dir or HISTORY_CHARTS_DIR, trend_charts(found)):
+        for path in write_files(out_dir or STORE.history_charts_dir, trend_charts(found)):
             click.echo(str(path))
 
 
@@ -1041,10 +1047,10 @@ def history_regressions(case_glob, metric, threshold, db_path):
     """
     from harness.history import History
     from harness.report.history import detect, step_lines
-    from harness.store import HISTORY_PATH
+    from harness.results_store import STORE
 
     threshold_value = parse_fraction(threshold, "--threshold")
-    with History(db_path or HISTORY_PATH, create=False) as store:
+    with History(db_path or STORE.history_path, create=False) as store:
         found = [detect(series, threshold_value) for series in store.series(case_glob, _region(metric))]
     if not found:
         raise _history_error(f"no ok case{' matches ' + case_glob if case_glob else ''} in the history")

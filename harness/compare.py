@@ -37,7 +37,7 @@ from harness.ratios import (DEFAULT_ALPHA, Ratio, batch_medians, geometric_mean,
                             paired_round_ratio,
                             ratio_interval, robust_spread)
 from harness.results import CaseResult, Environment, RunResults
-from harness.store import file_labels
+from harness.results_store import file_labels
 from harness.verdict import VERDICTS, Verdict, classify
 
 DEFAULT_THRESHOLD = 0.05

@@ -4,7 +4,8 @@ Only files of the same suite (its content: comments, description and file name a
 environments (the blocking differences of :mod:`harness.environment_diff`, unless asked) are merged, each case
 at most once, every sample kept. The merged run is an ordinary :class:`RunResults`; which files it came from
 (and their shards, hosts and statuses) is recorded in its ``options.merged_from``. Nothing here reads or
-writes files: that is :mod:`harness.store`'s.
+writes files: that is :mod:`harness.results_store`'s. The rounds of one case (fresh processes, one after another)
+are joined here too: :func:`merge_rounds`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Sequence
 from harness.environment_diff import EnvironmentDifference, environment_differences
 from harness.errors import RnnbenchError
 from harness.plan import PlanUnknown, describe, plan_differences, planned_cases, shard_count_of
-from harness.results import RunResults, thaw
+from harness.results import CaseResult, RunResults, thaw
 
 
 class MergeError(RnnbenchError):
@@ -131,3 +132,45 @@ def _shard_of(run: RunResults) -> dict | None:
 def _short(value) -> str:
     text = describe(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def merge_rounds(round_results: Sequence[dict]) -> CaseResult:
+    """One case's results from its rounds (result documents, in the order the rounds ran) as one result.
+
+    All rounds ok: every round's samples one after the other, with ``round_lengths``; the first round's
+    warm-up, first iteration, parity, facts, memory, telemetry and activity; every round's warnings. Any
+    round not ok: that round's status and reason (a case that failed once is not a measurement).
+    """
+    results = [CaseResult.from_dict(document) for document in round_results]
+    first = results[0]
+    broken = next((result for result in results if not result.ok), None)
+    if broken is not None:
+        index = results.index(broken)
+        return CaseResult(case=broken.case, status=broken.status, reason=f"round {index}: {broken.reason}",
+                          parity=broken.parity, backend=broken.backend, warnings=broken.warnings,
+                          started_utc=first.started_utc, duration_s=_total_s(results))
+    regions = list(first.samples_ms)
+    samples = {region: tuple(s for result in results for s in result.samples_ms.get(region, ())) for region in regions}
+    lengths = {region: tuple(len(result.samples_ms.get(region, ())) for result in results) for region in regions}
+    warnings = tuple(dict.fromkeys(w for result in results for w in result.warnings))
+    return CaseResult(case=first.case, status="ok", samples_ms=samples, round_lengths=lengths,
+                      warmup_ms=first.warmup_ms, first_iteration_ms=first.first_iteration_ms, parity=first.parity,
+                      backend=first.backend, memory=first.memory, telemetry=first.telemetry,
+                      activity=_merged_activity(results), build_s=first.build_s, started_utc=first.started_utc,
+                      duration_s=_total_s(results), warnings=warnings)
+
+
+def _merged_activity(results) -> dict:
+    """The first round's activity, with every round's per-iteration GPU busy times (the samples of
+    ``compare --metric gpu_busy``) one round after the other, when every round recorded them."""
+    activity = dict(results[0].activity)
+    busy = [result.activity.get("gpu_busy_ms_per_iteration") for result in results]
+    if all(busy):
+        activity["gpu_busy_ms_per_iteration"] = [value for samples in busy for value in samples]
+        activity["gpu_busy_round_lengths"] = [len(samples) for samples in busy]
+    return activity
+
+
+def _total_s(results) -> float | None:
+    durations = [result.duration_s for result in results if result.duration_s is not None]
+    return round(sum(durations), 3) if durations else None

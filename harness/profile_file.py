@@ -129,50 +129,32 @@ def _non_negative(value) -> bool:
 
 
 def read_profile(path: str | Path) -> ProfileRun:
-    path = Path(path)
-    return profile_from_document(_load(path), str(path))
+    """A profile file (or a profile's journal), read and checked by ``ResultsStore.load``."""
+    from harness.results_store import STORE
+
+    loaded = STORE.load(path)
+    if not isinstance(loaded, ProfileRun):
+        raise ResultsFileError(f"{path}: not an rnnbench profile file (no \"schema\": \"{PROFILE_SCHEMA}\")")
+    return loaded
 
 
 def read_results_and_profiles(paths: Sequence[str | Path]) -> tuple[list[RunResults], list[ProfileRun]]:
-    """Results files (and journals) and profile files, told apart by their schema, each in the order given."""
-    from harness.store import read_results_or_journal
+    """Results files (a run's journal where one is there, ``ResultsStore.load_latest``) and profile files, told
+    apart by their schema, each in the order given."""
+    from harness.results_store import STORE
 
     runs, profiles = [], []
     for path in paths:
-        document = _load(Path(path), quiet=True)
-        if is_profile_document(document):
-            profiles.append(profile_from_document(document, str(path)))
-        else:
-            runs.append(read_results_or_journal(path))
+        loaded = STORE.load_latest(path)
+        (profiles if isinstance(loaded, ProfileRun) else runs).append(loaded)
     return runs, profiles
-
-
-def _load(path: Path, quiet: bool = False) -> Any:
-    """The JSON document at ``path`` (a profile journal read as the interrupted profile it stands for); with
-    ``quiet``, None for text that is not one JSON document (a run's journal)."""
-    from harness.store import _read_text, unreadable_json
-
-    text = _read_text(path, "profile file")
-    journal = _profile_journal_document(path, text)  # a profile that was killed, or could not be written
-    if journal is not None:
-        return journal
-    try:
-        return json.loads(text)
-    except RecursionError:
-        raise ResultsFileError(f"{path}: nested deeper than {limits.MAX_NESTING} levels") from None
-    except json.JSONDecodeError as exc:
-        if quiet:
-            return None
-        raise ResultsFileError(f"{path}: not valid JSON (truncated?): {exc.msg} at line {exc.lineno}") from None
-    except ValueError as exc:  # an integer of thousands of digits
-        raise ResultsFileError(f"{path}: {unreadable_json(exc)}") from None
 
 
 # ----------------------------------------------------------------------------------------- writing
 
 class ProfileWriter:
     """Keeps every profiled case on disk as it finishes, then writes the profile file atomically, as
-    ``harness.store.ResultsWriter`` does for a run.
+    ``harness.journal.ResultsWriter`` does for a run.
 
     Opening it checks the output before any case is profiled: the folder is created (or refused: a file
     where the folder should be, no permission), and ``<profile>.journal`` is created there, so a path that
@@ -184,7 +166,8 @@ class ProfileWriter:
     """
 
     def __init__(self, path: str | Path, environment: Mapping, suite: Mapping, options: Mapping, started_utc: str):
-        from harness.store import _create_new_file, journal_path_for
+        from harness.journal import journal_path_for
+        from harness.results_io import create_new_file
 
         self.path = Path(path)
         self.journal_path = journal_path_for(self.path)
@@ -201,7 +184,7 @@ class ProfileWriter:
         self._journal = None
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            self._journal = open(_create_new_file(self.journal_path), "w", encoding="utf-8")
+            self._journal = open(create_new_file(self.journal_path), "w", encoding="utf-8")
             self._write_line({"schema": PROFILE_SCHEMA, "schema_version": PROFILE_SCHEMA_VERSION, "journal": True,
                               **self.header})
         except OSError as exc:
@@ -215,9 +198,9 @@ class ProfileWriter:
             raise ResultsFileError(f"{where}: cannot write the profile there: {exc.strerror or exc}") from None
 
     def _write_line(self, document: dict) -> None:
-        from harness.store import _json_default, finite_document
+        from harness.results_io import finite_document, json_default
 
-        self._journal.write(json.dumps(finite_document(document), allow_nan=False, default=_json_default) + "\n")
+        self._journal.write(json.dumps(finite_document(document), allow_nan=False, default=json_default) + "\n")
         self._journal.flush()
         os.fsync(self._journal.fileno())
 
@@ -237,7 +220,7 @@ class ProfileWriter:
         self.journal_path.unlink(missing_ok=True)
 
     def document(self, status: str, finished_utc: str) -> dict:
-        from harness.store import finite_document
+        from harness.results_io import finite_document
 
         header = self.header
         return finite_document(profile_document(header["environment"], header["suite"], header["options"],
@@ -245,7 +228,7 @@ class ProfileWriter:
 
     def finish(self, status: str, finished_utc: str) -> dict:
         """Write the profile file (atomically) and remove the journal; returns the document written."""
-        from harness.store import write_json_atomically
+        from harness.results_io import write_json_atomically
 
         document = self.document(status, finished_utc)
         try:
@@ -270,7 +253,7 @@ class ProfileWriter:
         return document
 
 
-def _profile_journal_document(path: Path, text: str) -> dict | None:
+def profile_journal_document(path: Path, text: str) -> dict | None:
     """The profile document a profile journal stands for (status interrupted), None when ``text`` is no
     profile journal. A last line cut off mid-write is ignored: every line before it is a finished case."""
     try:

@@ -1,5 +1,5 @@
 """Case results and runs: immutable records that derive their statistics from the kept samples, with typed
-views of the facts the reading side asks of them. Files are :mod:`harness.store`'s business.
+views of the facts the reading side asks of them. Files are :mod:`harness.results_store`'s business.
 
 A results file is one JSON document, :meth:`RunResults.to_dict`::
 

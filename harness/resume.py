@@ -14,7 +14,7 @@ from typing import Mapping
 from harness.environment_diff import environment_differences
 from harness.errors import RnnbenchError
 from harness.results import RunResults, thaw
-from harness.store import read_results_or_journal
+from harness.results_store import read_results_or_journal
 
 # environment_differences() lets these pass for a comparison of two runs; within one run they must match.
 ALSO_REFUSED_WHEN_RESUMING = ("host", "torch threads")

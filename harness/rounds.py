@@ -15,13 +15,10 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Sequence
 
 from harness.errors import RnnbenchError
 from harness.worker import start_worker, worker_harness_mismatch
-
-if TYPE_CHECKING:
-    from harness.results import CaseResult
 
 
 class RoundFailed(RnnbenchError):
@@ -207,47 +204,3 @@ def _parse(line: str) -> dict | None:
     except ValueError:
         return None
     return message if isinstance(message, dict) else None
-
-
-def merge_rounds(round_results: Sequence[dict]) -> "CaseResult":
-    """One case's results from its rounds (result documents, in the order the rounds ran) as one result.
-
-    All rounds ok: every round's samples one after the other, with ``round_lengths``; the first round's
-    warm-up, first iteration, parity, facts, memory, telemetry and activity; every round's warnings. Any
-    round not ok: that round's status and reason (a case that failed once is not a measurement).
-    """
-    from harness.results import CaseResult
-
-    results = [CaseResult.from_dict(document) for document in round_results]
-    first = results[0]
-    broken = next((result for result in results if not result.ok), None)
-    if broken is not None:
-        index = results.index(broken)
-        return CaseResult(case=broken.case, status=broken.status, reason=f"round {index}: {broken.reason}",
-                          parity=broken.parity, backend=broken.backend, warnings=broken.warnings,
-                          started_utc=first.started_utc, duration_s=_total_s(results))
-    regions = list(first.samples_ms)
-    samples = {region: tuple(s for result in results for s in result.samples_ms.get(region, ())) for region in regions}
-    lengths = {region: tuple(len(result.samples_ms.get(region, ())) for result in results) for region in regions}
-    warnings = tuple(dict.fromkeys(w for result in results for w in result.warnings))
-    return CaseResult(case=first.case, status="ok", samples_ms=samples, round_lengths=lengths,
-                      warmup_ms=first.warmup_ms, first_iteration_ms=first.first_iteration_ms, parity=first.parity,
-                      backend=first.backend, memory=first.memory, telemetry=first.telemetry,
-                      activity=_merged_activity(results), build_s=first.build_s, started_utc=first.started_utc,
-                      duration_s=_total_s(results), warnings=warnings)
-
-
-def _merged_activity(results) -> dict:
-    """The first round's activity, with every round's per-iteration GPU busy times (the samples of
-    ``compare --metric gpu_busy``) one round after the other, when every round recorded them."""
-    activity = dict(results[0].activity)
-    busy = [result.activity.get("gpu_busy_ms_per_iteration") for result in results]
-    if all(busy):
-        activity["gpu_busy_ms_per_iteration"] = [value for samples in busy for value in samples]
-        activity["gpu_busy_round_lengths"] = [len(samples) for samples in busy]
-    return activity
-
-
-def _total_s(results) -> float | None:
-    durations = [result.duration_s for result in results if result.duration_s is not None]
-    return round(sum(durations), 3) if durations else None

@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     # Everything else that prints (torch, libraries) goes to stderr, so stdout carries only the protocol.
     sys.stdout = sys.stderr
 
-    from harness.store import finite_document
+    from harness.results_io import finite_document
 
     def emit(document: dict) -> None:
         out.write(json.dumps(finite_document(document), allow_nan=False, default=str) + "\n")

@@ -26,7 +26,7 @@ from harness.report.scaling import entries_of, exponent_interval, scaling_chart
 from harness.report.text import NOTE_WIDTH, summary_table
 from harness.results import RunResults
 from harness.speedup import speedups_over_cudnn
-from harness.store import read_results
+from harness.results_store import read_results
 from harness.telemetry.host import peak_rss, reset_peak_rss
 
 H100 = Path("/work/shared/gpu-runs/h100-2026-11-27")

@@ -10,7 +10,7 @@ from harness.cli import parse_fraction
 from harness.compare import compare_runs
 from harness.errors import ComparisonError
 from harness.ratios import batch_medians, holm_adjust, ratio_interval
-from harness.store import baseline_key
+from harness.results_store import baseline_key
 from harness.verdict import IMPROVEMENT, NOISE, REGRESSION, UNCHANGED, classify
 from synthetic_results import (GPU_ENVIRONMENT, case_result, grid_cases, make_case, synthetic_run, with_cases)
 

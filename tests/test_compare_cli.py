@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli import main
-from harness.store import write_results
+from harness.results_io import write_results
 from synthetic_results import GPU_ENVIRONMENT, grid_cases, synthetic_run, with_cases
 
 CASES = grid_cases()

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from harness.cli import main
 from harness.export_pytest_benchmark import to_pytest_benchmark
-from harness.store import write_results
+from harness.results_io import write_results
 from synthetic_results import case_result, grid_cases, synthetic_run, with_cases
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,7 +15,7 @@ import yaml
 from click.testing import CliRunner
 
 from harness.cli import main
-from harness.store import write_results
+from harness.results_io import write_results
 from synthetic_results import grid_cases, synthetic_run
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,7 +16,7 @@ import torch
 
 from harness.devices import parse_devices, run_on_devices
 from harness.errors import SuiteError
-from harness.store import read_results
+from harness.results_store import read_results
 
 SUITE = """\
 name: devices

@@ -11,7 +11,7 @@ from harness.compare import compare_runs
 from harness.errors import ComparisonError
 from harness.nvtx import BACKWARD, FORWARD, STEP, NvtxClock, clock_with_ranges
 from harness.results import RunResults
-from harness.rounds import merge_rounds
+from harness.merge import merge_rounds
 from harness.runner import run_case
 from harness.timing import CpuClock, Workload, run_iteration
 from harness.verdict import Verdict

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from harness.cli import main
 from harness.history import History, HistoryError, pack_samples, unpack_samples
 from harness.step_detect import fit_segments, significant_steps
-from harness.store import read_results
+from harness.results_store import read_results
 
 H100 = Path("/work/shared/gpu-runs/h100-2026-11-27")
 SLOWED = "lstm/cudnn/forward_backward/B64-T100-I512-H512-L1/float32/cuda"

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli import main
-from harness.store import write_results
+from harness.results_io import write_results
 from synthetic_results import synthetic_run
 
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from harness.store import read_results
+from harness.results_store import read_results
 
 SUITE = """
 name: interruptible

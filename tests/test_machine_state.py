@@ -16,7 +16,9 @@ from hypothesis import strategies as st
 from harness.machine_state import (BUSY_OTHERS_CORES, BUSY_PROCESS_SHARE, GpuReading, MachineState, ProcessLoad,
                                    busy_line, collect_machine_state, gpu_readings, read_stat)
 from harness.results import RunResults
-from harness.store import ResultsWriter, read_journal, read_results, write_results
+from harness.journal import ResultsWriter, read_journal
+from harness.results_io import write_results
+from harness.results_store import read_results
 from tests import fake_nvml
 from tests.synthetic_results import CPU_ENVIRONMENT, synthetic_run
 

@@ -14,7 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli import main
-from harness.store import journal_path_for, read_results, read_results_or_journal
+from harness.journal import journal_path_for
+from harness.results_store import read_results, read_results_or_journal
 
 SUITE = """
 name: planned

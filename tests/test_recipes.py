@@ -22,7 +22,8 @@ from harness.cli import main
 from harness.env import collect_environment
 from harness.results import CaseResult, RunResults
 from harness.shard import split
-from harness.store import baseline_path, read_results, write_results
+from harness.results_io import write_results
+from harness.results_store import STORE, read_results
 from harness.suite import load_suite
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,7 +124,7 @@ def fast_baseline_of_this_machine(suite: Path, folder: Path) -> None:
     cases = [CaseResult(case=case, status="ok", samples_ms={region: fast for region in ("forward", "backward", "step")})
              for case in expand_cases(opened, "cpu")]
     run = RunResults(environment=environment, suite=opened.to_dict(), cases=tuple(cases))
-    write_results(baseline_path(environment, folder), run)
+    write_results(STORE.baseline_path(environment, folder), run)
 
 
 def test_the_slurm_array_runs_every_shard_then_the_gate(tmp_path):

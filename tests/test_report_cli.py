@@ -13,7 +13,8 @@ from report_builders import failed_result, ok_result, sweep_run, with_results
 from harness.cli import main
 from harness.compare import compare_runs
 from harness.report.render import write_report
-from harness.store import read_results, write_results
+from harness.results_io import write_results
+from harness.results_store import read_results
 from harness.verdict import REGRESSION
 
 

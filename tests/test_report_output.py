@@ -18,7 +18,9 @@ from harness.report.render import speedup_chart, write_report
 from harness.report.scaling import entries_of, scaling_chart
 from harness.results import CaseResult
 from harness.speedup import cudnn_counterpart, speedup_of
-from harness.store import ResultsWriter, _release_lock, read_results, write_files, write_results
+from harness.journal import ResultsWriter, release_lock
+from harness.results_io import write_files, write_results
+from harness.results_store import read_results
 from tests.full_disk import fill, small_disk
 from tests.report_builders import make_case, make_run, ok_result, sweep_run
 from tests.test_cli import rnnbench_here
@@ -158,7 +160,7 @@ def _killed_run_journal(tmp_path, **options):
                            "2026-01-01T00:00:00+00:00", options=options)
     writer.append(run.cases[0])
     writer._journal.close()
-    _release_lock(writer._lock, path)
+    release_lock(writer._lock, path)
     return path, writer.journal_path
 
 

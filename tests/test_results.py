@@ -5,7 +5,9 @@ import pytest
 from harness.errors import ResultsFileError
 from harness.results import CaseResult, RunResults
 from harness.speedup import speedup_over_cudnn
-from harness.store import ResultsWriter, read_journal, read_results, write_results
+from harness.journal import ResultsWriter, read_journal
+from harness.results_io import write_results
+from harness.results_store import read_results
 from helpers import tiny_case
 
 

@@ -89,7 +89,7 @@ def test_the_gate_sees_what_varies_between_processes_where_one_round_cannot():
 
 
 def test_merge_rounds_keeps_every_sample_and_the_median_of_round_medians():
-    from harness.rounds import merge_rounds
+    from harness.merge import merge_rounds
     from tests.synthetic_results import case_result, make_case
 
     rounds = [case_result(make_case(), times).to_dict() for times in ((1.0, 1.1, 1.2), (2.0, 2.1, 2.2), (3.0, 3.2))]
@@ -105,7 +105,7 @@ def test_a_run_in_rounds_writes_one_result_per_case_and_compare_says_how_many_ro
     from click.testing import CliRunner
 
     from harness.cli import main
-    from harness.store import read_results
+    from harness.results_store import read_results
 
     suite = tmp_path / "suite.yaml"
     suite.write_text(SUITE)
@@ -129,7 +129,7 @@ def test_ab_alternates_two_interpreters_and_gates_b_against_a(tmp_path):
     from click.testing import CliRunner
 
     from harness.cli import main
-    from harness.store import read_results
+    from harness.results_store import read_results
 
     suite = tmp_path / "suite.yaml"
     suite.write_text(SUITE.replace("cell: [lstm, gru]", "cell: [lstm]"))

@@ -16,7 +16,8 @@ from harness.cli import main
 from harness.errors import SuiteError
 from harness.merge import MergeError, merge_runs
 from harness.shard import estimated_case_s, parse_shard, split
-from harness.store import read_results, write_results
+from harness.results_io import write_results
+from harness.results_store import read_results
 from harness.suite import Timing, load_suite
 from synthetic_results import GPU_ENVIRONMENT, grid_cases, synthetic_run
 

@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.errors import ResultsFileError
-from harness.store import (ResultsWriter, journal_path_for, new_results_path, read_results, read_journal,
-                           refuse_overwriting, write_results, write_text)
+from harness.journal import ResultsWriter, journal_path_for, read_journal
+from harness.results_io import refuse_overwriting, write_results, write_text
+from harness.results_store import STORE, read_results
 from tests.synthetic_results import case_result, make_case, synthetic_run
 
 
@@ -27,12 +28,12 @@ def results_file(tmp_path):
 
 @pytest.mark.parametrize("name", ["../../escape", "/etc/passwd", "a/b", "..", "C:\\\\x"])
 def test_a_suite_name_never_steers_the_results_file_elsewhere(tmp_path, name):
-    path = new_results_path(tmp_path, name, "cpu")
+    path = STORE.new_results_path(tmp_path, name, "cpu")
     assert path.parent == tmp_path and "/" not in path.name and ".." not in path.name
 
 
 def test_upper_case_json_is_a_file_not_a_folder(tmp_path):
-    assert new_results_path(tmp_path / "X.JSON", "s", "cpu") == tmp_path / "X.JSON"
+    assert STORE.new_results_path(tmp_path / "X.JSON", "s", "cpu") == tmp_path / "X.JSON"
 
 
 def test_results_files_get_ordinary_permissions(results_file):
@@ -59,8 +60,8 @@ def test_an_interrupted_runs_journal_is_not_replaced_by_a_new_run(tmp_path):
     first = _writer(path)
     first.append(case_result(make_case(), (1.0, 2.0, 3.0)))
     first._journal.close()  # killed: the journal stays, the lock goes with the process
-    from harness.store import _release_lock
-    _release_lock(first._lock, path)
+    from harness.journal import release_lock
+    release_lock(first._lock, path)
     with pytest.raises(ResultsFileError, match="interrupted run's journal.*--resume"):
         _writer(path)
     assert len(read_journal(journal_path_for(path)).cases) == 1
@@ -164,7 +165,7 @@ def test_deep_nesting_non_utf8_and_journals_under_any_name_are_handled(tmp_path)
 def test_any_value_in_place_of_a_case_is_a_results_file_error(value):
     document = _document(synthetic_run(1))
     document["cases"][0] = value
-    from harness.store import results_from_document
+    from harness.results_schema import results_from_document
     try:
         results_from_document(document, "x.json")
     except ResultsFileError as exc:

@@ -214,7 +214,7 @@ def test_ab_takes_turns_writes_paired_files_and_says_so(tmp_path):
     from click.testing import CliRunner
 
     from harness.cli import main
-    from harness.store import read_results
+    from harness.results_store import read_results
 
     suite = tmp_path / "suite.yaml"
     suite.write_text(SUITE.replace("cell: [lstm, gru]", "cell: [gru]"))

@@ -18,7 +18,7 @@ from harness.report.text import SUMMARY_HEADER, UNRELIABLE, summary_row, summary
 from harness.results import CaseResult
 from harness.speedup import (MAX_INTERVAL_SPAN, MAX_RELATIVE_IQR, UNRELIABLE_RULE, geometric_mean_speedups,
                              speedup_of, speedup_over_cudnn, speedups_over_cudnn, unreliable_why)
-from harness.store import read_results
+from harness.results_store import read_results
 
 H100 = Path("/work/shared/gpu-runs/h100-2026-11-27")
 VS_CUDNN = SUMMARY_HEADER.index("vs cudnn")

@@ -55,7 +55,7 @@ def test_each_side_of_an_ab_started_inside_one_tree_runs_its_own_tree_and_the_sl
     from click.testing import CliRunner
 
     from harness.cli import main
-    from harness.store import read_results
+    from harness.results_store import read_results
 
     tree_a = project_tree(tmp_path / "tree-a", "tree-a")
     tree_b = project_tree(tmp_path / "tree-b", "tree-b")

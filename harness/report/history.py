@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from harness.history import Series
 from harness.report.plots import MARKERS, PALETTE, png_bytes
 from harness.step_detect import Segment, Step, fit_segments, significant_steps
-from harness.store import slug
+from harness.results_store import slug
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ from harness.ratios import DEFAULT_ALPHA
 from harness.report.context import context_line
 from harness.report.scaling import LINE_DIMENSIONS, entries_of, resolve_metric, scaling_chart, swept_axes
 from harness.results import RunResults
-from harness.store import REPORT_PAGE, REPORT_SUMMARY, file_labels, slug, write_files
+from harness.results_io import write_files
+from harness.results_store import STORE, file_labels, slug
 from harness.suite import SIZE_AXES
 
 CHARTS = ("curves", "speedup", "compare", "roofline")
@@ -232,7 +233,7 @@ def write_report(runs: Sequence[RunResults], out_dir: str | Path, *, threshold: 
         from harness.report.html import profiles_only_html
 
         return write_files(out_dir, {**{chart.name: chart.png for chart in profile_charts},
-                                     REPORT_PAGE: profiles_only_html(profile_charts)})
+                                     STORE.report_page: profiles_only_html(profile_charts)})
 
     labels = file_labels(runs)
     sections = []
@@ -255,8 +256,8 @@ def write_report(runs: Sequence[RunResults], out_dir: str | Path, *, threshold: 
     if left_out is not None:
         left_out.extend(chart for chart in charts if chart.left_out)
     return write_files(out_dir, {**{chart.name: chart.png for chart in charts if not chart.left_out},
-                                 REPORT_PAGE: report_html(sections, compared, comparison_charts, profile_charts),
-                                 REPORT_SUMMARY: report_markdown(sections, compared)})
+                                 STORE.report_page: report_html(sections, compared, comparison_charts, profile_charts),
+                                 STORE.report_summary: report_markdown(sections, compared)})
 
 
 def _profile_labels(profiles) -> list[str]:

@@ -18,7 +18,7 @@ import numpy as np
 from harness.errors import ReportError
 from harness.metrics import METRICS, Metric, metric_spread
 from harness.results import CaseResult, RunResults
-from harness.store import file_labels
+from harness.results_store import file_labels
 from harness.suite import BACKENDS, CELLS, MODES, SIZE_AXES
 
 AXIS_SYMBOLS = {"batch": "B", "seq_len": "T", "input_size": "I", "hidden_size": "H", "num_layers": "L"}
