@@ -10,7 +10,8 @@ The pipeline runs one way, one module per stage:
     telemetry/    NVML samples (a separate process) and peak memory around the timed loop
     stats.py      derived statistics of a list of samples
     results.py    immutable case and run records, with typed views of what they recorded
-    store.py      results files and journals: paths, atomic writes, reading back into records
+    results_store.py   the folders and file names, and load(): any results, journal or profile file read back
+    results_io.py, results_schema.py, journal.py   atomic writes; the check of a file read back; a run's journal
     runner.py     one case through backend -> parity -> timing -> result
     resume.py     what an interrupted run finished, and whether it may be continued
 
