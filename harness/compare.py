@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from enum import Enum
 from typing import Iterable
 
 import numpy as np
@@ -44,6 +45,42 @@ DEFAULT_THRESHOLD = 0.05
 MIN_CASES_FOR_SPREAD = 5
 
 
+class ComparisonMethod(Enum):
+    """How the two sides of a case are compared, which decides what each side's time is (``Pair.baseline_ms``,
+    ``Pair.current_ms``: ``side_statistic``) and how the change, its interval and p are computed (:mod:`ratios`).
+    Decided once, by :func:`decide_method`."""
+
+    PAIRED_BY_ROUND = "paired by round"
+    TWO_LEVEL_BOOTSTRAP = "two-level bootstrap"
+    SINGLE_ROUND_BOOTSTRAP = "single-round bootstrap"
+
+    @property
+    def side_statistic(self) -> str:
+        """What a side's time (``Pair.baseline_ms``, ``Pair.current_ms``) is under this method, in words."""
+        return _SIDE_STATISTICS[self]
+
+
+_SIDE_STATISTICS = {
+    # the runs took turns (rnnbench ab): the change is the geometric mean of the rounds' ratios of medians
+    ComparisonMethod.PAIRED_BY_ROUND: "geometric mean of round medians",
+    # rounds in fresh processes: the interval and the test resample rounds, then batches within them
+    ComparisonMethod.TWO_LEVEL_BOOTSTRAP: "median of round medians",
+    # one round each: the block bootstrap of the ratio of medians, Mann-Whitney on batch medians
+    ComparisonMethod.SINGLE_ROUND_BOOTSTRAP: "median of samples",
+}
+
+
+def decide_method(sides_took_turns: bool, baseline_rounds: int, current_rounds: int) -> ComparisonMethod:
+    """How two sides measured in ``baseline_rounds`` and ``current_rounds`` rounds are compared: paired by round
+    when they took turns (``rnnbench ab``) in as many rounds, else the two-level bootstrap when either measured in
+    rounds, else the single-round block bootstrap."""
+    if sides_took_turns and baseline_rounds == current_rounds:
+        return ComparisonMethod.PAIRED_BY_ROUND
+    if baseline_rounds > 1 or current_rounds > 1:
+        return ComparisonMethod.TWO_LEVEL_BOOTSTRAP
+    return ComparisonMethod.SINGLE_ROUND_BOOTSTRAP
+
+
 @dataclass(frozen=True)
 class Pair:
     """One case ok in both files, compared on one region: both results and the statistics of the change."""
@@ -51,9 +88,10 @@ class Pair:
     baseline: CaseResult
     current: CaseResult
     region: str
-    baseline_median_ms: float
-    current_median_ms: float
-    ratio: float                  # current / baseline median; > 1: slower
+    method: ComparisonMethod      # how this pair was compared; method.side_statistic: what the two times are
+    baseline_ms: float            # the baseline's time of the region, by method.side_statistic
+    current_ms: float             # the current run's, likewise
+    ratio: float                  # the change, current / baseline (by the method); > 1: slower
     ci_low: float | None          # interval of the ratio at confidence 1 - alpha; None: too few batches
     ci_high: float | None
     p_value: float                # two-sided Mann-Whitney U on the batch medians
@@ -99,6 +137,8 @@ class Comparison:
     current_label: str = "B"
     same_code: bool | None = None   # both ran the same harness and torch files (same_code()); None: cannot tell
     same_code_intended: bool = False  # an A/A asked for (rnnbench ab --same-code-ok, the gate calibration)
+    # how the comparison is described (comparison_method): its pairs' method where every case ran as many rounds
+    method: ComparisonMethod = ComparisonMethod.SINGLE_ROUND_BOOTSTRAP
 
     def with_verdict(self, verdict: Verdict) -> tuple[Pair, ...]:
         return tuple(p for p in self.pairs if p.verdict == verdict)
@@ -201,33 +241,15 @@ def compare_runs(baseline: RunResults, current: RunResults, *, metric: str | Non
                               "profiled pass of a GPU run with timing.profile_iters > 0, recorded since rnnbench "
                               "profile landed); compare the step instead")
     raw = []
-    paired = took_turns(baseline, current)
+    sides_took_turns = took_turns(baseline, current)
     for base, cur, region in measured:
-        if paired and base.round_count == cur.round_count:
-            # the two runs took turns (rnnbench ab): compared round by round, the machine's drift cancels
-            ratio, p_value = paired_round_ratio(base.samples_by_round(region), cur.samples_by_round(region), alpha)
-            raw.append(dict(baseline=base, current=cur, region=region,
-                            baseline_median_ms=geometric_mean_of_round_medians(base.samples_by_round(region)),
-                            current_median_ms=geometric_mean_of_round_medians(cur.samples_by_round(region)),
-                            ci_low=ratio.low, ci_high=ratio.high, p_value=p_value, ratio=ratio.value))
-            continue
-        if base.round_count > 1 or cur.round_count > 1:
-            # rounds in fresh processes: the interval and the test resample rounds, then batches within them
-            ratio, p_value = hierarchical_ratio(base.samples_by_round(region), cur.samples_by_round(region), alpha)
-            raw.append(dict(baseline=base, current=cur, region=region, baseline_median_ms=base.median_ms(region),
-                            current_median_ms=cur.median_ms(region), ci_low=ratio.low, ci_high=ratio.high,
-                            p_value=p_value))
-            continue
-        base_samples, cur_samples = base.samples_ms[region], cur.samples_ms[region]
-        base_batches, cur_batches = batch_medians(base_samples), batch_medians(cur_samples)
-        ci_low, ci_high = ratio_interval(base_samples, cur_samples, alpha)
-        raw.append(dict(baseline=base, current=cur, region=region, baseline_median_ms=float(np.median(base_samples)),
-                        current_median_ms=float(np.median(cur_samples)),
-                        ci_low=ci_low, ci_high=ci_high, p_value=mann_whitney_p(base_batches, cur_batches)))
+        method = decide_method(sides_took_turns, base.round_count, cur.round_count)
+        raw.append(dict(baseline=base, current=cur, region=region, method=method,
+                        **_compared(method, base, cur, region, alpha)))
     adjusted = holm_adjust([entry["p_value"] for entry in raw])
     pairs = []
     for entry, p_adjusted in zip(raw, adjusted):
-        ratio = entry.pop("ratio", None) or entry["current_median_ms"] / entry["baseline_median_ms"]
+        ratio = entry.pop("ratio", None) or entry["current_ms"] / entry["baseline_ms"]
         verdict = classify(ratio, entry["ci_low"], entry["ci_high"], p_adjusted, threshold=threshold,
                            alpha=alpha, lower_is_better=lower_is_better)
         pairs.append(Pair(**entry, ratio=ratio, p_adjusted=p_adjusted, verdict=verdict))
@@ -254,7 +276,7 @@ def compare_runs(baseline: RunResults, current: RunResults, *, metric: str | Non
     code_is_shared, intended = same_code(baseline, current), same_code_intended(baseline, current)
     if code_is_shared and not intended:
         warnings.insert(0, same_code_warning(baseline.environment,
-                                              sides_took_turns=took_turns(baseline, current)))
+                                              sides_took_turns=sides_took_turns))
     baseline_label, current_label = labels or file_labels([baseline, current])
     return Comparison(
         baseline=baseline, current=current, region=metric, threshold=threshold, alpha=alpha, pairs=tuple(pairs),
@@ -263,7 +285,30 @@ def compare_runs(baseline: RunResults, current: RunResults, *, metric: str | Non
         not_compared=tuple(not_compared), environment=environment_differences(baseline, current),
         warnings=tuple(warnings), baseline_label=baseline_label, current_label=current_label,
         same_code=code_is_shared, same_code_intended=intended,
+        # the whole comparison, as if every case ran the most rounds any did: what comparison_method describes
+        method=decide_method(sides_took_turns, *[max(run_rounds(baseline), run_rounds(current))] * 2),
     )
+
+
+def _compared(method: ComparisonMethod, base: CaseResult, cur: CaseResult, region: str, alpha: float) -> dict:
+    """Each side's time, the interval of the change and its p, by ``method`` (and the change itself, where it is
+    not the ratio of the two times)."""
+    if method is ComparisonMethod.PAIRED_BY_ROUND:
+        # compared round by round, the machine's drift cancels
+        base_rounds, cur_rounds = base.samples_by_round(region), cur.samples_by_round(region)
+        ratio, p_value = paired_round_ratio(base_rounds, cur_rounds, alpha)
+        return dict(baseline_ms=geometric_mean_of_round_medians(base_rounds),
+                    current_ms=geometric_mean_of_round_medians(cur_rounds),
+                    ci_low=ratio.low, ci_high=ratio.high, p_value=p_value, ratio=ratio.value)
+    if method is ComparisonMethod.TWO_LEVEL_BOOTSTRAP:
+        ratio, p_value = hierarchical_ratio(base.samples_by_round(region), cur.samples_by_round(region), alpha)
+        return dict(baseline_ms=base.median_ms(region), current_ms=cur.median_ms(region), ci_low=ratio.low,
+                    ci_high=ratio.high, p_value=p_value)
+    base_samples, cur_samples = base.samples_ms[region], cur.samples_ms[region]
+    ci_low, ci_high = ratio_interval(base_samples, cur_samples, alpha)
+    return dict(baseline_ms=float(np.median(base_samples)), current_ms=float(np.median(cur_samples)),
+                ci_low=ci_low, ci_high=ci_high,
+                p_value=mann_whitney_p(batch_medians(base_samples), batch_medians(cur_samples)))
 
 
 SAME_CODE = "A and B run the same code: an A/A comparison"
@@ -320,14 +365,10 @@ def took_turns(baseline: RunResults, current: RunResults) -> bool:
 
 
 def comparison_method(comparison) -> str:
-    """How this comparison's intervals and p-values were computed, in words (for every renderer)."""
-    return interval_method(comparison.alpha, measured_in_rounds(comparison),
-                           took_turns(comparison.baseline, comparison.current))
-
-
-def measured_in_rounds(comparison) -> bool:
-    """Whether either side of a comparison measured its cases in more than one round."""
-    return max(run_rounds(comparison.baseline), run_rounds(comparison.current)) > 1
+    """How this comparison's intervals and p-values were computed (``Comparison.method``), in words (for every
+    renderer)."""
+    return interval_method(comparison.alpha, rounds=comparison.method is ComparisonMethod.TWO_LEVEL_BOOTSTRAP,
+                           paired=comparison.method is ComparisonMethod.PAIRED_BY_ROUND)
 
 
 def run_rounds(run: RunResults) -> int:

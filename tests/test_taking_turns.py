@@ -167,7 +167,7 @@ def test_paired_rounds_see_a_real_slowdown_through_drift_that_hides_it_from_unpa
     assert paired.pairs[0].verdict == "regression"
     assert paired.pairs[0].ratio == pytest.approx(1.2, rel=0.02)
     # the change shown is exactly the ratio of the two ms shown
-    assert paired.pairs[0].ratio == pytest.approx(paired.pairs[0].current_median_ms / paired.pairs[0].baseline_median_ms)
+    assert paired.pairs[0].ratio == pytest.approx(paired.pairs[0].current_ms / paired.pairs[0].baseline_ms)
     unpaired = compare_runs(_run(case, a, "a", session=None), _run(case, b, "b", session=None))
     assert unpaired.pairs[0].verdict != "regression"
     same = compare_runs(_run(case, a, "a"), _run(case, _round_samples(rng, 2.0, drift), "b"))
@@ -259,3 +259,29 @@ def test_ab_with_an_interpreter_that_cannot_start_is_one_line_and_exit_2(tmp_pat
     assert result.exit_code == 2
     last = result.output.strip().splitlines()[-1]
     assert "cannot start" in last and "nothing was measured" in last and "Traceback" not in result.output
+
+
+def test_the_comparison_method_is_named_once_and_says_what_each_sides_time_is():
+    from harness.compare import ComparisonMethod, comparison_method
+
+    rng = np.random.default_rng(2)
+    case = make_case()
+    a, b = _round_samples(rng, 2.0, [1, 1.1, 0.9]), _round_samples(rng, 2.2, [1, 1.1, 0.9])
+    paired = compare_runs(_run(case, a, "a"), _run(case, b, "b"))
+    rounds = compare_runs(_run(case, a, "a", session=None), _run(case, b, "b", session=None))
+    single = compare_runs(_run(case, a[:1], "a", session=None), _run(case, b[:1], "b", session=None))
+    uneven = compare_runs(_run(case, a, "a"), _run(case, b[:2], "b"))  # took turns, but not as many rounds
+    assert [c.pairs[0].method for c in (paired, rounds, single, uneven)] == [
+        ComparisonMethod.PAIRED_BY_ROUND, ComparisonMethod.TWO_LEVEL_BOOTSTRAP,
+        ComparisonMethod.SINGLE_ROUND_BOOTSTRAP, ComparisonMethod.TWO_LEVEL_BOOTSTRAP]
+    assert [c.method for c in (paired, rounds, single)] == [p.pairs[0].method for p in (paired, rounds, single)]
+    assert "paired by round" in comparison_method(paired) and "two-level" in comparison_method(rounds)
+    assert "two-level" not in comparison_method(single)
+    pair = paired.pairs[0]
+    assert pair.method.side_statistic == "geometric mean of round medians"
+    medians = [float(np.median(r)) for r in a]
+    assert pair.baseline_ms == pytest.approx(float(np.exp(np.mean(np.log(medians)))))
+    assert rounds.pairs[0].baseline_ms == pytest.approx(float(np.median(medians)))
+    assert rounds.pairs[0].method.side_statistic == "median of round medians"
+    assert single.pairs[0].baseline_ms == pytest.approx(float(np.median(a[0])))
+    assert single.pairs[0].method.side_statistic == "median of samples"

@@ -139,7 +139,7 @@ def render_text(comparison: Comparison) -> str:
     lines.append("")
     header = ("case", "region", "baseline ms", "current ms", "change", f"{1 - comparison.alpha:.0%} CI",
               "p (Holm)", "verdict")
-    rows = [(p.key, p.region, format_ms(p.baseline_median_ms), format_ms(p.current_median_ms),
+    rows = [(p.key, p.region, format_ms(p.baseline_ms), format_ms(p.current_ms),
              format_change(p.ratio), format_interval(p), format_p(p.p_adjusted), p.verdict.label)
             for p in comparison.ordered()]
     if rows:
@@ -179,7 +179,7 @@ def _md_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]
 
 def _md_case_rows(pairs: list[Pair]) -> list[tuple[str, ...]]:
     return [(f"{p.verdict.icon} {p.verdict.label}", f"`{p.key}`", p.region,
-             format_ms(p.baseline_median_ms), format_ms(p.current_median_ms), format_change(p.ratio),
+             format_ms(p.baseline_ms), format_ms(p.current_ms), format_change(p.ratio),
              format_interval(p), format_p(p.p_adjusted)) for p in pairs]
 
 

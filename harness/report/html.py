@@ -315,8 +315,8 @@ def _comparison_section(comparison: Comparison, chart) -> str:
 def _pair_table(pairs: Sequence[Pair], alpha: float) -> str:
     rows = "".join(
         f"<tr class=\"{p.verdict}\"><td><code>{escape(p.key)}</code></td><td>{escape(p.region)}</td>"
-        f"<td class=num>{format_ms(p.baseline_median_ms)}</td>"
-        f"<td class=num>{format_ms(p.current_median_ms)}</td>"
+        f"<td class=num>{format_ms(p.baseline_ms)}</td>"
+        f"<td class=num>{format_ms(p.current_ms)}</td>"
         f"<td class=num>{p.ratio:.3f}×</td><td class=num>{_ci(p)}</td>"
         f"<td class=num>{format_p(p.p_adjusted)}</td><td>{p.verdict.word_with_name()}</td></tr>"
         for p in pairs)

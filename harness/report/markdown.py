@@ -164,8 +164,8 @@ def _comparison_summary(comparison: Comparison) -> list[str]:
             rows = [f"| case | A ms | B ms | B/A [{1 - comparison.alpha:.0%} CI] | verdict |", "|---|---:|---:|---:|---|"]
             for p in changed:
                 ci = f" [{p.ci_low:.2f}, {p.ci_high:.2f}]" if p.interval.has_ci else ""
-                rows.append(f"| {p.verdict.mark} `{p.key}` | {format_ms(p.baseline_median_ms)} | "
-                            f"{format_ms(p.current_median_ms)} | {p.ratio:.2f}×{ci} | {p.verdict.word} |")
+                rows.append(f"| {p.verdict.mark} `{p.key}` | {format_ms(p.baseline_ms)} | "
+                            f"{format_ms(p.current_ms)} | {p.ratio:.2f}×{ci} | {p.verdict.word} |")
             lines += _fold(rows, f"{changed_cases_title()} ({len(changed)})", open_when_short=True)
     left_out = ([f"- `{key}`: only in A" for key in comparison.only_in_baseline]
                 + [f"- `{key}`: only in B" for key in comparison.only_in_current]
