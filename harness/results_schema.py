@@ -229,6 +229,7 @@ _CASE_FACTS = {
     ("backend", "cuda_graph"): _mapping, ("backend", "cuda_graph", "*"): _mapping,
     ("backend", "cuda_graph", "*", "capture_ms"): _number, ("backend", "cuda_graph", "*", "graph_pool_bytes"): _number,
     ("memory", "peak_allocated_bytes"): _number, ("memory", "peak_rss_bytes"): _number,
+    ("memory", "case_peak_rss_growth_bytes"): _number, ("memory", "rss_before_case_bytes"): _number,
     ("telemetry", "nvml"): _mapping, ("telemetry", "nvml", "available"): _flag, ("telemetry", "nvml", "reason"): _text,
     ("telemetry", "windows"): _mapping, ("telemetry", "windows", "*"): _mapping,
     ("telemetry", "windows", "*", "energy_per_sequence_j"): _number,

@@ -99,3 +99,13 @@ def test_load_checks_a_results_file_against_the_schema(tmp_path):
     path.write_text(json.dumps(document))
     with pytest.raises(ResultsFileError, match=r"cases\[0\]\.case\.batch: must be a whole number"):
         STORE.load(path)
+
+
+def test_the_cases_own_memory_is_checked_like_the_other_memory_facts(tmp_path):
+    """A forged growth (text where a number belongs) is refused when read, not a crash of the reports."""
+    document = json.loads(json.dumps(synthetic_run(3).to_dict()))
+    document["cases"][0]["memory"] = {"case_peak_rss_growth_bytes": "rnn"}
+    path = tmp_path / "forged.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(ResultsFileError, match=r"cases\[0\]\.memory\.case_peak_rss_growth_bytes: must be a finite"):
+        STORE.load(path)
