@@ -160,7 +160,7 @@ class History:
         named twice (any of its cases), and a merged file whose parts came from different environments."""
         prepared, seen = [], {}
         for run in runs:
-            if run.options.get("merged_environment_differences"):
+            if run.run_options.merged_environment_differences:
                 raise HistoryError(f"{run.source}: merged from runs of different environments "
                                    f"(--allow-env-mismatch); a history series holds one environment: add the parts "
                                    f"instead; nothing added")

@@ -15,7 +15,8 @@ from typing import Sequence
 from harness.environment_diff import EnvironmentDifference, environment_differences
 from harness.errors import RnnbenchError
 from harness.resume import suite_content
-from harness.results import RunResults, thaw
+from harness.results import RunResults
+from harness.run_options import RunOptions
 
 
 class MergeError(RnnbenchError):
@@ -51,7 +52,7 @@ def merge_runs(runs: Sequence[RunResults], *, allow_env_mismatch: bool = False) 
                                  f"file; pass --allow-env-mismatch to merge anyway")
             if difference.blocking:
                 differences.append((str(run.source), difference))
-    rounds = {run.options.get("rounds", 1) for run in runs}
+    rounds = {run.run_options.round_count for run in runs}
     if len(rounds) > 1:
         raise MergeError(f"merge: the files were measured in different numbers of rounds ({sorted(rounds)}); "
                          f"their statistics are not of one kind")
@@ -68,17 +69,18 @@ def merge_runs(runs: Sequence[RunResults], *, allow_env_mismatch: bool = False) 
     shard_count = counts.pop() if len(counts) == 1 and all(shard is not None for shard in shards) else None
     missing = tuple(sorted(set(range(shard_count)) - {shard["index"] for shard in shards})) if shard_count else ()
     complete = all(run.status == "complete" for run in runs) and not missing
-    options = {key: thaw(value) for key, value in first.options.items()
-               if key in ("device", "backends", "filters", "rounds")}
-    options["merged_from"] = [
+    recorded = first.run_options
+    merged_from = [
         {"source": run.source, "status": run.status, "shard": shard, "host": run.environment.host,
          "device": run.environment.device, "started_utc": run.started_utc, "finished_utc": run.finished_utc,
          "cases": len(run.cases)}
         for run, shard in zip(runs, shards)]
-    if differences:  # a history keeps one environment per series: it refuses such a file (harness.history)
-        options["merged_environment_differences"] = [
-            {"source": source, "label": d.label, "baseline": d.baseline, "current": d.current}
-            for source, d in differences]
+    # a history keeps one environment per series: it refuses a file merged across environments (harness.history)
+    options = RunOptions(device=recorded.device, backends=recorded.backends, filters=recorded.filters,
+                         rounds=recorded.rounds, merged_from=merged_from,
+                         merged_environment_differences=[
+                             {"source": source, "label": d.label, "baseline": d.baseline, "current": d.current}
+                             for source, d in differences] or None)
     started = [run.started_utc for run in runs if run.started_utc]
     finished = [run.finished_utc for run in runs if run.finished_utc]
     merged = RunResults(environment=first.environment, suite=first.suite, cases=tuple(cases),
@@ -90,7 +92,5 @@ def merge_runs(runs: Sequence[RunResults], *, allow_env_mismatch: bool = False) 
 
 
 def _shard_of(run: RunResults) -> dict | None:
-    shard = run.options.get("shard")
-    if not shard:
-        return None
-    return {"index": int(shard["index"]), "count": int(shard["count"])}
+    shard = run.run_options.shard
+    return shard.to_dict() if shard is not None else None

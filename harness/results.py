@@ -23,6 +23,7 @@ from harness.flops import region_flops
 from harness.stats import SampleStats, summarize_rounds
 
 if TYPE_CHECKING:
+    from harness.run_options import RunOptions
     from harness.machine_state import MachineState
 
 SCHEMA = "rnnbench.results"
@@ -230,11 +231,19 @@ class RunResults:
     def __post_init__(self):
         object.__setattr__(self, "environment", Environment(self.environment))
         object.__setattr__(self, "suite", freeze(self.suite))
-        object.__setattr__(self, "options", freeze(self.options))
+        options = self.options.to_dict() if hasattr(self.options, "to_dict") else self.options  # a RunOptions
+        object.__setattr__(self, "options", freeze(options))
         object.__setattr__(self, "cases", tuple(self.cases))
 
     def counts(self) -> dict[str, int]:
         return {status: sum(1 for c in self.cases if c.status == status) for status in STATUSES}
+
+    @cached_property
+    def run_options(self) -> "RunOptions":
+        """``options`` as the typed record (:class:`harness.run_options.RunOptions`): what readers ask."""
+        from harness.run_options import RunOptions
+
+        return RunOptions.from_dict(self.options)
 
     def to_dict(self) -> dict:
         return {

@@ -28,6 +28,12 @@ class ResumeError(RnnbenchError):
 def load_for_resume(resume_path: str | Path, suite: Mapping, environment: Mapping) -> RunResults:
     """The earlier run's results; raises ResumeError when this suite or environment is not the one it used."""
     previous = read_results_or_journal(resume_path)
+    check_resumable(previous, resume_path, suite, environment)
+    return previous
+
+
+def check_resumable(previous: RunResults, resume_path: str | Path, suite: Mapping, environment: Mapping) -> None:
+    """Raises ResumeError when this suite or environment is not the one the earlier run used."""
     if suite_content(previous.suite) != suite_content(suite):
         raise ResumeError(f"{resume_path}: the suite has changed since that run (grid, timing, dtype or device "
                           f"differ); start a new run instead of resuming")
@@ -38,7 +44,6 @@ def load_for_resume(resume_path: str | Path, suite: Mapping, environment: Mappin
         changes = ", ".join(f"{d.label}: {d.baseline} -> {d.current}" for d in refused)
         raise ResumeError(f"{resume_path}: the environment has changed since that run ({changes}); "
                           f"its timings would not be comparable; start a new run")
-    return previous
 
 
 def suite_content(suite: Mapping) -> dict:

@@ -72,9 +72,9 @@ def _run_line(label: str, run: RunResults) -> str:
         facts.append(str(run.started_utc))
     rounds = run_rounds(run)
     facts.append(f"{rounds} round{'s' if rounds != 1 else ''}")
-    turns = run.options.get("interleaved") or {}
-    if turns.get("side"):
-        facts.append(f"side {str(turns['side']).upper()} of an A/B, {turns.get('blocks')} blocks a case and round")
+    side = run.run_options.ab_side
+    if side is not None and side.side:
+        facts.append(f"side {str(side.side).upper()} of an A/B, {side.blocks} blocks a case and round")
     if run.status and run.status != "complete":
         facts.append(run.status.upper())
     return f"{label}: {run.source} ({', '.join(facts)})"
