@@ -6,8 +6,8 @@ iteration:
 
 - wall time: the range, which ends after the iteration's device synchronisation (longer than the timed
   step: the profiler adds host work to every operator);
-- on a GPU: busy time, the union of the intervals of kernels, copies and memsets that started within the
-  iteration (overlapping kernels count once); kernels launched; idle fraction, 1 - busy / the timed loop's
+- on a GPU: busy time, the union of the intervals of kernels, copies and memsets (all streams) that started
+  within the iteration (overlapping kernels count once; :func:`device_busy` defines it); kernels launched; idle fraction, 1 - busy / the timed loop's
   median step (the profiler slows the host, not the kernels, so the timed step is the fair denominator);
 - operators dispatched at the top level (not counting the operators they call), on any device.
 
@@ -19,7 +19,8 @@ Figures are medians over the recorded iterations. What the result's ``activity``
      "gpu_busy_ms_per_iteration": [0.14, 0.139, ...]}
 
 or ``{"available": false, "reason": "..."}``. On a CPU ``gpu_busy_ms``, ``gpu_idle_fraction`` and
-``kernels_per_step`` are null, with the reason in ``absent``.
+``kernels_per_step`` are null, with the reason in ``absent``. ``profiler_teardown`` says whether CUPTI was
+detached after the pass (:func:`arrange_cupti_teardown`), so that later cases were timed without it.
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ if TYPE_CHECKING:  # reading results (the table's note) must not need torch
     from harness.timing import Workload
 
 ITERATION_RANGE = "rnnbench.iteration"
+CUPTI_TEARDOWN_VARIABLE = "TEARDOWN_CUPTI"
+# Below this CUDA runtime, CUPTI teardown crashes on re-initialisation in a process that uses CUDA graphs
+# (torch.profiler turns teardown off there itself when Inductor's CUDA graphs are on); the cudagraph backend
+# captures graphs without telling torch.profiler, so rnnbench does not ask for teardown there either.
+CUPTI_TEARDOWN_MIN_CUDA = (12, 6)
 DEVICE_BUSY_CATEGORIES = ("kernel", "gpu_memcpy", "gpu_memset")
 # An idle fraction at or above this marks a case launch-bound: the GPU waits on the host most of the step.
 LAUNCH_BOUND_IDLE_FRACTION = 0.5
@@ -54,8 +60,10 @@ def profile_activity(work: Workload, clock, device_type: str, iterations: int,
     try:
         events = _record_trace(work, clock, device_type, iterations)
     except Exception as exc:  # the profiler is a diagnostic; the timed figures stand without it
-        return {"available": False, "reason": f"profiler failed: {type(exc).__name__}: {exc}".splitlines()[0]}
+        return {"available": False, "reason": f"profiler failed: {type(exc).__name__}: {exc}".splitlines()[0],
+                "profiler_teardown": profiler_teardown_fact(device_type)}
     summary = summarize_trace(events, on_gpu=device_type == "cuda", timed_step_ms=timed_step_ms)
+    summary["profiler_teardown"] = profiler_teardown_fact(device_type)
     summary["pass_s"] = round(time.perf_counter() - started, 3)
     return summary
 
@@ -64,11 +72,58 @@ def _record_trace(work: Workload, clock, device_type: str, iterations: int) -> l
     return record_trace(work, clock, device_type, active=iterations)
 
 
+def arrange_cupti_teardown() -> None:
+    """Ask Kineto to detach CUPTI when a profiler session ends (``TEARDOWN_CUPTI=1``), unless the user set the
+    variable or the CUDA runtime is too old for it (``CUPTI_TEARDOWN_MIN_CUDA``).
+
+    Why: Kineto otherwise keeps CUPTI subscribed after the session (pytorch#144455; PR #146604 reports 10-20 %
+    slower steps afterwards), and the profiled pass runs right after each case's timed loop in the same process,
+    so every later case would be timed with CUPTI attached: a bias that grows with the case's order and hits
+    launch-bound cases most. Tearing down is chosen over moving the passes after all timed loops or into a
+    process of their own, which would build (and compile) every case a second time or keep every case's model
+    in memory, and would hold back each case's result until the run's end. Kineto reads the variable when a
+    session ends; it is set before the first session starts, in the process that profiles (run, worker, pytest).
+    """
+    if CUPTI_TEARDOWN_VARIABLE in os.environ or not _cupti_teardown_is_safe():
+        return
+    os.environ[CUPTI_TEARDOWN_VARIABLE] = "1"
+
+
+def _cupti_teardown_is_safe() -> bool:
+    import torch
+
+    version = getattr(torch.version, "cuda", None)
+    if not version:
+        return True  # a CPU build: nothing to tear down, nothing to crash
+    try:
+        return tuple(int(part) for part in version.split(".")[:2]) >= CUPTI_TEARDOWN_MIN_CUDA
+    except ValueError:
+        return False
+
+
+def profiler_teardown_fact(device_type: str) -> str:
+    """What happened to CUPTI after a profiler session that just ended, as a results file records it."""
+    if device_type != "cuda":
+        return "not needed: no CUPTI on a CPU"
+    value = os.environ.get(CUPTI_TEARDOWN_VARIABLE)
+    if value == "1":
+        return f"{CUPTI_TEARDOWN_VARIABLE}=1"
+    import torch
+
+    if value is None and not _cupti_teardown_is_safe():
+        why = f"CUDA {torch.version.cuda} is older than {'.'.join(map(str, CUPTI_TEARDOWN_MIN_CUDA))}"
+    else:
+        why = f"{CUPTI_TEARDOWN_VARIABLE}={value}" if value is not None else f"{CUPTI_TEARDOWN_VARIABLE} unset"
+    return f"none ({why}): CUPTI stays attached; later cases of this process are timed with it"
+
+
 def record_trace(work: Workload, clock, device_type: str, active: int, wait: int = 0, warmup: int = 1,
                  keep_path: str | None = None) -> list[dict]:
     """Run ``wait + warmup + active`` iterations under torch.profiler with that schedule, each iteration in an
     ``ITERATION_RANGE`` range; returns the Chrome trace's events (of the active iterations). ``keep_path``:
-    also keep the Chrome trace there (it opens in ui.perfetto.dev)."""
+    also keep the Chrome trace there (it opens in ui.perfetto.dev). CUPTI is torn down after the session
+    where it can be (:func:`arrange_cupti_teardown`)."""
+    arrange_cupti_teardown()
     from torch.profiler import ProfilerActivity, profile, record_function, schedule
 
     from harness.timing import run_iteration
@@ -107,16 +162,14 @@ def summarize_trace(events: Sequence[dict], on_gpu: bool, timed_step_ms: float |
     iterations = iteration_windows(complete)
     if not iterations:
         return {"available": False, "reason": f"the trace holds no '{ITERATION_RANGE}' range"}
-    device = [(float(e["ts"]), float(e["ts"]) + float(e["dur"]), e.get("cat")) for e in complete
-              if e.get("cat") in DEVICE_BUSY_CATEGORIES]
+    device = device_events(complete)
     operators = top_level_spans([e for e in complete if e.get("cat") == "cpu_op"])
 
     walls, busy, kernels, dispatched = [], [], [], []
     for begin, end in iterations:
         walls.append((end - begin) / 1e3)
-        inside = [(max(b, begin), min(e, end), cat) for b, e, cat in device if begin <= b < end]
-        busy.append(union_length((b, e) for b, e, _ in inside) / 1e3)
-        kernels.append(sum(1 for _, _, cat in inside if cat == "kernel"))
+        busy.append(device_busy(device, started_within=(begin, end))["busy_us"] / 1e3)
+        kernels.append(sum(1 for e in device if begin <= float(e["ts"]) < end and e.get("cat") == "kernel"))
         dispatched.append(sum(1 for start in operators if begin <= start < end))
 
     profiled_wall_ms = statistics.median(walls)
@@ -149,6 +202,39 @@ def iteration_windows(complete: Sequence[dict]) -> list[tuple[float, float]]:
     """(start, end) in microseconds of every ``ITERATION_RANGE`` range, in order."""
     return sorted((float(event["ts"]), float(event["ts"]) + float(event["dur"])) for event in complete
                   if event.get("name") == ITERATION_RANGE and event.get("cat") == "user_annotation")
+
+
+def device_events(complete: Sequence[dict]) -> list[dict]:
+    """The trace's device activity that counts as busy: kernels, copies and memsets (``DEVICE_BUSY_CATEGORIES``),
+    on every stream and every device the trace holds."""
+    return [event for event in complete if event.get("cat") in DEVICE_BUSY_CATEGORIES]
+
+
+def device_busy(device: Sequence[dict], started_within: tuple[float, float] | None = None) -> dict:
+    """rnnbench's GPU busy time (the one definition :func:`summarize_trace` and ``harness.step_profile`` use),
+    in microseconds::
+
+        {"events": n, "busy_us": ..., "span_us": ..., "idle_in_span_us": ...}
+
+    - events: :func:`device_events`, all streams merged (a copy on one stream under a kernel on another
+      counts once); with ``started_within=(begin, end)`` only those that start in [begin, end), each with its
+      whole duration (not clipped). A step's window is its ``rnnbench.iteration`` host range, which ends after
+      the step's device synchronisation, so what starts in it is what the step launched;
+    - busy_us: the union of their intervals;
+    - span_us: from the first one's start to the last one's end; idle_in_span_us = span - busy.
+
+    A step's idle time is taken against the step (``step - busy``), not the span: the GPU idles before its
+    first kernel too. HolisticTraceAnalysis' temporal breakdown (per rank: one trace, all its streams) is
+    ``idle_in_span_us`` over the whole trace with ``include_last_profiler_step=True``; by default it drops the
+    events launched in the last ``ProfilerStep`` and its span is that of the others (tests/test_hta_agreement.py).
+    """
+    if started_within is not None:
+        begin, end = started_within
+        device = [e for e in device if begin <= float(e["ts"]) < end]
+    intervals = [(float(e["ts"]), float(e["ts"]) + float(e["dur"])) for e in device]
+    busy = union_length(intervals)
+    span = (max(e for _, e in intervals) - min(b for b, _ in intervals)) if intervals else 0.0
+    return {"events": len(intervals), "busy_us": busy, "span_us": span, "idle_in_span_us": span - busy}
 
 
 def union_length(intervals: Iterable[tuple[float, float]]) -> float:

@@ -125,7 +125,9 @@ def plan_run(suite_path: str, *, device: str | None = None, out: str | None = No
     done = {result.key for result in previous_cases}
     cases = tuple(case for case in planned if case.key not in done and (now is None or case.key in now))
     options = RunOptions(device=str(opened.device), backends=plan_backends, filters=plan_filters, shard=shard,
-                         devices=tuple(workers) if workers else None, nvtx=nvtx)
+                         devices=tuple(workers) if workers else None, nvtx=nvtx,
+                         # a resumed run keeps where its finished cases ran
+                         device_of_case=recorded.device_of_case if workers and recorded is not None else None)
     settings = opened.settings()
     if nvtx:
         settings = replace(settings, nvtx=True)

@@ -6,7 +6,8 @@ case key), with a schema of its own, since a profile holds no timed samples::
      "started_utc": ..., "finished_utc": ..., "options": {"device", "backends", "filters", "steps", "nvtx",
      "trace"}, "environment": {...}, "suite": {...},
      "cases": [{"key", "case", "status", "reason", "backend", "parity", "unprofiled_step_samples_ms",
-                "profile": {... harness.step_profile.analyze_steps ...}, "cudnn_algorithm", "trace_file",
+                "profile": {... harness.step_profile.analyze_steps ...}, "cudnn_algorithm", "profiler_teardown",
+                "trace_file",
                 "warnings", "duration_s"}]}
 
 The README's "Profile file" section documents every field.

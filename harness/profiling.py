@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from harness.activity import record_trace
+from harness.activity import profiler_teardown_fact, record_trace
 from harness.backends.cudnn import detect_kernel_library
 from harness.cases import Case
 from harness.cudnn_algo import gpu_facts, predict_for_case
@@ -82,6 +82,8 @@ def _profile(case: Case, settings: RunSettings, options: ProfileSettings, trace_
                   unprofiled_step_samples_ms=[round(value, 6) for value in unprofiled],
                   profile=analyze_steps(events, device.type, unprofiled_step_ms=statistics.median(unprofiled)),
                   cudnn_algorithm=_cudnn_algorithm(case, device),
+                  # whether CUPTI left with the session: the next case's unprofiled iterations run without it
+                  profiler_teardown=profiler_teardown_fact(device.type),
                   trace_file=trace_path)
     seen = result["profile"].get("cudnn_algorithm_seen")
     if result["cudnn_algorithm"].get("forward") is not None:

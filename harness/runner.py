@@ -30,7 +30,7 @@ from harness.parity import ParityReport, comparable_tensors, compare, tolerance_
 from harness.nvtx import clock_with_ranges
 from harness.quiet import messages_captured
 from harness.results import CaseResult
-from harness.suite import Telemetry, Timing
+from harness.suite import Telemetry, Timing, profile_iters_for
 from harness.telemetry.case import CaseTelemetry
 from harness.telemetry.host import peak_rss, reset_peak_rss
 from harness.timing import CaseTimeout, Workload, clock_for, measure, run_iteration
@@ -200,9 +200,10 @@ def _measure_case(case: Case, settings: RunSettings, build, deadline: float, fin
     memory = _peak_memory(device, memory_before)
     facts.update(backend.runtime_facts())
     activity = {}
-    if settings.timing.profile_iters:
+    profile_iters = profile_iters_for(settings.timing, device.type)
+    if profile_iters:
         step_samples = measured.samples_ms.get(region) or ()
-        activity = profile_activity(work, prepared.clock, device.type, settings.timing.profile_iters,
+        activity = profile_activity(work, prepared.clock, device.type, profile_iters,
                                     timed_step_ms=statistics.median(step_samples) if step_samples else None)
     return finished("ok", backend=facts, warmup_ms=measured.warmup_ms, samples_ms=measured.samples_ms,
                     memory=memory, activity=activity,

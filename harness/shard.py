@@ -20,7 +20,7 @@ from typing import Sequence
 from harness.cases import Case
 from harness.errors import SuiteError
 from harness.flops import region_flops
-from harness.suite import Timing
+from harness.suite import Timing, profile_iters_for
 
 # Rough figures for ranking cases, not predictions, read off the H100 results of 2026-11-27 (torch 2.11,
 # /work/shared/gpu-runs: suites small, regression and a bfloat16 DeepBench subset): sustained FLOP/s of an
@@ -71,7 +71,7 @@ def estimated_case_s(case: Case, timing: Timing) -> float:
     iteration_s = (region_flops(case, case.primary_region) / NOMINAL_FLOPS_PER_S[device]
                    + sequential_steps * STEP_OVERHEAD_S[device] * STEP_OVERHEAD_FACTOR.get(case.backend, 1.0))
     timed_s = max(timing.budget_s, timing.min_iters * iteration_s)
-    untimed_s = (1 + timing.warmup_iters + timing.profile_iters) * iteration_s
+    untimed_s = (1 + timing.warmup_iters + profile_iters_for(timing, case.device_type)) * iteration_s
     return CASE_OVERHEAD_S.get(case.backend, 1.0) + timed_s + untimed_s
 
 

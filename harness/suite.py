@@ -71,10 +71,25 @@ class Timing:
     max_iters: int = 10_000
     budget_s: float = 1.0
     case_timeout_s: float = 600.0
-    # iterations of the profiled pass after the timed loop (GPU busy/idle, launches per step); 0 skips it
-    profile_iters: int = 5
+    # iterations of the profiled pass after the timed loop (GPU busy/idle, launches per step); 0 skips it;
+    # None (not given): profile_iters_for() decides by device
+    profile_iters: int | None = None
     # each case measured in this many rounds, each round a fresh worker process with the cases shuffled
     rounds: int = 1
+
+
+# The profiled pass by default: on a GPU it gives what the timed loop cannot (busy/idle, launches, the
+# gpu_busy gate's samples); on a CPU only operators per step, at 26-33 % of a run's time (the profiler records
+# and exports every operator), so there it runs only when the suite asks (`rnnbench profile` breaks a CPU step down).
+DEFAULT_PROFILE_ITERS = {"cuda": 5, "cpu": 0}
+
+
+def profile_iters_for(timing: Timing, device_type: str) -> int:
+    """The iterations of the profiled pass on ``device_type``: the suite's ``profile_iters`` where it gives one,
+    else ``DEFAULT_PROFILE_ITERS``."""
+    if timing.profile_iters is not None:
+        return timing.profile_iters
+    return DEFAULT_PROFILE_ITERS.get(device_type, 0)
 
 
 @dataclass(frozen=True)
@@ -383,8 +398,9 @@ class _Checker:
                                  maximum=limits.MAX_BUDGET_S),
             case_timeout_s=self.number(value.get("case_timeout_s", defaults.case_timeout_s),
                                        path + ("case_timeout_s",), maximum=limits.MAX_CASE_TIMEOUT_S),
-            profile_iters=self.integer(value.get("profile_iters", defaults.profile_iters),
-                                       path + ("profile_iters",), minimum=0, maximum=limits.MAX_PROFILE_ITERS),
+            profile_iters=(self.integer(value["profile_iters"], path + ("profile_iters",), minimum=0,
+                                        maximum=limits.MAX_PROFILE_ITERS)
+                           if value.get("profile_iters") is not None else defaults.profile_iters),
             rounds=self.integer(value.get("rounds", defaults.rounds), path + ("rounds",), maximum=limits.MAX_ROUNDS),
         )
         if timing.max_iters < timing.min_iters:

@@ -54,7 +54,7 @@ if part core; then
   # the one compile@max-autotune case, under the suite's tf32: Inductor's autotuning reads the precision
   step tf32-max-autotune 60 "$python" -m harness.cli run suites/variants.yaml --device cuda --backend compile \
     --filter compile_mode=max-autotune --out "$out/tf32-max-autotune.json" --quiet
-  [ -f benchmarks/profiler_after_effect.py ] && step profiler-after-effect 60 "$python" benchmarks/profiler_after_effect.py --device cuda
+  [ -f benchmarks/profiler_after_effect.py ] && step profiler-after-effect 60 "$python" benchmarks/profiler_after_effect.py --device cuda --rounds 2 --seconds 0.3 --json "$out/profiler-after-effect.json"
 fi
 if part profile; then
   step kernel-names 60 "$python" scripts/record-kernel-names.py "$out/kernel-names.json"

@@ -120,3 +120,96 @@ def test_real_cuda_pass_measures_busy_time_launches_and_idle():
         assert 0 <= activity["gpu_idle_fraction"] <= 1
         idle[backend] = activity["gpu_idle_fraction"]
     assert idle["eager"] > idle["cudnn"] - 0.05  # per-step launches leave the GPU waiting at least as long
+
+
+# Records, as JSON, TEARDOWN_CUPTI as the first profiler session of the process starts, and the case's fact.
+_FIRST_SESSION_SPY = """
+import json, os
+import torch.profiler.profiler as kineto
+
+seen = []
+prepare = kineto._KinetoProfile.prepare_trace
+def spy(self):
+    seen.append(os.environ.get("TEARDOWN_CUPTI", "unset"))
+    return prepare(self)
+kineto._KinetoProfile.prepare_trace = spy
+
+from harness.runner import run_case
+from tests.helpers import cpu_settings, tiny_case
+
+first = run_case(tiny_case(), cpu_settings())
+second = run_case(tiny_case(backend="eager"), cpu_settings())
+print(json.dumps({"seen": seen, "statuses": [first.status, second.status],
+                  "fact": first.activity.get("profiler_teardown")}))
+"""
+
+
+def _first_session(environment_value):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    environment = {name: value for name, value in os.environ.items() if name != "TEARDOWN_CUPTI"}
+    if environment_value is not None:
+        environment["TEARDOWN_CUPTI"] = environment_value
+    from pathlib import Path
+
+    done = subprocess.run([sys.executable, "-c", _FIRST_SESSION_SPY], capture_output=True, text=True,
+                          env=environment, cwd=Path(__file__).resolve().parents[1], timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_cupti_teardown_is_asked_for_before_the_first_profiler_session_of_a_process():
+    from harness.activity import _cupti_teardown_is_safe
+
+    if not _cupti_teardown_is_safe():
+        pytest.skip("this torch's CUDA runtime is too old for CUPTI teardown")
+    report = _first_session(None)
+    assert report["statuses"] == ["ok", "ok"]
+    # every session, the first included, starts with the variable Kineto reads when the session ends
+    assert report["seen"] == ["1", "1"]
+    assert report["fact"] == "not needed: no CUPTI on a CPU"
+
+
+def test_a_teardown_setting_of_the_user_is_kept():
+    report = _first_session("0")
+    assert report["seen"] == ["0", "0"]
+
+
+def test_the_teardown_fact_says_what_a_cuda_session_left_behind(monkeypatch):
+    from harness.activity import profiler_teardown_fact
+
+    monkeypatch.setenv("TEARDOWN_CUPTI", "1")
+    assert profiler_teardown_fact("cuda") == "TEARDOWN_CUPTI=1"
+    monkeypatch.setenv("TEARDOWN_CUPTI", "0")
+    assert profiler_teardown_fact("cuda").startswith("none (TEARDOWN_CUPTI=0): CUPTI stays attached")
+
+
+@pytest.mark.gpu
+def test_a_cuda_run_records_that_cupti_was_torn_down_after_its_pass():
+    import os
+
+    if os.environ.get("TEARDOWN_CUPTI", "1") != "1":
+        pytest.skip("TEARDOWN_CUPTI set otherwise by the user")
+    result = run_case(tiny_case(device_type="cuda"), cpu_settings(device=torch.device("cuda", 0)))
+    assert result.ok, result.reason
+    assert result.activity["profiler_teardown"] == "TEARDOWN_CUPTI=1"
+
+
+def test_the_profiled_pass_runs_by_default_on_a_gpu_only_and_where_a_suite_asks():
+    from harness.suite import Timing, profile_iters_for
+
+    assert profile_iters_for(Timing(), "cuda") == 5
+    assert profile_iters_for(Timing(), "cpu") == 0
+    assert profile_iters_for(Timing(profile_iters=2), "cpu") == 2
+    assert profile_iters_for(Timing(profile_iters=0), "cuda") == 0
+
+
+def test_a_cpu_run_with_the_default_timing_records_no_profiled_pass():
+    from dataclasses import replace
+
+    settings = cpu_settings()
+    result = run_case(tiny_case(), replace(settings, timing=replace(settings.timing, profile_iters=None)))
+    assert result.ok and result.activity == {}

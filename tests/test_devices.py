@@ -100,8 +100,11 @@ def test_two_workers_share_the_cases_stop_on_ctrl_c_and_resume(tmp_path):
     final = read_results(results)
     assert final.status == "complete" and len(final.cases) == 8 and len({c.key for c in final.cases}) == 8
     assert {c.key: c.samples_ms for c in first.cases}.items() <= {c.key: c.samples_ms for c in final.cases}.items()
-    workers = set(final.options["device_of_case"].values())  # the resumed part ran on the recorded devices
-    assert workers == {"cpu (worker 0)", "cpu (worker 1)"}, workers
+    # the resumed part ran on the recorded devices; which worker took how many cases is a race (one may still
+    # be importing torch while the other finishes the rest, on a loaded machine), so not asserted
+    workers = set(final.options["device_of_case"].values())
+    assert workers and workers <= {"cpu (worker 0)", "cpu (worker 1)"}, workers
+    assert set(final.options["device_of_case"]) == {c.key for c in final.cases}
     assert [d["device"] for d in json.loads(results.read_text())["options"]["devices"]] == ["cpu", "cpu"]
 
 

@@ -285,3 +285,53 @@ def test_a_real_cuda_trace_of_a_replayed_graph_counts_its_graph_launches(tmp_pat
     profile = record["profile"]
     assert profile["graph_launches_per_step"] == 2, profile  # the forward graph, then the loss-and-backward one
     assert profile["launches_per_step"] > profile["launch_calls_per_step"]
+
+
+def _cpu_document(profiled_step_us: float, unprofiled_step_ms: float):
+    """A CPU profile of one step (``profiled_step_us`` long, one operator in it) beside its unprofiled step."""
+    events = [_event("user_annotation", ITERATION_RANGE, 0, profiled_step_us),
+              _event("cpu_op", "aten::lstm", 1, profiled_step_us / 2)]
+    profile = analyze_steps(events, "cpu", unprofiled_step_ms=unprofiled_step_ms)
+    return _document(cases=[{"key": tiny_case().key, "case": tiny_case().to_dict(), "status": "ok",
+                             "profile": profile}])
+
+
+def test_a_profile_the_profiler_dominates_says_so_in_the_table_and_the_chart():
+    from harness.report.profile_plots import profile_figure
+    from harness.report.profile_text import profile_text
+
+    run = profile_from_document(_cpu_document(375_000, 1.06), "p.json")
+    text = profile_text(run)
+    assert ("DISTORTED: profiled step 375 ms is 354x the unprofiled 1.06 ms: the profiler's overhead dominates; "
+            "the breakdown shows shares, not times") in text
+    figure = profile_figure(run)
+    notes = [t.get_text() for t in figure.axes[0].texts]
+    assert notes == [" 375 ms profiled · unprofiled 1.06 ms (354×)"]
+    assert "shares, not times" in figure._suptitle.get_text()
+    # the unprofiled step is drawn where it ends, on the profiled step's bar
+    [mark] = figure.axes[0].lines
+    assert list(mark.get_xdata()) == [1.06, 1.06]
+
+
+def test_a_profile_near_its_unprofiled_step_carries_no_distortion_flag():
+    from harness.report.profile_plots import profile_figure
+    from harness.report.profile_text import profile_text
+
+    run = profile_from_document(_cpu_document(1_500, 1.0), "p.json")
+    assert "DISTORTED" not in profile_text(run)
+    figure = profile_figure(run)
+    assert [t.get_text() for t in figure.axes[0].texts] == [" 1.50 ms profiled · unprofiled 1.00 ms"]
+    assert "shares, not times" not in figure._suptitle.get_text()
+
+
+def test_a_gpu_profile_flags_a_host_the_profiler_slowed_beside_its_unprofiled_step():
+    from harness.report.profile_text import profile_text
+
+    # the trace's steps are 0.1 ms; unprofiled 0.04 ms: 2.5x
+    run = profile_from_document(_document(cases=[{"key": tiny_case().key, "case": tiny_case().to_dict(),
+                                                  "status": "ok", "profile": analyze_steps(_gpu_trace(), "cuda", 0.04)}]),
+                                "p.json")
+    text = profile_text(run)
+    assert "step 0.040 ms (unprofiled; profiled 0.100)" in text
+    assert "DISTORTED: profiled step 0.100 ms is 2.5x the unprofiled 0.040 ms: the profiler slowed the host" in text
+    assert "DISTORTED" not in profile_text(profile_from_document(_document(), "p.json"))  # 0.1 against 0.08

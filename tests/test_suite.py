@@ -89,3 +89,11 @@ grid: {cell: [lstm, gru], backend: [cudnn, eager], batch: [1, 2], seq_len: 3, in
     assert len(select_cases(cases, filters=["cell=lstm", "backend=cudnn,eager", "batch=1"])) == 2
     with pytest.raises(SuiteError, match="unknown axis"):
         select_cases(cases, filters=["colour=red"])
+
+
+def test_profile_iters_left_out_is_the_device_default_and_given_is_checked():
+    assert parse_suite(MINIMAL).timing.profile_iters is None
+    given = parse_suite(MINIMAL.replace("grid:", "timing: {profile_iters: 3}\ngrid:", 1))
+    assert given.timing.profile_iters == 3
+    with pytest.raises(SuiteError, match="profile_iters"):
+        parse_suite(MINIMAL.replace("grid:", "timing: {profile_iters: -1}\ngrid:", 1))

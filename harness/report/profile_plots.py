@@ -5,17 +5,20 @@ cuDNN mostly one kernel. Reads profile files; never measures."""
 from __future__ import annotations
 
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from harness.kernel_classes import CLASSES, IDLE, class_label
 from harness.profile_file import ProfiledCase, ProfileRun
 from harness.report.context import context_line
 from harness.report.plots import _new_figure
+from harness.report.profile_text import DISTORTION_RATIO, format_ratio, profiler_distortion
 from harness.report.text import format_ms
 from harness.suite import BACKENDS
 
 BAR_HEIGHT = 0.7
 IDLE_HATCH = "///"
+UNPROFILED_MARK = "unprofiled step"
 
 
 def _configuration(case) -> str:
@@ -45,6 +48,7 @@ def profile_figure(run: ProfileRun) -> Figure:
     y, previous = 0.0, None
     used = set()
     widest = 0.0
+    any_distorted = False
     for entry in entries:
         configuration = _configuration(entry.case)
         if previous is not None and configuration != previous:
@@ -61,23 +65,53 @@ def profile_figure(run: ProfileRun) -> Figure:
                     hatch=IDLE_HATCH if kind is IDLE else None)
             left += width
         widest = max(widest, left)
-        idle = entry.profile.get("idle_fraction")
-        note = f" {format_ms(entry.profile['step_ms'])} ms" + (f" · idle {idle:.0%}" if idle is not None else "")
-        ax.text(left, y, note, va="center", ha="left", fontsize=8.5, color="0.25")
+        note, distorted = _bar_note(entry.profile, device_type)
+        any_distorted = any_distorted or distorted
+        unprofiled = entry.profile.get("unprofiled_step_ms")
+        if device_type != "cuda" and unprofiled:
+            # the unprofiled step, drawn on the bar of the profiled one: where the step would end unprofiled
+            ax.plot([unprofiled, unprofiled], [y - BAR_HEIGHT / 2, y + BAR_HEIGHT / 2], color="black",
+                    linewidth=1.6, solid_capstyle="butt")
+            used.add(UNPROFILED_MARK)
+        ax.text(left, y, note, va="center", ha="left", fontsize=8.5, color="firebrick" if distorted else "0.25")
         labels.append(f"{entry.case.backend}\n{configuration}")
         positions.append(y)
         y += 1.0
     ax.set_yticks(positions, labels, fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlim(0, widest * 1.22)
+    ax.set_xlim(0, widest * 1.55)  # room for the note at the longest bar's end
     ax.set_xlabel("time per step [ms]" + (" (bar: the unprofiled step)" if device_type == "cuda" else
                                           " (bar: the profiled step; the profiler slows CPU operators)"), fontsize=9.5)
     ax.grid(True, axis="x", alpha=0.3)
     handles = [Patch(facecolor=kind.color, edgecolor="white", hatch=IDLE_HATCH if kind is IDLE else None,
                      label=class_label(kind.name, device_type))
                for kind in CLASSES + (IDLE,) if kind.name in used]
+    if UNPROFILED_MARK in used:
+        handles.append(Line2D([], [], color="black", linewidth=1.6, label="the step unprofiled"))
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.1 - 0.25 / max(len(entries), 1)),
               ncol=3, frameon=False, fontsize=8.5)
     what = "kernel class" if device_type == "cuda" else "operator class (self time)"
-    figure.suptitle(f"Where a step's time goes, by {what}\n{context_line([run])}", fontsize=11)
+    title = f"Where a step's time goes, by {what}\n{context_line([run])}"
+    if any_distorted:
+        title += (f"\nred: the profiled step is over {DISTORTION_RATIO:g}× the unprofiled one; the profiler's "
+                  f"overhead dominates it" + (": the bars show shares, not times" if device_type != "cuda" else ""))
+    figure.suptitle(title, fontsize=11)
     return figure
+
+
+def _bar_note(profile, device_type: str) -> tuple[str, bool]:
+    """The text at a bar's end, and whether the profiler distorted its step (``DISTORTION_RATIO``)."""
+    idle = profile.get("idle_fraction")
+    ratio = profiler_distortion(profile)
+    distorted = ratio is not None and ratio > DISTORTION_RATIO
+    if device_type == "cuda":
+        note = f" {format_ms(profile['step_ms'])} ms" + (f" · idle {idle:.0%}" if idle is not None else "")
+        if profile.get("profiled_step_ms") is not None and ratio is not None:
+            note += f" · profiled {format_ms(profile['profiled_step_ms'])} ms"
+    else:
+        note = f" {format_ms(profile['step_ms'])} ms profiled"
+        if profile.get("unprofiled_step_ms"):
+            note += f" · unprofiled {format_ms(profile['unprofiled_step_ms'])} ms"
+    if distorted:
+        note += f" ({format_ratio(ratio, '×')})"
+    return note, distorted

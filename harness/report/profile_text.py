@@ -10,6 +10,35 @@ from harness.profile_file import ProfiledCase, ProfileRun
 from harness.report.text import format_ms
 
 GROUPS_SHOWN = 10
+# A profiled step this many times the unprofiled one is mostly the profiler's own work: flagged in words.
+DISTORTION_RATIO = 2.0
+
+
+def profiler_distortion(profile) -> float | None:
+    """The profiled step over the unprofiled one (None when either is missing)."""
+    profiled, unprofiled = profile.get("profiled_step_ms"), profile.get("unprofiled_step_ms")
+    if not profiled or not unprofiled or unprofiled <= 0:
+        return None
+    return profiled / unprofiled
+
+
+def distortion_note(profile, times: str = "x") -> str | None:
+    """'profiled step 375 ms is 354x the unprofiled 1.06 ms: ...' where the profiler distorts the step more
+    than ``DISTORTION_RATIO`` times, else None."""
+    ratio = profiler_distortion(profile)
+    if ratio is None or ratio <= DISTORTION_RATIO:
+        return None
+    head = (f"profiled step {format_ms(profile['profiled_step_ms'])} ms is {format_ratio(ratio, times)} the unprofiled "
+            f"{format_ms(profile['unprofiled_step_ms'])} ms: ")
+    if profile.get("device_type") == "cuda":
+        return head + ("the profiler slowed the host; kernel times hold, the gaps between them in the trace "
+                       "are the profiler's")
+    return head + "the profiler's overhead dominates; the breakdown shows shares, not times"
+
+
+def format_ratio(ratio: float, times: str = "x") -> str:
+    """354x, 2.4x (``times``: the sign; the terminal's tables keep to ASCII, the charts use U+00D7)."""
+    return f"{ratio:.0f}{times}" if ratio >= 10 else f"{ratio:.1f}{times}"
 
 
 def _share(value) -> str:
@@ -46,6 +75,9 @@ def case_lines(entry: ProfiledCase) -> list[str]:
             f"  step {format_ms(profile['step_ms'])} ms (profiled; unprofiled {format_ms(profile.get('unprofiled_step_ms'))})"
             f" | in operators {format_ms(profile['busy_ms'])} ms | outside operators {_share(profile.get('idle_fraction'))}"
             f" | {profile.get('operators_per_step', 0):g} top-level operators/step | {profile['steps']} steps")
+    distortion = distortion_note(profile)
+    if distortion:
+        lines.append(f"  DISTORTED: {distortion}")
     algorithm = entry.cudnn_algorithm
     if algorithm.get("forward"):
         predicted = ", ".join(f"{phase} {algorithm[phase]}" for phase in ("forward", "backward") if phase in algorithm)
