@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from harness.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from harness.errors import EXIT_FAILED, EXIT_OK
 from harness.limits import MAX_PROFILE_ITERS
 from harness.terminal import AbProgress, BusyOnce, Group, Progress, SameCodeOnce, warn_about_machine
 
@@ -160,10 +160,9 @@ def ab(suite_path, python_a, python_b, rounds, blocks, device, backends, filters
     click.echo(ab_header(plan), err=True)
     with AbProgress(plan.progress_total, quiet, SameCodeOnce(same_code_ok)) as progress:
         session = run_ab_session(plan, progress)
-    stopped = ab_ending_line(plan, session)
-    if stopped:
-        click.echo(stopped, err=True)
-        sys.exit(EXIT_BAD_INPUT if session.outcome.stopped_by == "error" else EXIT_INTERRUPTED)
+    if session.exit_code is not None:
+        click.echo(ab_ending_line(plan, session), err=True)
+        sys.exit(session.exit_code)
     comparison = compare_runs(session.runs["a"], session.runs["b"], threshold=threshold_value, alpha=alpha_value,
                               labels=("A", "B"))
     if markdown:

@@ -225,6 +225,14 @@ class AbOutcome:
     def complete(self) -> bool:
         return self.outcome.stopped_by is None and len(self.runs) == len(self.sides)
 
+    @property
+    def exit_code(self) -> int | None:
+        """2 when a worker failed or a journal could not be written, 130 when interrupted; None when complete
+        (the comparison decides)."""
+        if self.outcome.stopped_by == "error":
+            return EXIT_BAD_INPUT
+        return None if self.complete else EXIT_INTERRUPTED
+
 
 def run_ab_session(plan: AbPlan, on_progress: Callable = lambda event: None) -> AbOutcome:
     """The rounds of an A/B, the sides taking turns (:func:`harness.rounds.run_interleaved_round`). Each side's
