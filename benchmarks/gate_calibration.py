@@ -59,7 +59,7 @@ def ab_session(suite: str, rounds: int, blocks: int, slowdowns: list[float], see
     import shlex
 
     from harness.executor import run_ab_session
-    from harness.plan import plan_ab
+    from harness.run_plan import plan_ab
 
     sides = {"a": [sys.executable], "a-again": [sys.executable]}
     sides.update({f"slowed-{s:g}": slowed_interpreter(s) for s in slowdowns})

@@ -165,8 +165,9 @@ def expand_cases(suite: Suite, device_type: str) -> list[Case]:
     return list(cases.values())
 
 
-def parse_filter(text: str) -> tuple[str, tuple] | str:
-    """``axis=v1,v2`` becomes (axis, values); anything else is a glob on the case key."""
+def parse_filter(text: str, backends: Iterable[str] = ()) -> tuple[str, tuple] | str:
+    """``axis=v1,v2`` becomes (axis, values); anything else is a glob on the case key. ``backends``: names of
+    the user's backends (harness.custom_backends) a ``backend=`` filter may name besides rnnbench's own."""
     axis, sep, raw = text.partition("=")
     if not sep:
         return text
@@ -186,6 +187,8 @@ def parse_filter(text: str) -> tuple[str, tuple] | str:
             values.append(item.lower() == "true")
         else:
             allowed = CHOICE_AXES.get(axis)
+            if axis == "backend":
+                allowed = (*allowed, *sorted(set(backends) - set(allowed)))
             if allowed and item not in allowed:
                 raise SuiteError(f"--filter {text!r}: unknown {axis} {item!r}; allowed: {', '.join(allowed)}")
             values.append(item)
@@ -195,7 +198,7 @@ def parse_filter(text: str) -> tuple[str, tuple] | str:
 def select_cases(cases: Sequence[Case], backends: Iterable[str] = (), filters: Iterable[str] = ()) -> list[Case]:
     """Keep the cases on one of ``backends`` (all when empty) that pass every filter."""
     backends = tuple(backends)
-    parsed = [parse_filter(f) for f in filters]
+    parsed = [parse_filter(f, {case.backend for case in cases}) for f in filters]
     selected = []
     for case in cases:
         if backends and case.backend not in backends:

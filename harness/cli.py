@@ -91,9 +91,8 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
         devices=None):
     """Time every case of SUITE and write a results file."""
     from harness.executor import execute, finish_run, open_writer
-    from harness.plan import ON_DEVICES, plan_run
-    from harness.report.run_text import run_ending_lines, run_header
-    from harness.report.text import summary_table, warnings_lines
+    from harness.report.run_text import run_ending_lines, run_header, run_summary_lines
+    from harness.run_plan import ON_DEVICES, plan_run
 
     plan = plan_run(suite_path, device=device, out=out, backends=backends, filters=filters, resume_path=resume_path,
                     rounds=rounds, force=force, nvtx=nvtx, shard_spec=shard_spec, devices=devices,
@@ -104,8 +103,7 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
     with Progress(plan.progress_total, quiet, busy) as progress:
         outcome = execute(plan, writer, progress)
     ending = finish_run(plan, writer, outcome)
-    click.echo(summary_table(ending.results))
-    for line in warnings_lines(ending.results):
+    for line in run_summary_lines(ending.results):
         click.echo(line)
     click.echo(f"results: {plan.path}")
     for line in run_ending_lines(plan, ending):
@@ -149,7 +147,8 @@ def ab(suite_path, python_a, python_b, rounds, blocks, device, backends, filters
     """
     from harness.compare import compare_runs
     from harness.executor import run_ab_session
-    from harness.plan import gate_settings, plan_ab
+    from harness.report.answer import ab_verdict_text
+    from harness.run_plan import gate_settings, plan_ab
     from harness.report.compare_text import render_markdown, render_text
     from harness.report.run_text import ab_ending_line, ab_header
     from harness.store import write_text
@@ -168,6 +167,7 @@ def ab(suite_path, python_a, python_b, rounds, blocks, device, backends, filters
     if markdown:
         write_text(plan.folder / "comparison.md", render_markdown(comparison))
     click.echo(render_text(comparison))
+    click.echo(ab_verdict_text(comparison))
     sys.exit(EXIT_FAILED if comparison.failed else EXIT_OK)
 
 
@@ -196,7 +196,8 @@ def env(device, as_json):
 @click.option("--metric", default=None, metavar="REGION",
               help="Timed region to compare: step, forward or backward. Default: each case's primary region "
                    "(the step of a training case, the forward otherwise). gpu_busy: the GPU's busy time per "
-                   "step, from the profiled pass after the timed loop (see the README for when to use it).")
+                   "step, from the profiled pass after the timed loop (when to use it: "
+                   "docs/gate.md#which-metric-to-gate-on).")
 @THRESHOLD_OPTION
 @ALPHA_OPTION
 @click.option("--markdown", "markdown_path", default=None, metavar="FILE",
@@ -212,10 +213,9 @@ def compare(baseline_path, current_path, metric, threshold, alpha, markdown_path
     in common, different environments without --allow-env-mismatch, a bad option).
     """
     from harness.compare import compare_runs
-    from harness.errors import ComparisonError
-    from harness.report.compare_text import (render_environment_refusal, render_markdown,
+    from harness.report.compare_text import (environment_refusal_error, render_environment_refusal, render_markdown,
                                              render_markdown_refusal, render_text)
-    from harness.plan import gate_settings
+    from harness.run_plan import gate_settings
     from harness.store import read_results, write_text
 
     threshold_value, alpha_value = gate_settings(threshold, alpha)
@@ -227,9 +227,7 @@ def compare(baseline_path, current_path, metric, threshold, alpha, markdown_path
             write_text(markdown_path, render_markdown_refusal(comparison, "--allow-env-mismatch"),
                        inputs=(baseline_path, current_path))
         click.echo(render_environment_refusal(comparison), err=True)
-        raise ComparisonError(f"refusing to compare runs of different environments "
-                              f"({', '.join(d.label for d in blocking)}); refresh the baseline on this machine "
-                              f"or pass --allow-env-mismatch")
+        raise environment_refusal_error(comparison, "--allow-env-mismatch")
     if markdown_path:  # first: a Markdown file that cannot be written must not follow a printed verdict
         write_text(markdown_path, render_markdown(comparison), inputs=(baseline_path, current_path))
     click.echo(render_text(comparison))
@@ -297,21 +295,23 @@ def baseline_path(results_path, device, directory):
 def profile(suite_path, device, backends, filters, out_dir, steps, trace, nvtx, quiet):
     """Profile every case of SUITE: kernels (GPU) or operators (CPU) per step, by name and by class, GPU busy
     and idle time, launches per step, CPU dispatch time, and cuDNN's predicted algorithm."""
-    from harness.executor import execute_profile
-    from harness.plan import plan_profile
+    from harness.executor import execute_profile, finish_profile, open_profile_writer
     from harness.profile_file import profile_from_document
     from harness.report.profile_text import profile_text
+    from harness.report.run_text import profile_ending_lines, profile_header
+    from harness.run_plan import plan_profile
 
     plan = plan_profile(suite_path, device=device, backends=backends, filters=filters, out_dir=out_dir, steps=steps,
                         trace=trace, nvtx=nvtx, on_machine_state=warn_about_machine)
-    click.echo(f"rnnbench: profiling {len(plan.cases)} cases of suite '{plan.suite.name}' on {plan.opened.device}, "
-               f"{steps} steps each", err=True)
+    writer = open_profile_writer(plan)  # before any case: a path that cannot be written fails now
+    click.echo(profile_header(plan, writer.journal_path), err=True)
     with Progress(len(plan.cases), quiet, label="profiling") as progress:
-        ending = execute_profile(plan, progress)
+        outcome = execute_profile(plan, writer, progress)
+    ending = finish_profile(writer, outcome)
     click.echo(profile_text(profile_from_document(ending.document, str(plan.path))))
     click.echo(f"profile: {plan.path}")
-    if ending.status == "interrupted":
-        click.echo(f"rnnbench: interrupted; {len(ending.records)} finished cases saved to {plan.path}", err=True)
+    for line in profile_ending_lines(plan, ending):
+        click.echo(line, err=True)
     sys.exit(ending.exit_code)
 
 
@@ -344,7 +344,7 @@ OUT_DIR_OPTION = click.option("-o", "--out", "out_dir", default=None, metavar="D
 @OUT_DIR_OPTION
 def plot(results_paths, x_axis, metric, by, chart, filters, threshold, alpha, out_dir):
     """Draw charts of RESULTS files as PNGs: scaling curves (default), speedups or an A-vs-B comparison."""
-    from harness.plan import gate_settings
+    from harness.run_plan import gate_settings
     from harness.report.render import filter_runs, plot as draw, write_charts
     from harness.store import REPORTS_DIR, read_runs
 
@@ -370,16 +370,19 @@ def report(results_paths, filters, threshold, alpha, out_dir):
     against the first (A). summary.md suits a pull-request comment or $GITHUB_STEP_SUMMARY.
     """
     from harness.profile_file import read_results_and_profiles
-    from harness.plan import gate_settings
+    from harness.run_plan import gate_settings
     from harness.report.render import filter_profiles, filter_runs, write_report
     from harness.store import REPORTS_DIR
 
     threshold_value, alpha_value = gate_settings(threshold, alpha)
     runs, profiles = read_results_and_profiles(results_paths)  # profile files: rnnbench profile's
     runs, profiles = filter_runs(runs, filters) if runs else runs, filter_profiles(profiles, filters)
+    left_out = []
     for path in write_report(runs, out_dir or REPORTS_DIR, threshold=threshold_value, alpha=alpha_value,
-                             profiles=profiles):
+                             profiles=profiles, left_out=left_out):
         click.echo(str(path))
+    for chart in left_out:
+        click.echo(f"rnnbench: chart not drawn: {chart.name}: {chart.left_out} (the report says so)", err=True)
 
 
 # --- scale-out: shards and their merge (harness/shard.py, harness/merge.py) ---
@@ -426,10 +429,11 @@ def history_add(results_paths, db_path):
     """Store RESULTS files in the history: one row per run (environment fingerprint, commit, time), one per case
     (statistics, every sample). A run already there is refused; all files are checked before any is added."""
     from harness.env import utc_now
-    from harness.history import History
+    from harness.history import History, prepare_runs
     from harness.store import HISTORY_PATH, read_runs
 
-    runs = read_runs(results_paths)  # every file is read and checked before the database is touched
+    runs = read_runs(results_paths)
+    prepare_runs(runs)  # every file is read and checked before a database is opened (or created)
     with History(db_path or HISTORY_PATH, create=True) as store:
         for run, run_id in zip(runs, store.add(runs, added_utc=utc_now())):
             click.echo(f"{run.source}: added as run {run_id} ({len(run.cases)} cases)")
@@ -482,7 +486,7 @@ def history_regressions(case_glob, metric, threshold, db_path):
 def _series_steps(case_glob, metric, threshold, db_path):
     """The history's series (of the cases matching ``case_glob``) with their fitted steps; none is an error."""
     from harness.cases import REGIONS_BY_MODE
-    from harness.plan import parse_fraction
+    from harness.run_plan import parse_fraction
     from harness.report.history import stored_steps
 
     regions = sorted({region for regions in REGIONS_BY_MODE.values() for region in regions})

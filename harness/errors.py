@@ -21,6 +21,10 @@ class ReportError(RnnbenchError):
     """Results that cannot be charted as asked: an unknown metric or axis, a metric no case recorded."""
 
 
+class ChartTooLarge(ReportError):
+    """A chart with more panels or rows than one image shows legibly (harness.limits)."""
+
+
 class ComparisonError(RnnbenchError):
     """Two results files that cannot be compared: nothing in common, a bad option, different environments."""
 

@@ -1,8 +1,8 @@
 """The one executor: a plan's cases run in this process, in rounds, on several devices, or as an interleaved A/B.
 
-:func:`execute` runs a :class:`harness.plan.RunPlan` into its results writer and says how it ended
+:func:`execute` runs a :class:`harness.run_plan.RunPlan` into its results writer and says how it ended
 (:class:`Outcome`); :func:`finish_run` writes the results file and decides the run's status and exit code
-(:class:`RunEnding`); :func:`run_ab_session` does both for an :class:`harness.plan.AbPlan` (``rnnbench ab``
+(:class:`RunEnding`); :func:`run_ab_session` does both for an :class:`harness.run_plan.AbPlan` (``rnnbench ab``
 and ``benchmarks/gate_calibration.py``). Every worker process is a :class:`harness.worker_client.WorkerProcess`,
 whose module states the one rule for a worker's environment.
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping
 
 from harness.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, RnnbenchError
-from harness.plan import AbPlan, IN_ROUNDS, ON_DEVICES, RunPlan
+from harness.run_plan import AbPlan, IN_ROUNDS, ON_DEVICES, RunPlan
 
 COMPLETE, INTERRUPTED = "complete", "interrupted"
 
@@ -306,10 +306,14 @@ def stop_on_signals():
 
 @dataclass(frozen=True)
 class ProfileEnding:
-    """A profile once its file is written: the document, its status, the exit code."""
+    """A profile once its file is written: the document, how it ended, the exit code."""
 
     document: Mapping
-    status: str
+    outcome: Outcome
+
+    @property
+    def status(self) -> str:
+        return self.outcome.status
 
     @property
     def records(self) -> list:
@@ -317,35 +321,58 @@ class ProfileEnding:
 
     @property
     def exit_code(self) -> int:
+        if self.outcome.stopped_by == "error":
+            return EXIT_BAD_INPUT
         if self.status == INTERRUPTED:
             return EXIT_INTERRUPTED
         return EXIT_FAILED if any(record.get("status") == "failed" for record in self.records) else EXIT_OK
 
 
-def execute_profile(plan, on_progress: Callable = lambda event: None) -> ProfileEnding:
-    """Profile the plan's cases in this process (:mod:`harness.profiling`), then write the profile file
-    (signals deferred); Ctrl-C or SIGTERM stop it with every finished case kept."""
+def open_profile_writer(plan):
+    """The profile's writer (:class:`harness.profile_file.ProfileWriter`: its journal created now) and, with
+    traces, their folder; ResultsFileError, nothing left behind, when either cannot be created."""
     from harness.env import utc_now
-    from harness.profile_file import profile_document
-    from harness.profiling import profile_case
-    from harness.store import finite_document, trace_path_for, write_json_atomically
+    from harness.errors import ResultsFileError
+    from harness.profile_file import ProfileWriter
+    from harness.store import trace_path_for
 
-    records, status, started = [], COMPLETE, utc_now()
+    writer = ProfileWriter(plan.path, plan.environment, plan.suite.to_dict(), dict(plan.options), utc_now())
+    if plan.trace:
+        traces = trace_path_for(plan.path, "-").parent
+        try:
+            traces.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            writer.discard()
+            raise ResultsFileError(f"{traces}: cannot create the folder for the traces: {exc.strerror or exc}") from None
+    return writer
+
+
+def execute_profile(plan, writer, on_progress: Callable = lambda event: None) -> Outcome:
+    """Profile the plan's cases in this process (:mod:`harness.profiling`), each record into ``writer`` as it
+    finishes; Ctrl-C, SIGTERM or a journal that cannot be written stop it with every finished case kept."""
+    from harness.errors import ResultsFileError
+    from harness.profiling import profile_case
+    from harness.store import trace_path_for
+
     try:
         with stop_on_signals():
             for done, case in enumerate(plan.cases):
                 on_progress(CaseProgress(done, len(plan.cases), case.key, finished=False))
-                trace_path = None
-                if plan.trace:
-                    trace_path = trace_path_for(plan.path, case.key)
-                    trace_path.parent.mkdir(parents=True, exist_ok=True)
-                records.append(profile_case(case, plan.settings, plan.profile_settings,
-                                            str(trace_path) if trace_path else None))
+                trace_path = trace_path_for(plan.path, case.key) if plan.trace else None
+                writer.append(profile_case(case, plan.settings, plan.profile_settings,
+                                           str(trace_path) if trace_path else None))
                 on_progress(CaseProgress(done + 1, len(plan.cases), case.key))
     except KeyboardInterrupt:
-        status = INTERRUPTED
-    document = finite_document(profile_document(plan.environment, plan.suite.to_dict(), dict(plan.options), records,
-                                                status, started, utc_now()))
+        return Outcome("interrupt")
+    except ResultsFileError as exc:  # the journal cannot be written (a full disk): stop, keep what finished
+        return Outcome("error", str(exc))
+    return Outcome()
+
+
+def finish_profile(writer, outcome: Outcome) -> ProfileEnding:
+    """Write the profile file (signals deferred; if it cannot be written, an error naming the rescue)."""
+    from harness.env import utc_now
+
     with signals_deferred():
-        write_json_atomically(plan.path, document)
-    return ProfileEnding(document=document, status=status)
+        document = writer.finish(outcome.status, utc_now())
+    return ProfileEnding(document=document, outcome=outcome)

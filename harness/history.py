@@ -19,6 +19,7 @@ import hashlib
 import json
 import sqlite3
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -108,7 +109,12 @@ def unpack_samples(layout_text: str, blob: bytes | None) -> dict[str, tuple[floa
 
 
 class History:
-    """An open history database. Use as a context manager, or call ``close``."""
+    """An open history database. Use as a context manager, or call ``close``.
+
+    Every SQLite error (a damaged file, a read-only file or folder, a full disk, a lock held too long) is a
+    HistoryError naming the file; a failed add leaves the database as it was (the transaction is rolled back),
+    and a database this call created is removed again when nothing could be added to it.
+    """
 
     def __init__(self, path: str | Path, *, create: bool):
         self.path = Path(path)
@@ -116,14 +122,21 @@ class History:
             raise HistoryError(f"{self.path}: no history database; add runs with: rnnbench history add RESULTS")
         if self.path.is_dir():
             raise HistoryError(f"{self.path}: is a folder, not a history database")
-        if create:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._created = not self.path.exists()
+        self._db = None
         try:
-            self._db = sqlite3.connect(self.path)
+            if create:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            # autocommit: every transaction is begun and ended here, explicitly
+            self._db = sqlite3.connect(self.path, isolation_level=None)
             self._check_or_create(create)
-        except sqlite3.DatabaseError as exc:
-            raise HistoryError(f"{self.path}: not a usable rnnbench history database ({exc}); "
+        except (sqlite3.Error, OSError) as exc:
+            self._abandon()
+            raise HistoryError(f"{self.path}: not a usable rnnbench history database ({_reason(exc)}); "
                                f"nothing was changed") from None
+        except BaseException:
+            self._abandon()
+            raise
 
     def _check_or_create(self, create: bool) -> None:
         application_id = self._db.execute("PRAGMA application_id").fetchone()[0]
@@ -133,19 +146,73 @@ class History:
             if version != SCHEMA_VERSION or not {"runs", "cases"} <= tables:
                 raise HistoryError(f"{self.path}: history schema version {version}; this rnnbench reads "
                                    f"version {SCHEMA_VERSION}")
-            self._db.execute("PRAGMA integrity_check").fetchone()
+            problems = [str(row[0]) for row in self._db.execute("PRAGMA integrity_check").fetchmany(2)]
+            if problems != ["ok"]:
+                raise HistoryError(f"{self.path}: the history database is damaged (integrity check: "
+                                   f"{_short(' '.join(problems).replace('*** in database main ***', ''))}); nothing "
+                                   f"was changed; restore it from a copy or name another --db")
             return
         if tables or application_id != 0:
             raise HistoryError(f"{self.path}: an SQLite database, but not an rnnbench history; name another file")
         if not create:
             raise HistoryError(f"{self.path}: an empty database, not an rnnbench history")
-        with self._db:
-            self._db.executescript(_SCHEMA)
+        with self._transaction():
+            if self._db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]:
+                raise HistoryError(f"{self.path}: another process is creating this history; try again")
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
             self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
+    @contextmanager
+    def _transaction(self):
+        """BEGIN IMMEDIATE (the write lock first, so what is checked inside stays true until COMMIT), then
+        COMMIT, or ROLLBACK on any error."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                try:
+                    self._db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # SQLite rolled back itself (a full disk, an I/O error)
+            raise
+
+    @contextmanager
+    def _errors(self, doing: str):
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise HistoryError(f"{self.path}: cannot {doing} ({_reason(exc)}); the database was left as it "
+                               f"was") from None
+
+    def _abandon(self) -> None:
+        """Close, and remove the file if this object created it and it holds no run."""
+        if self._db is not None:
+            try:
+                empty = not self._created or self._db.execute(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE name = 'runs'").fetchone()[0] == 0 or \
+                    self._db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 0
+            except sqlite3.Error:
+                empty = True
+            self._db.close()
+            self._db = None
+        else:
+            empty = True
+        if self._created and empty:
+            for leftover in (self.path, self.path.with_name(self.path.name + "-journal")):
+                try:
+                    leftover.unlink(missing_ok=True)
+                except OSError:
+                    pass
+
     def close(self) -> None:
-        self._db.close()
+        if self._db is not None:
+            self._db.close()
+            self._db = None
 
     def __enter__(self):
         return self
@@ -156,29 +223,25 @@ class History:
     # ------------------------------------------------------------------------------------------- adding
 
     def add(self, runs: Sequence[RunResults], added_utc: str) -> list[int]:
-        """Store ``runs`` in one transaction; returns their ids. Refuses (adding none) a run already stored or
-        named twice (any of its cases), and a merged file whose parts came from different environments."""
-        prepared, seen = [], {}
-        for run in runs:
-            if run.run_options.merged_environment_differences:
-                raise HistoryError(f"{run.source}: merged from runs of different environments "
-                                   f"(--allow-env-mismatch); a history series holds one environment: add the parts "
-                                   f"instead; nothing added")
-            rows = [self._case_row(run, case) for case in run.cases]
-            for row in rows:
-                if row[1] in seen:
-                    raise HistoryError(f"{run.source}: case {row[0]} is also in {seen[row[1]]}; nothing added")
-                seen[row[1]] = run.source
-            self._refuse_stored([row[1] for row in rows], run.source)
-            prepared.append((run, rows))
+        """Store ``runs`` in one transaction; returns their ids. Refuses (adding none) what
+        :func:`prepare_runs` refuses, and a run whose cases are already stored (checked under the write lock,
+        so two processes adding the same file cannot both succeed)."""
+        prepared = prepare_runs(runs)
         ids = []
-        with self._db:
-            for run, rows in prepared:
-                run_id = self._insert_run(run, added_utc)
-                self._db.executemany("INSERT INTO cases (run_id, key, identity, status, reason, primary_region,"
-                                     " stats, sample_layout, samples) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                     [(run_id, *row) for row in rows])
-                ids.append(run_id)
+        try:
+            with self._errors("add to the history"), self._transaction():
+                for run, rows in prepared:
+                    self._refuse_stored([row[1] for row in rows], run.source)
+                for run, rows in prepared:
+                    run_id = self._insert_run(run, added_utc)
+                    self._db.executemany("INSERT INTO cases (run_id, key, identity, status, reason, primary_region,"
+                                         " stats, sample_layout, samples) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                         [(run_id, *row) for row in rows])
+                    ids.append(run_id)
+        except BaseException:
+            self._abandon()
+            raise
+        self._created = False
         return ids
 
     @staticmethod
@@ -221,15 +284,17 @@ class History:
     # ------------------------------------------------------------------------------------------ reading
 
     def run_count(self) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+        with self._errors("read the history"):
+            return self._db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
 
     def series(self, case_glob: str | None = None, region: str | None = None) -> list[Series]:
         """Per case and fingerprint, the ok runs' medians of ``region`` (default: each case's primary region),
         oldest first (by the time the run started, then the order added)."""
-        rows = self._db.execute(
-            "SELECT cases.key, cases.primary_region, cases.stats, runs.id, runs.started_utc, runs.commit_id,"
-            " runs.fingerprint, runs.facts FROM cases JOIN runs ON runs.id = cases.run_id"
-            " WHERE cases.status = 'ok' ORDER BY runs.started_utc, runs.id").fetchall()
+        with self._errors("read the history"):
+            rows = self._db.execute(
+                "SELECT cases.key, cases.primary_region, cases.stats, runs.id, runs.started_utc, runs.commit_id,"
+                " runs.fingerprint, runs.facts FROM cases JOIN runs ON runs.id = cases.run_id"
+                " WHERE cases.status = 'ok' ORDER BY runs.started_utc, runs.id").fetchall()
         grouped: dict[tuple[str, str], list] = {}
         facts_of: dict[str, dict] = {}
         regions: dict[tuple[str, str], str] = {}
@@ -249,11 +314,43 @@ class History:
                 for (key, fingerprint), points in sorted(grouped.items())]
 
     def samples(self, run_id: int, key: str) -> dict[str, tuple[float, ...]]:
-        row = self._db.execute("SELECT sample_layout, samples FROM cases WHERE run_id = ? AND key = ?",
-                               (run_id, key)).fetchone()
+        with self._errors("read the history"):
+            row = self._db.execute("SELECT sample_layout, samples FROM cases WHERE run_id = ? AND key = ?",
+                                   (run_id, key)).fetchone()
         if row is None:
             raise HistoryError(f"{self.path}: no case {key} in run {run_id}")
         return unpack_samples(*row)
+
+
+def prepare_runs(runs: Sequence[RunResults]) -> list[tuple[RunResults, list[tuple]]]:
+    """Each run with its case rows, once every run is known to be addable; before any database is opened, so a
+    refusal creates nothing. Refuses a run without cases (it would add a row every time and mean nothing), a
+    case named twice, and a merged file whose parts came from different environments."""
+    prepared, seen = [], {}
+    for run in runs:
+        if not run.cases:
+            raise HistoryError(f"{run.source}: a run without cases; there is nothing to keep; nothing added")
+        if run.run_options.merged_environment_differences:
+            raise HistoryError(f"{run.source}: merged from runs of different environments "
+                               f"(--allow-env-mismatch); a history series holds one environment: add the parts "
+                               f"instead; nothing added")
+        rows = [History._case_row(run, case) for case in run.cases]
+        for row in rows:
+            if row[1] in seen:
+                raise HistoryError(f"{run.source}: case {row[0]} is also in {seen[row[1]]}; nothing added")
+            seen[row[1]] = run.source
+        prepared.append((run, rows))
+    return prepared
+
+
+def _reason(exc: BaseException) -> str:
+    return _short(str(getattr(exc, "strerror", None) or exc)) or type(exc).__name__
+
+
+def _short(text: str, most: int = 160) -> str:
+    """One line of at most ``most`` characters (SQLite quotes whole damaged values in its messages)."""
+    text = " ".join(text.split())
+    return text if len(text) <= most else text[:most - 3] + "..."
 
 
 def _text(value) -> str | None:

@@ -1,7 +1,7 @@
 """What rnnbench refuses, and why: the one table of limits, checked where input enters.
 
 Each limit keeps a hostile or mistaken input from exhausting memory or time, or from turning into a crash
-far from where it came in. The README's section "What rnnbench refuses, and why" is this table.
+far from where it came in. docs/refusals.md#limits is this table.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ MAX_BUDGET_S = 3_600.0
 MAX_CASE_TIMEOUT_S = 86_400.0
 MIN_NVML_PERIOD_MS, MAX_NVML_PERIOD_MS = 1.0, 60_000.0
 MAX_SAMPLE_MS = 86_400_000.0  # a day: a larger "time" is a corrupt or forged file
+MAX_CHART_PANELS = 36  # panels (facets) of one scaling chart
+MAX_CHART_ROWS = 300  # configurations (rows) of one speedup or A-vs-B chart
 
 
 def max_threads() -> int:
@@ -59,4 +61,8 @@ LIMITS = (
     ("results file size", f"{MAX_RESULTS_BYTES >> 20} MiB", "bounded memory and time for compare and report"),
     ("a timing sample", f"finite, above 0, at most {MAX_SAMPLE_MS:g} ms (a day)",
      "anything else is a corrupt or forged file and must not pass the gate"),
+    ("panels of one scaling chart; rows of one speedup or A-vs-B chart",
+     f"{MAX_CHART_PANELS}; {MAX_CHART_ROWS}",
+     "past them an image is unreadable and takes minutes to draw: plot refuses it, report leaves it out and "
+     "says so (narrow it with --filter); the tables keep every case"),
 )

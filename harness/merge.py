@@ -14,8 +14,8 @@ from typing import Sequence
 
 from harness.environment_diff import EnvironmentDifference, environment_differences
 from harness.errors import RnnbenchError
-from harness.resume import suite_content
-from harness.results import RunResults
+from harness.plan import PlanUnknown, describe, plan_differences, planned_cases, shard_count_of
+from harness.results import RunResults, thaw
 from harness.run_options import RunOptions
 
 
@@ -29,6 +29,8 @@ class Merged:
     missing_shards: tuple[int, ...]  # of N shards, the indices no input file holds (all inputs were shards of N)
     shard_count: int | None
     environment_differences: tuple[tuple[str, EnvironmentDifference], ...]  # (file, difference) when allowed
+    missing_cases: int | None = None  # cases of the plan no input holds; None: the plan could not be listed
+    plan_unknown: str | None = None  # why not
 
 
 def merge_runs(runs: Sequence[RunResults], *, allow_env_mismatch: bool = False) -> Merged:
@@ -41,10 +43,13 @@ def merge_runs(runs: Sequence[RunResults], *, allow_env_mismatch: bool = False) 
     first = runs[0]
     differences = []
     for run in runs[1:]:
-        if suite_content(run.suite) != suite_content(first.suite):
-            raise MergeError(f"{run.source}: a different suite from {first.source} ('{run.suite.get('name')}' vs "
-                             f"'{first.suite.get('name')}', or the same name with other content); only shards of one "
-                             f"suite are merged")
+        plan = plan_differences(first, run)
+        if plan:
+            what, mine, theirs = plan[0]
+            kind = "suite" if what.startswith("suite ") else "plan"
+            raise MergeError(f"{run.source}: a different {kind} from {first.source} ({what}: {_short(mine)} in "
+                             f"{first.source}, {_short(theirs)} in {run.source}); only the shards of one run "
+                             f"(one suite, selection, shard count and rounds) are merged")
         for difference in environment_differences(first, run):
             if difference.blocking and not allow_env_mismatch:
                 raise MergeError(f"{run.source}: a different environment from {first.source} ({difference.label}: "
@@ -52,10 +57,6 @@ def merge_runs(runs: Sequence[RunResults], *, allow_env_mismatch: bool = False) 
                                  f"file; pass --allow-env-mismatch to merge anyway")
             if difference.blocking:
                 differences.append((str(run.source), difference))
-    rounds = {run.run_options.round_count for run in runs}
-    if len(rounds) > 1:
-        raise MergeError(f"merge: the files were measured in different numbers of rounds ({sorted(rounds)}); "
-                         f"their statistics are not of one kind")
     seen: dict[str, str] = {}
     cases = []
     for run in runs:
@@ -65,22 +66,33 @@ def merge_runs(runs: Sequence[RunResults], *, allow_env_mismatch: bool = False) 
                                  f"once (overlapping shards, or the same file twice?)")
             seen[case.key] = str(run.source)
             cases.append(case)
-    counts = {shard["count"] for shard in shards if shard is not None}
-    shard_count = counts.pop() if len(counts) == 1 and all(shard is not None for shard in shards) else None
-    missing = tuple(sorted(set(range(shard_count)) - {shard["index"] for shard in shards})) if shard_count else ()
-    complete = all(run.status == "complete" for run in runs) and not missing
+    parts = [part for run, shard in zip(runs, shards) for part in _parts_of(run, shard)]
+    shard_count = shard_count_of(first)
+    held = {part["shard"]["index"] for part in parts if part.get("shard")}
+    missing = tuple(sorted(set(range(shard_count)) - held)) if shard_count else ()
+    try:
+        planned = {case.key for case in planned_cases(first)}
+        plan_unknown = None
+    except PlanUnknown as exc:
+        planned, plan_unknown = None, str(exc)
+    if planned is not None:
+        outside = [key for key in seen if key not in planned]
+        if outside:
+            raise MergeError(f"{seen[outside[0]]}: case {outside[0]} is not in the plan its file records (suite and "
+                             f"selection); it does not belong to this run")
+    missing_cases = len(planned - set(seen)) if planned is not None else None
+    # Complete: every input measured all it was asked (a merged input: each of its parts did), and every case of
+    # the plan is here. A plan that cannot be listed again cannot be shown complete.
+    complete = all(_measured_all_asked(run) for run in runs) and not missing and missing_cases == 0
+    merged_differences = [dict(item) for run in runs
+                          for item in thaw(run.run_options.merged_environment_differences or ())]
+    merged_differences += [{"source": source, "label": d.label, "baseline": d.baseline, "current": d.current}
+                           for source, d in differences]
     recorded = first.run_options
-    merged_from = [
-        {"source": run.source, "status": run.status, "shard": shard, "host": run.environment.host,
-         "device": run.environment.device, "started_utc": run.started_utc, "finished_utc": run.finished_utc,
-         "cases": len(run.cases)}
-        for run, shard in zip(runs, shards)]
     # a history keeps one environment per series: it refuses a file merged across environments (harness.history)
     options = RunOptions(device=recorded.device, backends=recorded.backends, filters=recorded.filters,
-                         rounds=recorded.rounds, merged_from=merged_from,
-                         merged_environment_differences=[
-                             {"source": source, "label": d.label, "baseline": d.baseline, "current": d.current}
-                             for source, d in differences] or None)
+                         nvtx=recorded.nvtx, rounds=recorded.rounds, merged_from=parts,
+                         merged_environment_differences=merged_differences or None)
     started = [run.started_utc for run in runs if run.started_utc]
     finished = [run.finished_utc for run in runs if run.finished_utc]
     merged = RunResults(environment=first.environment, suite=first.suite, cases=tuple(cases),
@@ -88,9 +100,33 @@ def merge_runs(runs: Sequence[RunResults], *, allow_env_mismatch: bool = False) 
                         started_utc=min(started) if started else None,
                         finished_utc=max(finished) if finished else None, options=options)
     return Merged(run=merged, missing_shards=missing, shard_count=shard_count,
-                  environment_differences=tuple(differences))
+                  environment_differences=tuple(differences), missing_cases=missing_cases,
+                  plan_unknown=plan_unknown)
+
+
+def _parts_of(run: RunResults, shard: dict | None) -> list[dict]:
+    """The files a merged file is made of: an input that is itself a merged file stands for its parts, so that
+    merging a partial merge with the missing shards gives a complete file."""
+    recorded = run.run_options.merged_from
+    if recorded:
+        return [thaw(part) for part in recorded]
+    return [{"source": run.source, "status": run.status, "shard": shard, "host": run.environment.host,
+             "device": run.environment.device, "started_utc": run.started_utc, "finished_utc": run.finished_utc,
+             "cases": len(run.cases)}]
+
+
+def _measured_all_asked(run: RunResults) -> bool:
+    """Complete, or a merged file whose parts were each complete (what it lacks is whole parts, which the plan's
+    cases tell)."""
+    parts = run.run_options.merged_from
+    return run.status == "complete" or bool(parts) and all(part.get("status") == "complete" for part in parts)
 
 
 def _shard_of(run: RunResults) -> dict | None:
     shard = run.run_options.shard
     return shard.to_dict() if shard is not None else None
+
+
+def _short(value) -> str:
+    text = describe(value)
+    return text if len(text) <= 60 else text[:57] + "..."

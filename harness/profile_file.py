@@ -10,13 +10,16 @@ case key), with a schema of its own, since a profile holds no timed samples::
                 "trace_file",
                 "warnings", "duration_s"}]}
 
-The README's "Profile file" section documents every field.
+docs/results-format.md#profile-file documents every field.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -145,10 +148,14 @@ def read_results_and_profiles(paths: Sequence[str | Path]) -> tuple[list[RunResu
 
 
 def _load(path: Path, quiet: bool = False) -> Any:
-    """The JSON document at ``path``; with ``quiet``, None for text that is not one JSON document (a journal)."""
-    from harness.store import _read_text
+    """The JSON document at ``path`` (a profile journal read as the interrupted profile it stands for); with
+    ``quiet``, None for text that is not one JSON document (a run's journal)."""
+    from harness.store import _read_text, unreadable_json
 
     text = _read_text(path, "profile file")
+    journal = _profile_journal_document(path, text)  # a profile that was killed, or could not be written
+    if journal is not None:
+        return journal
     try:
         return json.loads(text)
     except RecursionError:
@@ -157,3 +164,135 @@ def _load(path: Path, quiet: bool = False) -> Any:
         if quiet:
             return None
         raise ResultsFileError(f"{path}: not valid JSON (truncated?): {exc.msg} at line {exc.lineno}") from None
+    except ValueError as exc:  # an integer of thousands of digits
+        raise ResultsFileError(f"{path}: {unreadable_json(exc)}") from None
+
+
+# ----------------------------------------------------------------------------------------- writing
+
+class ProfileWriter:
+    """Keeps every profiled case on disk as it finishes, then writes the profile file atomically, as
+    ``harness.store.ResultsWriter`` does for a run.
+
+    Opening it checks the output before any case is profiled: the folder is created (or refused: a file
+    where the folder should be, no permission), and ``<profile>.journal`` is created there, so a path that
+    cannot be written fails at once, not after the last case. Each record is a line of the journal (JSON
+    Lines, flushed to disk); ``finish`` writes the profile file and removes the journal. If the profile
+    file cannot be written (a full disk), the document goes to a rescue file in the temporary folder, and
+    the error names it; if that fails too, the journal keeps what it could and the error names it.
+    ``rnnbench report`` reads a profile journal as an interrupted profile.
+    """
+
+    def __init__(self, path: str | Path, environment: Mapping, suite: Mapping, options: Mapping, started_utc: str):
+        from harness.store import _create_new_file, journal_path_for
+
+        self.path = Path(path)
+        self.journal_path = journal_path_for(self.path)
+        self.header = {"environment": dict(environment), "suite": dict(suite), "options": dict(options),
+                       "started_utc": started_utc}
+        self.records: list[dict] = []
+        self.journal_error: str | None = None
+        folder = self.path.parent
+        if folder.exists() and not folder.is_dir():
+            raise ResultsFileError(f"{folder}: is a file; -o names the folder for the profile file")
+        for existing in (self.path, self.journal_path):
+            if existing.exists():
+                raise ResultsFileError(f"{existing}: exists; wait a second or name another -o folder")
+        self._journal = None
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._journal = open(_create_new_file(self.journal_path), "w", encoding="utf-8")
+            self._write_line({"schema": PROFILE_SCHEMA, "schema_version": PROFILE_SCHEMA_VERSION, "journal": True,
+                              **self.header})
+        except OSError as exc:
+            if self._journal is not None:  # created, but not even its first line fits (a full disk)
+                try:
+                    self._journal.close()
+                except OSError:
+                    pass
+                self.journal_path.unlink(missing_ok=True)
+            where = Path(exc.filename) if exc.filename else self.journal_path
+            raise ResultsFileError(f"{where}: cannot write the profile there: {exc.strerror or exc}") from None
+
+    def _write_line(self, document: dict) -> None:
+        from harness.store import _json_default, finite_document
+
+        self._journal.write(json.dumps(finite_document(document), allow_nan=False, default=_json_default) + "\n")
+        self._journal.flush()
+        os.fsync(self._journal.fileno())
+
+    def append(self, record: dict) -> None:
+        """Keep one profiled case; a journal that cannot be written (a full disk) raises ResultsFileError
+        naming it, and the records stay in memory for ``finish``."""
+        self.records.append(record)
+        try:
+            self._write_line({"case": record})
+        except OSError as exc:
+            self.journal_error = f"{self.journal_path}: {exc.strerror or exc}"
+            raise ResultsFileError(f"cannot write the journal {self.journal_error}") from None
+
+    def discard(self) -> None:
+        """Close and remove the journal of a profile that is given up before any case ran."""
+        self._journal.close()
+        self.journal_path.unlink(missing_ok=True)
+
+    def document(self, status: str, finished_utc: str) -> dict:
+        from harness.store import finite_document
+
+        header = self.header
+        return finite_document(profile_document(header["environment"], header["suite"], header["options"],
+                                                self.records, status, header["started_utc"], finished_utc))
+
+    def finish(self, status: str, finished_utc: str) -> dict:
+        """Write the profile file (atomically) and remove the journal; returns the document written."""
+        from harness.store import write_json_atomically
+
+        document = self.document(status, finished_utc)
+        try:
+            self._journal.close()
+        except OSError:
+            pass
+        try:
+            write_json_atomically(self.path, document)
+        except OSError as exc:
+            why = exc.strerror or exc
+            rescue = Path(tempfile.gettempdir()) / f"rnnbench-rescued-{datetime.now():%Y%m%d-%H%M%S}-{self.path.name}"
+            try:
+                write_json_atomically(rescue, document)
+            except OSError:
+                raise ResultsFileError(f"cannot write {self.path} ({why}) nor a rescue copy; the journal "
+                                       f"{self.journal_path} keeps what it could (rnnbench report reads it)") from None
+            self.journal_path.unlink(missing_ok=True)
+            count = len(self.records)
+            raise ResultsFileError(f"cannot write {self.path} ({why}); the {count} profiled case{'s' if count != 1 else ''}"
+                                   f" {'are' if count != 1 else 'is'} in {rescue}") from None
+        self.journal_path.unlink(missing_ok=True)
+        return document
+
+
+def _profile_journal_document(path: Path, text: str) -> dict | None:
+    """The profile document a profile journal stands for (status interrupted), None when ``text`` is no
+    profile journal. A last line cut off mid-write is ignored: every line before it is a finished case."""
+    try:
+        header = json.loads(text.split("\n", 1)[0])
+    except (ValueError, RecursionError):
+        return None
+    if not (isinstance(header, dict) and header.get("journal") is True and header.get("schema") == PROFILE_SCHEMA):
+        return None
+    lines = text.splitlines()
+    records = []
+    for number, line in enumerate(lines[1:], start=2):
+        try:
+            entry = json.loads(line)
+        except RecursionError:
+            raise ResultsFileError(f"{path}:{number}: nested deeper than {limits.MAX_NESTING} levels") from None
+        except json.JSONDecodeError:
+            if number == len(lines):
+                break
+            raise ResultsFileError(f"{path}:{number}: journal line is not valid JSON") from None
+        if not isinstance(entry, dict) or not isinstance(entry.get("case"), dict):
+            raise ResultsFileError(f"{path}:{number}: not a profiled case")
+        records.append(entry["case"])
+    return {**profile_document(header.get("environment") or {}, header.get("suite") or {}, header.get("options") or {},
+                               records, "interrupted", header.get("started_utc"), None),
+            "schema_version": header.get("schema_version")}

@@ -12,6 +12,7 @@ again from the samples, which are the only source of truth.
 
 from __future__ import annotations
 
+from collections import abc
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -31,17 +32,25 @@ SCHEMA_VERSION = 1
 STATUSES = ("ok", "failed", "skipped")
 
 
+_SCALARS = frozenset((float, int, str, bool, type(None)))
+
+
 def freeze(value: Any) -> Any:
     """Read-only copies of nested dicts and lists, so a record cannot be changed after it is made."""
-    if isinstance(value, Mapping):
+    kind = type(value)
+    if kind in _SCALARS:  # most of a results file (its samples): no isinstance through typing's ABC machinery
+        return value
+    if kind is dict or isinstance(value, abc.Mapping):
         return MappingProxyType({key: freeze(item) for key, item in value.items()})
-    if isinstance(value, (list, tuple)):
+    if kind is list or kind is tuple or isinstance(value, (list, tuple)):
+        if all(type(item) in _SCALARS for item in value):  # a list of samples
+            return tuple(value)
         return tuple(freeze(item) for item in value)
     return value
 
 
 def thaw(value: Any) -> Any:
-    if isinstance(value, Mapping):
+    if isinstance(value, abc.Mapping):
         return {key: thaw(item) for key, item in value.items()}
     if isinstance(value, tuple):
         return [thaw(item) for item in value]
@@ -168,8 +177,18 @@ class CaseResult:
 
     @property
     def peak_memory_bytes(self) -> float | None:
-        """The CUDA allocator's peak on a GPU, the process's peak resident memory on a CPU."""
-        return self.memory.get("peak_allocated_bytes", self.memory.get("peak_rss_bytes"))
+        """The case's own peak memory: the CUDA allocator's peak on a GPU; on a CPU how far the process's
+        resident memory rose above its size just before the case was built (harness.telemetry.host). None
+        on a CPU where the peak could not be reset, and in files from before that was recorded."""
+        if "peak_allocated_bytes" in self.memory:
+            return self.memory["peak_allocated_bytes"]
+        growth = self.memory.get("case_peak_rss_growth_bytes")
+        return growth if growth is not None else None
+
+    @property
+    def process_peak_rss_bytes(self) -> float | None:
+        """On a CPU, the whole process's peak resident memory over the case (torch itself included)."""
+        return self.memory.get("peak_rss_bytes")
 
     def to_dict(self) -> dict:
         return {
@@ -244,6 +263,23 @@ class RunResults:
         from harness.run_options import RunOptions
 
         return RunOptions.from_dict(self.options)
+
+    @cached_property
+    def by_configuration(self) -> Mapping[tuple[str, str], tuple[CaseResult, ...]]:
+        """The results of each configuration, by (mode, model key): its backends side by side, in file order.
+        An index, so that finding a case's cudnn counterpart is a lookup, not a scan of every case."""
+        groups: dict[tuple[str, str], list[CaseResult]] = {}
+        for result in self.cases:
+            groups.setdefault((result.case.mode, result.case.model_key), []).append(result)
+        return MappingProxyType({key: tuple(results) for key, results in groups.items()})
+
+    @cached_property
+    def cudnn_speedups(self) -> tuple:
+        """harness.speedup.speedups_over_cudnn of this run, computed once: each speedup is a bootstrap, and
+        the chart, the tables and the summary all show them."""
+        from harness.speedup import speedups_over_cudnn
+
+        return tuple(speedups_over_cudnn(self))
 
     def to_dict(self) -> dict:
         return {

@@ -19,6 +19,8 @@ from harness.store import read_results_or_journal
 # environment_differences() lets these pass for a comparison of two runs; within one run they must match.
 ALSO_REFUSED_WHEN_RESUMING = ("host", "torch threads")
 SUITE_FIELDS_IGNORED = ("source", "sha256", "description")
+# What a resumed file keeps of the file it continues, beside the plan: where a merged file came from.
+CARRIED_ON_RESUME = ("merged_from", "merged_environment_differences")
 
 
 class ResumeError(RnnbenchError):
@@ -44,6 +46,24 @@ def check_resumable(previous: RunResults, resume_path: str | Path, suite: Mappin
         changes = ", ".join(f"{d.label}: {d.baseline} -> {d.current}" for d in refused)
         raise ResumeError(f"{resume_path}: the environment has changed since that run ({changes}); "
                           f"its timings would not be comparable; start a new run")
+
+
+def refuse_another_plan(previous: RunResults, resume_path, *, rounds: int | None, nvtx: bool) -> bool:
+    """The recorded plan decides how a run is continued, not the options given now: a run in rounds cannot be
+    continued (its cases would pass with the rounds they had), and --rounds or --nvtx must not change. Returns
+    whether the run continues with NVTX ranges (as it was started)."""
+    recorded_rounds = previous.run_options.round_count
+    if recorded_rounds > 1:
+        raise ResumeError(f"{resume_path}: a run in {recorded_rounds} rounds; a run in rounds cannot be resumed "
+                          f"(its finished rounds are kept, and rnnbench report reads them); run it again with "
+                          f"--rounds {recorded_rounds} and a new --out")
+    if rounds not in (None, 1):
+        raise ResumeError(f"{resume_path}: that run was measured in one round; leave out --rounds {rounds} to "
+                          f"resume it, or start a new run in rounds")
+    recorded_nvtx = previous.run_options.nvtx
+    if nvtx and not recorded_nvtx:
+        raise ResumeError(f"{resume_path}: that run had no NVTX ranges; leave out --nvtx to resume it")
+    return recorded_nvtx
 
 
 def suite_content(suite: Mapping) -> dict:

@@ -32,7 +32,7 @@ from harness.quiet import messages_captured
 from harness.results import CaseResult
 from harness.suite import Telemetry, Timing, profile_iters_for
 from harness.telemetry.case import CaseTelemetry
-from harness.telemetry.host import peak_rss, reset_peak_rss
+from harness.telemetry.host import current_rss_bytes, peak_rss, reset_peak_rss
 from harness.timing import CaseTimeout, Workload, clock_for, measure, run_iteration
 
 RNN_CLASSES = {"lstm": nn.LSTM, "gru": nn.GRU}
@@ -47,6 +47,8 @@ class RunSettings:
     timing: Timing = field(default_factory=Timing)
     telemetry: Telemetry = field(default_factory=Telemetry)
     nvtx: bool = False  # NVTX ranges around forward, backward and step (CUDA only; harness.nvtx)
+    # the user's backends the suite can name: (name, "package.module:build") pairs (harness.custom_backends)
+    backend_factories: tuple[tuple[str, str], ...] = ()
 
 
 def make_reference(case: Case, settings: RunSettings) -> nn.RNNBase:
@@ -109,7 +111,13 @@ def prepare_case(case: Case, settings: RunSettings,
     expected = _outputs_and_grads(as_called(reference, case, batch), dict(reference.named_parameters()), x, target,
                                   parity_mode, clock)
     build_started = time.perf_counter()
-    backend = build(case.backend_label, reference)
+    factories = dict(settings.backend_factories)
+    if case.backend in factories:
+        from harness.backends import custom
+
+        backend = custom.build(case.backend, factories[case.backend], reference, case)
+    else:
+        backend = build(case.backend_label, reference)
     build_s = round(time.perf_counter() - build_started, 4)
     del reference
     if batch.mask is not None:
@@ -175,6 +183,7 @@ def run_case(case: Case, settings: RunSettings, *,
 
 def _measure_case(case: Case, settings: RunSettings, build, deadline: float, finished, turns=None) -> CaseResult:
     device = settings.device
+    rss_before_case = _rss_before_case(device)
     prepared = prepare_case(case, settings, build)
     backend, work = prepared.backend, prepared.work
     facts = dict(backend.facts)
@@ -183,7 +192,8 @@ def _measure_case(case: Case, settings: RunSettings, build, deadline: float, fin
     if not prepared.parity.passed:
         facts.update(backend.runtime_facts())
         return finished("failed", prepared.parity.reason, backend=facts, **common)
-    if case.backend in ("cudnn", "compile_module", "compile_rnn"):
+    if case.backend in ("cudnn", "compile_module", "compile_rnn") or case.backend in dict(settings.backend_factories):
+        # which library a user's module dispatched to is read as cudnn's is (an nn.LSTM inside it shows)
         facts.update(detect_kernel_library(backend.model, work.x, grad=case.backend == "compile_rnn" and case.needs_grad))
         if case.backend == "compile_rnn":
             facts["vendor_rnn_kernel_ran"] = bool(facts.get("rnn_operators"))
@@ -197,7 +207,7 @@ def _measure_case(case: Case, settings: RunSettings, build, deadline: float, fin
                                             "wait_turn": lambda block: turns.wait(case.key, "block", block)}
     clock = clock_with_ranges(prepared.clock, device.type, case.mode, settings.nvtx)
     measured = measure(work, clock, settings.timing, deadline, around_loop=telemetry.window, **interleaved)
-    memory = _peak_memory(device, memory_before)
+    memory = _peak_memory(device, memory_before, rss_before_case)
     facts.update(backend.runtime_facts())
     activity = {}
     profile_iters = profile_iters_for(settings.timing, device.type)
@@ -227,8 +237,17 @@ def _reset_peak_memory(device: torch.device) -> dict:
     return {"rss": reset_peak_rss()}
 
 
-def _peak_memory(device: torch.device, before: dict) -> dict:
-    """CUDA: the caching allocator's peaks since the reset. CPU: the process's peak resident memory."""
+def _rss_before_case(device: torch.device) -> int | None:
+    """CPU: the process's resident memory before the case is built, what the case's own peak is measured from."""
+    if device.type == "cuda":
+        return None
+    gc.collect()
+    return current_rss_bytes()
+
+
+def _peak_memory(device: torch.device, before: dict, rss_before_case: int | None = None) -> dict:
+    """CUDA: the caching allocator's peaks since the reset. CPU: the process's peak resident memory and
+    its rise over the RSS before the case was built (harness.telemetry.host)."""
     if device.type == "cuda":
         return {
             "source": "torch.cuda allocator",
@@ -237,7 +256,7 @@ def _peak_memory(device: torch.device, before: dict) -> dict:
             "allocated_before_bytes": before["allocated_bytes"],
         }
 
-    return peak_rss(before["rss"])
+    return peak_rss(before["rss"], rss_before_case)
 
 
 @contextmanager

@@ -28,11 +28,12 @@ class OpenedSuite:
 
     def select(self, backends=(), filters=(), option_names: str = "--backend/--filter") -> tuple[Case, ...]:
         """The cases that match; none matching is an error that names the selection options."""
+        known = (*BACKENDS, *sorted(self.suite.backend_factories()))
         for backend in backends:
-            if backend not in BACKENDS:
-                close = difflib.get_close_matches(backend, BACKENDS, n=1)
+            if backend not in known:
+                close = difflib.get_close_matches(backend, known, n=1)
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
-                raise SuiteError(f"unknown backend {backend!r}{hint}; known: {', '.join(BACKENDS)}")
+                raise SuiteError(f"unknown backend {backend!r}{hint}; known: {', '.join(known)}")
         selected = select_cases(list(self.cases), backends, filters)
         if not selected:
             raise SuiteError(f"{self.path}: no case matches the {option_names} selection "
@@ -41,7 +42,8 @@ class OpenedSuite:
 
     def settings(self) -> RunSettings:
         return RunSettings(device=self.device, precision=self.suite.precision, seed=self.suite.seed,
-                           timing=self.suite.timing, telemetry=self.suite.telemetry)
+                           timing=self.suite.timing, telemetry=self.suite.telemetry,
+                           backend_factories=tuple(sorted(self.suite.backend_factories().items())))
 
 
 def open_suite(suite_path: str, device_option: str | None = None,
@@ -55,7 +57,21 @@ def open_suite(suite_path: str, device_option: str | None = None,
     except ValueError as exc:
         where = device_option_name if device_option is not None else f"{suite_path}: device"
         raise SuiteError(f"{where}: {exc}") from None
-    return OpenedSuite(path=suite_path, suite=suite, device=device, cases=tuple(expand_cases(suite, device.type)))
+    cases = tuple(expand_cases(suite, device.type))
+    _check_backend_factories(suite_path, suite, cases)
+    return OpenedSuite(path=suite_path, suite=suite, device=device, cases=cases)
+
+
+def _check_backend_factories(suite_path: str, suite: Suite, cases) -> None:
+    """Import the factory of every user's backend the cases name, as each worker will: a bad import path is
+    one line now, not a failed case per case (harness.custom_backends.resolve)."""
+    from harness.custom_backends import resolve
+
+    factories = suite.backend_factories()
+    for name in sorted({case.backend for case in cases} & factories.keys()):
+        where = (f"{suite_path}: custom_backends.{name}" if name in dict(suite.custom_backends)
+                 else f"{suite_path}: backend {name} (entry point of group rnnbench.backends)")
+        resolve(name, factories[name], where)
 
 
 def apply_process_settings(suite: Suite) -> dict:

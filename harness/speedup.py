@@ -34,6 +34,10 @@ UNRELIABLE_RULE = (f"{1 - DEFAULT_ALPHA:.0%} interval of the ratio spanning more
                    f"or no interval (fewer than {MIN_BATCHES_FOR_INTERVAL} samples on a side)")
 
 
+UNRELIABLE_RULE_SHORT = (f"its interval spans more than a factor {MAX_INTERVAL_SPAN:g}, a side's IQR is above "
+                         f"{MAX_RELATIVE_IQR:.0%} of its median, or too few samples for an interval")
+
+
 def unreliable_why(ratio: Ratio, relative_iqrs: Mapping[str, float]) -> str | None:
     """Why ``ratio`` is too uncertain to print (module docstring), None when it is not.
 
@@ -48,11 +52,12 @@ def unreliable_why(ratio: Ratio, relative_iqrs: Mapping[str, float]) -> str | No
 
 def cudnn_counterpart(run: RunResults, result: CaseResult) -> CaseResult | None:
     """The ok cudnn result of the same model and mode, which other backends are measured against."""
-    for other in run.cases:
-        if (other.ok and other.case.backend == "cudnn" and other.case.mode == result.case.mode
-                and other.case.model_key == result.case.model_key):
-            return other
-    return None
+    return next((other for other in _configuration(run, result) if other.ok and other.case.backend == "cudnn"), None)
+
+
+def _configuration(run: RunResults, result: CaseResult) -> tuple[CaseResult, ...]:
+    """The results of ``run`` with the same model and mode as ``result``."""
+    return run.by_configuration.get((result.case.mode, result.case.model_key), ())
 
 
 def speedup_over_cudnn(run: RunResults, result: CaseResult) -> float | None:
@@ -66,7 +71,8 @@ def speedup_over_cudnn(run: RunResults, result: CaseResult) -> float | None:
 
 @dataclass(frozen=True)
 class Speedup:
-    """One non-cudnn result against the cudnn result of the same model and mode.
+    """One result against a baseline of the same model and mode: the cudnn result (speedups over cudnn), or
+    any other (harness.report.answer sets each backend against the fastest).
 
     ``ratio`` is cudnn's median over this backend's median (> 1: faster than cudnn) with its interval; None
     when either did not run, with ``reason`` saying why. ``baseline``: the cudnn result, where it ran."""
@@ -82,8 +88,10 @@ class Speedup:
         """Why the ratio is too uncertain to show as a number (the module's rule); None when it is shown."""
         if self.ratio is None or self.baseline is None:
             return None
-        return unreliable_why(self.ratio, {self.result.case.backend_label: self.result.stats[self.region].relative_iqr,
-                                           "cudnn": self.baseline.stats[self.region].relative_iqr})
+        mine, theirs = self.result.case.backend_label, self.baseline.case.backend_label
+        return unreliable_why(self.ratio, {mine: self.result.stats[self.region].relative_iqr,
+                                           theirs if theirs != mine else f"{theirs} (baseline)":
+                                               self.baseline.stats[self.region].relative_iqr})
 
     @property
     def reliable(self) -> bool:
@@ -94,9 +102,8 @@ class Speedup:
 def speedup_of(run: RunResults, result: CaseResult) -> Speedup | None:
     """The speedup of one non-cudnn case over cudnn in its primary region; None for a cudnn case or a
     configuration without a cudnn case."""
-    if result.case.backend == "cudnn" or not any(
-            other.case.backend == "cudnn" and other.case.mode == result.case.mode
-            and other.case.model_key == result.case.model_key for other in run.cases):
+    if result.case.backend == "cudnn" or not any(other.case.backend == "cudnn"
+                                                 for other in _configuration(run, result)):
         return None
     region = result.primary_region
     baseline = cudnn_counterpart(run, result)
@@ -104,6 +111,12 @@ def speedup_of(run: RunResults, result: CaseResult) -> Speedup | None:
         return Speedup(result, region, None, f"{result.status}: {result.reason or 'no reason given'}")
     if baseline is None:
         return Speedup(result, region, None, "cudnn did not run")
+    return speedup_between(result, baseline, region)
+
+
+def speedup_between(result: CaseResult, baseline: CaseResult, region: str) -> Speedup:
+    """``baseline``'s median over ``result``'s in ``region``, with its interval (> 1: ``result`` is faster):
+    the one way two cases of a run are set against each other, whichever the baseline."""
     if not result.samples_ms.get(region) or not baseline.samples_ms.get(region):
         return Speedup(result, region, None, f"no {region} samples", baseline)
     if result.round_count > 1 or baseline.round_count > 1:

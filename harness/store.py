@@ -19,14 +19,18 @@ import math
 import os
 import re
 import tempfile
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from harness import limits
 from harness.errors import ResultsFileError
+from harness.cases import REGIONS_BY_MODE
+from harness.dtypes import DTYPES
 from harness.results import SCHEMA, SCHEMA_VERSION, STATUSES, CaseResult, Environment, RunResults, thaw
+from harness.suite import BACKENDS, CELLS, CHOICE_AXES, DEVICE_TYPES, MODES
 
 RESULTS_DIR = Path("results")
 BASELINES_DIR = RESULTS_DIR / "baselines"
@@ -112,14 +116,23 @@ def file_labels(runs: Sequence[RunResults]) -> list[str]:
 
 def write_json_atomically(path: str | Path, document: dict) -> Path:
     """Write to a temporary file in the same folder, flush it to disk, then rename over ``path``."""
+    def dump(stream):
+        json.dump(document, stream, indent=1, allow_nan=False, default=_json_default)
+        stream.write("\n")
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    return _replace_atomically(path, dump)
+
+
+def _replace_atomically(path: Path, write, binary: bool = False) -> Path:
+    """``write(stream)`` into a temporary file beside ``path``, flushed to disk, then renamed over ``path``:
+    a reader sees the old file or the whole new one, never a part (a full disk leaves no truncated file)."""
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(handle, 0o666 & ~_umask())  # mkstemp makes 0600; a results file is shared like any other
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(document, stream, indent=1, allow_nan=False, default=_json_default)
-            stream.write("\n")
+        with (os.fdopen(handle, "wb") if binary else os.fdopen(handle, "w", encoding="utf-8")) as stream:
+            write(stream)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
@@ -189,29 +202,32 @@ def write_text(path: str | Path, text: str, inputs: Sequence[str | Path] = ()) -
     """Write text atomically; never over one of ``inputs`` or over rnnbench results."""
     path = refuse_overwriting(path, inputs)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(handle, 0o666 & ~_umask())
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+        return _replace_atomically(path, lambda stream: stream.write(text))
+    except OSError as exc:
+        raise ResultsFileError(f"{path}: cannot write: {exc.strerror or exc}") from None
 
 
 def write_files(out_dir: str | Path, files: Mapping[str, bytes | str]) -> list[Path]:
-    """Each named file (bytes, or text as UTF-8) into ``out_dir``, created if missing; the paths, in order."""
+    """Each named file (bytes, or text as UTF-8) into ``out_dir``, created if missing; the paths, in order.
+    Each is written atomically (a full disk leaves the old file or none, never a truncated one); an error
+    names the file."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ResultsFileError(f"{out}: is a file; -o names the folder to write into")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ResultsFileError(f"{exc.filename or out}: cannot create the folder: {exc.strerror or exc}") from None
     paths = []
     for name, content in files.items():
         path = out / name
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            path.write_text(content, encoding="utf-8")
+        binary = isinstance(content, bytes)
+        try:
+            _replace_atomically(path, lambda stream, content=content: stream.write(content), binary=binary)
+        except OSError as exc:
+            raise ResultsFileError(f"{path}: cannot write: {exc.strerror or exc}"
+                                   f"{f' ({len(paths)} files written before it)' if paths else ''}") from None
         paths.append(path)
     return paths
 
@@ -223,6 +239,11 @@ def read_results(path: str | Path) -> RunResults:
 
     A journal (an interrupted run's JSON Lines) is read as such whatever its name."""
     path = Path(path)
+    journal = journal_path_for(path)
+    if not path.exists() and journal.is_file():
+        raise ResultsFileError(f"{path}: no results file yet, but its journal {journal} is there: the run did not "
+                               f"finish. {_how_to_finish(journal, path)}, or read the cases it finished by "
+                               f"naming {journal}")
     text = _read_text(path, "results file")
     try:
         document = json.loads(text)
@@ -232,7 +253,34 @@ def read_results(path: str | Path) -> RunResults:
         if _looks_like_journal(text):
             return _journal_from_text(path, text)
         raise ResultsFileError(f"{path}: not valid JSON (truncated?): {exc.msg} at line {exc.lineno}") from None
+    except ValueError as exc:  # valid JSON that Python refuses to hold: an integer of thousands of digits
+        raise ResultsFileError(f"{path}: {unreadable_json(exc)}") from None
     return results_from_document(document, str(path))
+
+
+def _how_to_finish(journal: Path, results_path: Path) -> str:
+    """What finishes the run a journal belongs to, from its first line: resume it (with the suite it ran),
+    or, for a run in rounds, run it again."""
+    try:
+        with open(journal, encoding="utf-8") as handle:
+            header = json.loads(handle.readline(1 << 20))
+    except (OSError, ValueError, RecursionError):
+        header = None
+    header = header if isinstance(header, dict) else {}
+    options = header.get("options") if isinstance(header.get("options"), dict) else {}
+    suite = header.get("suite") if isinstance(header.get("suite"), dict) else {}
+    source = suite.get("source") if isinstance(suite.get("source"), str) and suite.get("source") else "SUITE"
+    from harness.run_options import RunOptions
+
+    if RunOptions.from_dict(options).round_count > 1:
+        return f"A run in rounds cannot be resumed: run rnnbench run {source} again"
+    return f"Finish it with: rnnbench run {source} --resume {results_path}"
+
+
+def unreadable_json(exc: ValueError) -> str:
+    """What is wrong with JSON text that json.loads refuses beyond its syntax, in a few words."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"not a readable JSON document ({first[:120]})"
 
 
 def _read_text(path: Path, what: str) -> str:
@@ -278,15 +326,14 @@ def results_from_document(document: Any, source: str) -> RunResults:
 
 
 # The one validation of a results file read back: what every reader may then take for granted.
-_CASE_STRINGS = ("cell", "backend", "mode", "dtype", "device_type")
+# the same vocabulary a suite is checked against (harness.suite, harness.dtypes)
+_CASE_VOCABULARY = {"cell": CELLS, "backend": BACKENDS, "mode": MODES, "dtype": DTYPES, "device_type": DEVICE_TYPES}
 _CASE_SIZES = ("batch", "seq_len", "input_size", "hidden_size", "num_layers")
 # the variant fields a case records only away from their defaults (harness.cases.Case)
 _CASE_VARIANTS = ("layout", "lengths", "proj_size", "compile_mode", "length_min_fraction")
 
 
 def _check_variant_fields(case: Mapping, where: str, bad) -> None:
-    from harness.suite import CHOICE_AXES
-
     for name in ("layout", "lengths", "compile_mode"):
         if name in case and case[name] not in CHOICE_AXES[name]:
             bad(f"{where}.{name}", f"must be one of {', '.join(CHOICE_AXES[name])}, got {_kind(case[name])}")
@@ -330,11 +377,12 @@ def _check_document(document: dict, source: str) -> None:
     _check_machine_states(document["environment"], bad)
     if document.get("options") is not None and not isinstance(document["options"], dict):
         bad("options", f"must be a mapping, got {_kind(document['options'])}")
-    shard = (document.get("options") or {}).get("shard")
-    if shard is not None and not (isinstance(shard, dict) and all(
-            isinstance(shard.get(k), int) and not isinstance(shard.get(k), bool) for k in ("index", "count"))
-            and 0 <= shard["index"] < shard["count"]):
-        bad("options.shard", "must be {index, count} with 0 <= index < count")
+    _check_facts(document, _RUN_FACTS, "", bad)
+    _check_facts(document["suite"], _SUITE_FACTS, "suite", bad)
+    if not isinstance(document["suite"].get("name"), str):
+        bad("suite.name", f"must be text, got {_kind(document['suite'].get('name'))}")
+    _check_environment(document["environment"], bad)
+    _check_options(document.get("options") or {}, bad)
     if document.get("status", "complete") not in ("complete", "interrupted"):
         bad("status", f"must be complete or interrupted, got {_kind(document.get('status'))}")
     cases = document.get("cases")
@@ -348,14 +396,15 @@ def _check_document(document: dict, source: str) -> None:
         case = entry.get("case")
         if not isinstance(case, dict):
             bad(f"{where}.case", f"must be a mapping, got {_kind(case)}")
-        for name in _CASE_STRINGS:
+        for name, allowed in _CASE_VOCABULARY.items():
             value = case.get(name)
-            if not isinstance(value, str) or not value or not value.isprintable() or len(value) > 64 or "/" in value:
-                bad(f"{where}.case.{name}", f"must be a short name, got {_kind(value)}")
+            if not isinstance(value, str) or value not in allowed:
+                bad(f"{where}.case.{name}", f"must be one of {', '.join(allowed)}, got {_kind(value)}")
         for name in _CASE_SIZES:
             value = case.get(name)
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limits.MAX_SIZE:
-                bad(f"{where}.case.{name}", f"must be a whole number from 1 to {limits.MAX_SIZE}, got {_kind(value)}")
+            most = limits.MAX_LAYERS if name == "num_layers" else limits.MAX_SIZE
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+                bad(f"{where}.case.{name}", f"must be a whole number from 1 to {most}, got {_kind(value)}")
         if not isinstance(case.get("bidirectional"), bool):
             bad(f"{where}.case.bidirectional", f"must be true or false, got {_kind(case.get('bidirectional'))}")
         _check_variant_fields(case, f"{where}.case", bad)
@@ -363,6 +412,14 @@ def _check_document(document: dict, source: str) -> None:
             bad(f"{where}.status", f"must be one of {', '.join(STATUSES)}, got {_kind(entry.get('status'))}")
         if entry.get("reason") is not None and not isinstance(entry["reason"], str):
             bad(f"{where}.reason", f"must be text, got {_kind(entry['reason'])}")
+        regions_of_mode = REGIONS_BY_MODE[case["mode"]]
+        for name in ("samples_ms", "warmup_ms", "first_iteration_ms", "round_lengths"):
+            regions = entry.get(name)
+            if isinstance(regions, dict):
+                for region in regions:
+                    if region not in regions_of_mode:
+                        bad(f"{where}.{name}", f"region {_kind(region)} is not one of the {case['mode']} mode's "
+                                               f"({', '.join(regions_of_mode)})")
         for name in ("samples_ms", "warmup_ms"):
             regions = entry.get(name)
             if regions is None:
@@ -393,6 +450,7 @@ def _check_document(document: dict, source: str) -> None:
         for name in _CASE_MAPPINGS:
             if entry.get(name) is not None and not isinstance(entry[name], dict):
                 bad(f"{where}.{name}", f"must be a mapping, got {_kind(entry[name])}")
+        _check_facts(entry, _CASE_FACTS, where, bad)
         warnings = entry.get("warnings")
         if warnings is not None and not (isinstance(warnings, list) and all(isinstance(w, str) for w in warnings)):
             bad(f"{where}.warnings", "must be a list of text")
@@ -402,6 +460,200 @@ def _check_document(document: dict, source: str) -> None:
         if key in seen:
             bad(where, "the same case appears twice in one file")
         seen.add(key)
+
+
+# The facts of the free-form environment that readers use, and what each must be; other keys are free.
+_ENVIRONMENT_SECTIONS = ("machine", "torch", "threads", "commit", "math_precision", "env_vars", "measured_peak",
+                         "gpu_state")
+_ENVIRONMENT_FACTS = (("machine", "node"), ("machine", "python_version"), ("machine", "cpu", "brand_raw"),
+                      ("gpu", "name"), ("gpu", "driver"), ("gpu", "driver_version"), ("torch", "version"),
+                      ("torch", "cuda"), ("torch", "cudnn"), ("torch", "onednn"), ("rnnbench_version",))
+_DEVICE_SPELLING = re.compile(r"(cpu|cuda)(:[0-9]{1,4})?", re.ASCII)
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """What a recorded fact must be: in words, for the message, and as a test."""
+    description: str
+    accepts: Callable[[Any], bool]
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+_text = _Kind("text", lambda value: isinstance(value, str) and len(value) <= 4096)
+_flag = _Kind("true or false", lambda value: isinstance(value, bool))
+_number = _Kind("a finite number", _finite)
+_positive = _Kind("a number above 0", lambda value: _finite(value) and value > 0)
+_count = _Kind("a whole number", lambda value: _is_count(value, 1 << 62))
+_mapping = _Kind("a mapping", lambda value: isinstance(value, dict))
+
+
+def _list_of(kind: _Kind) -> _Kind:
+    return _Kind(f"a list of {kind.description}",
+                 lambda value: isinstance(value, list) and all(kind.accepts(item) for item in value))
+
+
+# The facts of a results file (a path from the document, '*' for every value of a mapping) that readers use, and
+# what each must be where it is recorded (absent, or null, is always allowed). Other keys are free.
+_RUN_FACTS = {("started_utc",): _text, ("finished_utc",): _text}
+_CASE_FACTS = {
+    ("started_utc",): _text, ("duration_s",): _number, ("build_s",): _number,
+    ("backend", "implementation"): _text, ("backend", "kernel_library"): _text,
+    ("backend", "rnn_operators"): _list_of(_text), ("backend", "onednn_disabled"): _flag,
+    ("backend", "weights_repacked_every_call"): _flag,
+    ("backend", "compile"): _mapping, ("backend", "compile", "fell_back_to_eager"): _flag,
+    ("backend", "compile", "graphs"): _count, ("backend", "compile", "graph_breaks"): _count,
+    ("backend", "compile", "break_reasons"): _list_of(_text),
+    ("backend", "cuda_graph"): _mapping, ("backend", "cuda_graph", "*"): _mapping,
+    ("backend", "cuda_graph", "*", "capture_ms"): _number, ("backend", "cuda_graph", "*", "graph_pool_bytes"): _number,
+    ("memory", "peak_allocated_bytes"): _number, ("memory", "peak_rss_bytes"): _number,
+    ("telemetry", "nvml"): _mapping, ("telemetry", "nvml", "available"): _flag, ("telemetry", "nvml", "reason"): _text,
+    ("telemetry", "windows"): _mapping, ("telemetry", "windows", "*"): _mapping,
+    ("telemetry", "windows", "*", "energy_per_sequence_j"): _number,
+    ("telemetry", "windows", "*", "energy_mean_power_w"): _number,
+    ("telemetry", "windows", "*", "power_mean_w"): _number,
+    ("telemetry", "windows", "*", "gpu_utilization_mean_pct"): _number,
+    ("telemetry", "windows", "*", "duration_s"): _number,
+    ("telemetry", "windows", "*", "low_confidence"): _flag,
+    ("telemetry", "windows", "*", "throttled"): _mapping,
+    ("telemetry", "windows", "*", "throttled", "thermal"): _flag,
+    ("telemetry", "windows", "*", "throttled", "power"): _flag,
+    ("telemetry", "windows", "*", "throttled", "any"): _flag,
+    ("telemetry", "windows", "*", "throttled", "reasons"): _list_of(_text),
+    ("activity", "gpu_idle_fraction"): _number, ("activity", "gpu_busy_ms_per_iteration"): _list_of(_number),
+    ("activity", "gpu_busy_round_lengths"): _list_of(_count),
+}
+
+# what the reports and exports print of the suite a run recorded
+_SUITE_FACTS = {("name",): _text, ("description",): _text, ("source",): _text, ("sha256",): _text, ("dtype",): _text,
+                ("precision",): _text, ("timing",): _mapping, ("timing", "*"): _number}
+# facts of the environment with one type: the commit (text, sliced by the reports) and the run's measured ceilings
+# (harness.env.measured_peak), which the roofline and percent of peak divide by
+_ENVIRONMENT_TYPED = {("commit", "id"): _text, ("commit", "branch"): _text, ("commit", "time"): _text,
+                      ("collected_utc",): _text,
+                      ("measured_peak", "matmul_tflops"): _positive, ("measured_peak", "bandwidth_gb_per_s"): _positive,
+                      ("measured_peak", "dtype"): _text, ("measured_peak", "label"): _text}
+
+
+def _check_facts(document: Mapping, facts: Mapping, where: str, bad) -> None:
+    for path, kind in facts.items():
+        for place, value in _at_path(document, path, where):
+            if value is not None and not kind.accepts(value):
+                bad(place, f"must be {kind.description}, got {_kind(value)}")
+
+
+def _at_path(value, path: tuple, where: str):
+    """(where, value) of each place ``path`` names in ``value``; none where a step is not a mapping."""
+    if not path:
+        yield where, value
+        return
+    if not isinstance(value, dict):
+        return
+    head, rest = path[0], path[1:]
+    items = value.items() if head == "*" else ([(head, value[head])] if head in value else [])
+    for key, item in items:
+        yield from _at_path(item, rest, f"{where}.{key}" if where else str(key))
+
+
+def _check_environment(environment: Mapping, bad) -> None:
+    _check_facts(environment, _ENVIRONMENT_TYPED, "environment", bad)
+    device = environment.get("device")
+    if device is not None and not (isinstance(device, str) and _DEVICE_SPELLING.fullmatch(device)):
+        bad("environment.device", f"must be cpu, cuda or cuda:N, got {_kind(device)}")
+    for name in _ENVIRONMENT_SECTIONS + ("gpu",):
+        if environment.get(name) is not None and not isinstance(environment[name], dict):
+            bad(f"environment.{name}", f"must be a mapping, got {_kind(environment[name])}")
+    cpu = (environment.get("machine") or {}).get("cpu")
+    if cpu is not None and not isinstance(cpu, dict):
+        bad("environment.machine.cpu", f"must be a mapping, got {_kind(cpu)}")
+    for path in _ENVIRONMENT_FACTS:
+        value: Any = environment
+        for name in path:
+            value = value.get(name) if isinstance(value, dict) else None
+        if value is not None and not _is_fact(value):
+            bad("environment." + ".".join(path), f"must be a short text or number, got {_kind(value)}")
+    threads = (environment.get("threads") or {}).get("intra_op")
+    if threads is not None and not _is_count(threads, 1 << 20):
+        bad("environment.threads.intra_op", f"must be a whole number, got {_kind(threads)}")
+    dirty = (environment.get("commit") or {}).get("dirty")
+    if dirty is not None and not isinstance(dirty, bool):
+        bad("environment.commit.dirty", f"must be true or false, got {_kind(dirty)}")
+    variables = environment.get("env_vars") or {}
+    if not all(isinstance(value, (str, int, float)) or value is None for value in variables.values()):
+        bad("environment.env_vars", "must map names to text")
+
+
+def _check_options(options: Mapping, bad) -> None:
+    """The recorded options a reader (merge, resume, compare, the reports) acts on."""
+    def shard_ok(shard) -> bool:
+        return (isinstance(shard, dict) and all(_is_count(shard.get(k), limits.MAX_CASES) for k in ("index", "count"))
+                and shard["index"] < shard["count"])
+
+    shard = options.get("shard")
+    if shard is not None and not shard_ok(shard):
+        bad("options.shard", f"must be {{index, count}} with 0 <= index < count <= {limits.MAX_CASES:,}")
+    rounds = options.get("rounds")
+    if rounds is not None and not (_is_count(rounds, limits.MAX_ROUNDS) and rounds >= 1):
+        bad("options.rounds", f"must be a whole number from 1 to {limits.MAX_ROUNDS}, got {_kind(rounds)}")
+    backends = options.get("backends")
+    if backends is not None and not (isinstance(backends, list)
+                                     and all(isinstance(b, str) and b in BACKENDS for b in backends)):
+        bad("options.backends", f"must be a list of backends ({', '.join(BACKENDS)})")
+    filters = options.get("filters")
+    if filters is not None and not (isinstance(filters, list) and all(_is_short_text(f, 1000) for f in filters)):
+        bad("options.filters", "must be a list of --filter texts")
+    for name in ("device", "interpreter"):
+        if options.get(name) is not None and not _is_short_text(options[name], 1000):
+            bad(f"options.{name}", f"must be text, got {_kind(options[name])}")
+    if options.get("nvtx") is not None and not isinstance(options["nvtx"], bool):
+        bad("options.nvtx", f"must be true or false, got {_kind(options['nvtx'])}")
+    for name in ("interleaved", "device_of_case"):
+        if options.get(name) is not None and not isinstance(options[name], dict):
+            bad(f"options.{name}", f"must be a mapping, got {_kind(options[name])}")
+    interleaved = options.get("interleaved") or {}
+    for name in ("session", "side"):
+        if interleaved.get(name) is not None and not _is_short_text(interleaved[name], 100):
+            bad(f"options.interleaved.{name}", f"must be text, got {_kind(interleaved[name])}")
+    if interleaved.get("blocks") is not None and not _is_count(interleaved["blocks"], 1000):
+        bad("options.interleaved.blocks", f"must be a whole number, got {_kind(interleaved['blocks'])}")
+    for name in ("devices", "merged_from", "merged_environment_differences"):
+        entries = options.get(name)
+        if entries is not None and not (isinstance(entries, list) and len(entries) <= limits.MAX_CASES
+                                        and all(isinstance(e, dict) for e in entries)):
+            bad(f"options.{name}", f"must be a list of mappings, got {_kind(entries)}")
+    for index, part in enumerate(options.get("merged_from") or ()):
+        where = f"options.merged_from[{index}]"
+        if part.get("status") not in ("complete", "interrupted"):
+            bad(f"{where}.status", f"must be complete or interrupted, got {_kind(part.get('status'))}")
+        if part.get("shard") is not None and not shard_ok(part["shard"]):
+            bad(f"{where}.shard", f"must be {{index, count}} with 0 <= index < count <= {limits.MAX_CASES:,}")
+        for name in ("source", "host", "device", "started_utc", "finished_utc"):
+            if part.get(name) is not None and not _is_short_text(part[name], 4096):
+                bad(f"{where}.{name}", f"must be text, got {_kind(part[name])}")
+        if part.get("cases") is not None and not _is_count(part["cases"], limits.MAX_CASES):
+            bad(f"{where}.cases", f"must be a whole number, got {_kind(part['cases'])}")
+    for index, entry in enumerate(options.get("merged_environment_differences") or ()):
+        if not all(value is None or _is_fact(value) for value in entry.values()):
+            bad(f"options.merged_environment_differences[{index}]", "must map names to text")
+
+
+def _is_count(value, most: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= most
+
+
+def _is_short_text(value, most: int) -> bool:
+    return isinstance(value, str) and len(value) <= most
+
+
+def _is_fact(value) -> bool:
+    """A fact of the environment: text or a finite number (cuDNN records its version as one)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, int) and abs(value) < 1 << 63 or _is_short_text(value, 4096)
 
 
 def _is_time(value) -> bool:
@@ -645,6 +897,8 @@ def _journal_from_text(path: Path, text: str) -> RunResults:
             if number == len(lines):
                 break
             raise ResultsFileError(f"{path}:{number}: journal line is not valid JSON") from None
+        except ValueError as exc:
+            raise ResultsFileError(f"{path}:{number}: {unreadable_json(exc)}") from None
     if not documents or not isinstance(documents[0], dict) or not documents[0].get("journal"):
         raise ResultsFileError(f"{path}: not an rnnbench journal")
     header = documents[0]

@@ -22,10 +22,15 @@ from harness.dtypes import DTYPES
 from harness.errors import SuiteError
 
 CELLS = ("lstm", "gru")
-BACKENDS = ("cudnn", "eager", "torchscript", "compile", "compile_module", "compile_rnn", "cudagraph")
+# FlashRNN's kernels (harness.backends.flashrnn), one backend per kernel variant
+FLASHRNN_BACKENDS = ("flashrnn_vanilla", "flashrnn_triton", "flashrnn_cuda", "flashrnn_cuda_fused")
+BACKENDS = ("cudnn", "eager", "torchscript", "compile", "compile_module", "compile_rnn", "cudagraph",
+            *FLASHRNN_BACKENDS)
 # The backends torch.compile builds, which a suite's compile_mode applies to (ignored by the others).
 COMPILE_BACKENDS = ("compile", "compile_module", "compile_rnn")
 MODES = ("forward", "forward_backward", "inference")
+# The kinds of device a case runs on (a suite's device: auto, cpu, cuda or cuda:N).
+DEVICE_TYPES = ("cpu", "cuda")
 PRECISIONS = ("fp32", "tf32")
 LAYOUTS = ("seq_first", "batch_first")
 # fixed: every sequence seq_len long; padded: variable lengths, the batch run to the longest and the output
@@ -56,7 +61,7 @@ AXIS_DEFAULTS: dict[str, tuple] = {
 REQUIRED_AXES = ("batch", "seq_len", "input_size", "hidden_size")
 
 TOP_KEYS = ("name", "description", "device", "dtype", "precision", "seed", "threads", "timing", "telemetry",
-            "grid", "exclude", "include", "variable_lengths")
+            "grid", "exclude", "include", "variable_lengths", "custom_backends")
 VARIABLE_LENGTHS_KEYS = ("distribution", "min_fraction")
 TIMING_KEYS = ("warmup_iters", "min_iters", "max_iters", "budget_s", "case_timeout_s", "profile_iters", "rounds")
 TELEMETRY_KEYS = ("enabled", "nvml_period_ms")
@@ -130,6 +135,19 @@ class Suite:
     include: tuple[tuple[tuple[str, tuple], ...], ...] = ()
     sha256: str = ""
     variable_lengths: VariableLengths = field(default_factory=VariableLengths)
+    # the suite's own backends: (name, "package.module:build") pairs (harness.custom_backends)
+    custom_backends: tuple[tuple[str, str], ...] = ()
+
+    def backend_factories(self) -> dict[str, str]:
+        """Every backend outside rnnbench's own this suite can name: installed packages' entry points
+        (group ``rnnbench.backends``), then the suite's ``custom_backends``, which win over an entry point
+        of the same name."""
+        from harness.custom_backends import entry_point_backends
+
+        from harness.custom_backends import name_problem
+
+        installed = {name: spec for name, spec in entry_point_backends() if name_problem(name, BACKENDS) is None}
+        return {**installed, **dict(self.custom_backends)}
 
     def grid_values(self, axis: str) -> tuple:
         return dict(self.grid)[axis]
@@ -153,6 +171,8 @@ class Suite:
         extra = {}
         if any(lengths != "fixed" for lengths in self.axis_values_anywhere("lengths")):
             extra["variable_lengths"] = vars(self.variable_lengths).copy()
+        if self.custom_backends:
+            extra["custom_backends"] = dict(self.custom_backends)
         return {
             "name": self.name,
             "description": self.description,
@@ -217,6 +237,20 @@ def parse_suite(text: str, source: str = "<suite>") -> Suite:
     return replace(suite, sha256=hashlib.sha256(text.encode("utf-8")).hexdigest())
 
 
+# What a results file records of its suite that is not the suite's own content (Suite.to_dict).
+RECORD_ONLY_KEYS = ("source", "sha256")
+
+
+def suite_from_record(record: Mapping, source: str) -> Suite:
+    """The suite a results file recorded (``Suite.to_dict``), validated as a suite file would be, so that
+    its cases can be expanded again; raises SuiteError naming what is wrong. The recorded ``threads`` is
+    left out: it was checked against the cores of the machine that ran it, and decides no case."""
+    from harness.results import thaw  # a record read back is frozen (read-only mappings, tuples)
+
+    data = {key: thaw(value) for key, value in record.items() if key not in RECORD_ONLY_KEYS + ("threads",)}
+    return replace(_Checker(source, None).suite(data), sha256=str(record.get("sha256") or ""))
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """safe_load that refuses a key given twice in one mapping (plain YAML keeps the last, silently)."""
 
@@ -261,6 +295,25 @@ class _Checker:
     def __init__(self, source: str, root_node: yaml.Node | None):
         self.source = source
         self.root_node = root_node
+        self.choices = dict(CHOICE_AXES)
+
+    def custom_backends(self, value) -> tuple[tuple[str, str], ...]:
+        """``custom_backends: {name: "package.module:build"}``; their names (and installed packages' entry
+        points) become values of the backend axis. Whether they import is checked when the suite is opened."""
+        from harness.custom_backends import entry_point_backends, name_problem, spec_problem
+
+        path = ("custom_backends",)
+        value = self.mapping(value, path)
+        pairs = []
+        for name, spec in value.items():
+            problem = name_problem(name, BACKENDS) or spec_problem(spec)
+            if problem:
+                self.fail(path + (name,), problem)
+            pairs.append((name, spec))
+        installed = {name for name, _ in entry_point_backends() if name_problem(name, BACKENDS) is None}
+        extra = sorted(installed | dict(pairs).keys())
+        self.choices["backend"] = (*BACKENDS, *extra)
+        return tuple(pairs)
 
     def fail(self, path: tuple, message: str):
         line = _line_of(self.root_node, path)
@@ -288,6 +341,7 @@ class _Checker:
         for required in ("name", "grid"):
             if required not in data:
                 self.fail((), f"missing required key '{required}'")
+        custom_backends = self.custom_backends(data.get("custom_backends", {}))
         name = self.string(data["name"], ("name",))
         if not name.strip():
             self.fail(("name",), "must not be empty")
@@ -316,6 +370,7 @@ class _Checker:
             exclude=exclude,
             include=include,
             variable_lengths=self.variable_lengths(data.get("variable_lengths", {})),
+            custom_backends=custom_backends,
         )
         if not grid_points(suite):
             self.fail(("exclude",), "the grid is empty after exclusions; nothing would run")
@@ -439,8 +494,8 @@ class _Checker:
         checked = []
         for index, item in enumerate(values):
             item_path = path + (index,) if isinstance(value, list) else path
-            if axis in CHOICE_AXES:
-                checked.append(self.choice(item, CHOICE_AXES[axis], item_path))
+            if axis in self.choices:
+                checked.append(self.choice(item, self.choices[axis], item_path))
             elif axis in BOOL_AXES:
                 checked.append(self.boolean(item, item_path))
             elif axis == "proj_size":  # 0: no projection

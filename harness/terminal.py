@@ -13,7 +13,7 @@ from harness.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT
 
 
 class Command(click.Command):
-    """A command whose option rules (harness.plan's UsageError) are said as click's usage errors: one line that
+    """A command whose option rules (harness.run_plan's UsageError) are said as click's usage errors: one line that
     points at the command's --help."""
 
     def invoke(self, ctx):

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The regression gate's calibration on a GPU (README: Calibration), for a GPU session of its own: SESSIONS
+# The regression gate's calibration on a GPU (docs/gate.md#calibration), for a GPU session of its own: SESSIONS
 # interleaved sessions of suites/regression.yaml (sides A, A again, A slowed by 20 %, taking turns, 5 rounds
 # each), counting false regressions (A against A again) and detections (A against A slowed). A session takes
 # about 3-5 minutes on the H100 VM; the 20 sessions of the target need several such calls.

@@ -13,6 +13,10 @@
 #             projections, roofline) and its report
 #   scale     --devices all, --shard + merge on CUDA, and one interleaved A/B session of the gate
 #             (scripts/gpu-calibration.sh runs more)
+#   flashrnn  FlashRNN's GPU kernels (needs flashrnn installed: the machine has no network, so it travels as a
+#             wheel, pip install --no-deps flashrnn-*.whl einops-*.whl ninja-*.whl): the GPU-marked flashrnn
+#             tests, then suites/flashrnn.yaml's LSTM at head dimension 64 and the fastrnns point against cuDNN
+#             (flashrnn_cuda_fused compiles with nvcc, a minute or more per shape), and its report
 #
 #   PARTS="core profile" scripts/gpu-check.sh [OUT_DIR]     (default PARTS=core; OUT_DIR: $OUT, else ./gpu-check-out)
 #   PYTHON=python3.12 scripts/gpu-check.sh                  (default python3: GPU machines often have no `python`)
@@ -79,5 +83,12 @@ if part scale; then
     $python -m harness.cli merge '$out/shard-0.json' '$out/shard-1.json' -o '$out/shards-merged.json'"
   step ab-session 240 "$python" benchmarks/gate_calibration.py suites/regression.yaml --mode ab --pairs 1 --rounds 5 \
     --keep "$out/ab-session" --json "$out/ab-session.json"
+fi
+if part flashrnn; then
+  step pytest-flashrnn 150 "$python" -m pytest -m gpu -q -p no:cacheprovider tests/test_flashrnn.py
+  step flashrnn-cuda 240 "$python" -m harness.cli run suites/flashrnn.yaml --device cuda --filter cell=lstm \
+    --filter hidden_size=64,512 --backend cudnn --backend flashrnn_triton --backend flashrnn_cuda_fused \
+    --out "$out/flashrnn-cuda.json" --quiet
+  [ -f "$out/flashrnn-cuda.json" ] && step flashrnn-report 20 "$python" -m harness.cli report "$out/flashrnn-cuda.json" -o "$out/flashrnn-report"
 fi
 cat "$summary"

@@ -151,7 +151,7 @@ def test_compare_step_passes_without_baseline_then_gates(workflow, tmp_path):
 
 
 def test_pull_requests_are_gated_by_base_and_head_taking_turns(workflow):
-    """The calibrated gate (README: Calibration): rnnbench ab of the base against the head, paired rounds."""
+    """The calibrated gate (docs/gate.md#calibration): rnnbench ab of the base against the head, paired rounds."""
     jobs = workflow["jobs"]
     assert "pull_request" in jobs["ab"]["if"] and "pull_request" in jobs["regression"]["if"]
     assert {"self-hosted", "gpu"} <= set(jobs["ab"]["runs-on"])

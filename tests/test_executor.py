@@ -124,7 +124,7 @@ def test_an_interpreter_command_that_cannot_be_one_is_one_line_and_exit_2(suite,
 def test_devices_whose_workers_all_die_say_so_and_do_not_exit_as_interrupted(suite, tmp_path):
     from harness.errors import EXIT_FAILED
     from harness.executor import execute, finish_run, open_writer
-    from harness.plan import plan_run
+    from harness.run_plan import plan_run
     from harness.report.run_text import run_ending_lines
 
     plan = plan_run(str(suite), devices="cpu,cpu", out=str(tmp_path / "r.json"))

@@ -10,7 +10,7 @@ import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gpu-check.sh"
 DEVICE_CALL_BUDGET_S = 540  # a device call runs 600 s at most; the rest is its start and the transfers
-PARTS = ("core", "profile", "variants", "scale")
+PARTS = ("core", "profile", "variants", "scale", "flashrnn")
 
 
 def _limits_by_part(text):

@@ -9,7 +9,7 @@ from synthetic_results import DRIFTING, TIGHT, gate_cases
 from harness.compare import compare_runs
 from harness.ratios import DEFAULT_ALPHA, ratio_interval
 from harness.report.context import context_line
-from harness.report.plots import FAILED_MARKER, comparison_figure, png_bytes, scaling_figure, speedup_figure
+from harness.report.plots import FAILED_MARKER, comparison_detail, comparison_figure, png_bytes, scaling_figure, speedup_figure
 from harness.report.scaling import entries_of, scaling_chart
 from harness.speedup import speedups_over_cudnn
 from harness.verdict import IMPROVEMENT, NOISE, REGRESSION, UNCHANGED, Verdict
@@ -90,7 +90,8 @@ def test_the_speedup_chart_draws_every_backend_over_cudnn():
             expected = [s.ratio.value for s in speedups if s.result.case.cell == cell and s.result.case.backend == backend]
             assert drawn[(f"{cell} · forward_backward", backend)] == pytest.approx(expected)
     assert figure.axes[0].get_xscale() == "log"
-    assert "Speedup over cudnn" in figure.get_suptitle() and "suite synthetic" in figure.get_suptitle()
+    # a CPU run: cudnn is nn.LSTM / nn.GRU themselves (harness.report.names)
+    assert "Speedup over nn.LSTM / nn.GRU" in figure.get_suptitle() and "suite synthetic" in figure.get_suptitle()
 
 
 def test_the_comparison_chart_draws_matched_cases_coloured_by_verdict():
@@ -167,7 +168,8 @@ def test_a_tight_twenty_percent_slowdown_is_red_and_a_case_the_gate_calls_noise_
     assert "1 slower, 0 faster, 1 noise, 18 unchanged of 20 compared cases" in title
     caption = figure.legends[0].get_title().get_text()
     assert "verdicts of rnnbench compare A B" in caption and "threshold 5.0%" in caption
-    assert "block bootstrap" in caption and "percentile bootstrap" not in caption
+    detail = comparison_detail(comparison)  # the method in full: the HTML's caption
+    assert "block bootstrap" in detail and "percentile bootstrap" not in detail
     labels = [t.get_text() for t in figure.legends[0].get_texts()]
     assert any(label.startswith("noise (hollow)") for label in labels)
     assert any(label.startswith("slower (regression)") for label in labels)

@@ -146,7 +146,9 @@ def test_bad_requests_are_one_line_errors(axis, metric, by, message):
 def test_a_metric_recorded_by_some_cases_draws_those():
     run = sweep_run()
     results = list(run.cases)
-    results[0] = replace(results[0], memory={"peak_rss_bytes": 2 ** 20})
+    # a CPU case: its own memory is the RSS rise; the process's RSS (torch itself included) is not drawn
+    results[0] = replace(results[0], memory={"peak_rss_bytes": 700 * 2 ** 20, "case_peak_rss_growth_bytes": 2 ** 20})
+    results[1] = replace(results[1], memory={"peak_rss_bytes": 700 * 2 ** 20})  # an older file: no case figure
     chart = scaling_chart(entries_of([with_results(run, results)]), "batch", "peak_memory")
     assert [(p.x, p.y) for c in chart.curves for p in c.points] == [(1, 2 ** 20)]
     assert all(p.low is None for c in chart.curves for p in c.points)  # memory has no band

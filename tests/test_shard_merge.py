@@ -166,7 +166,7 @@ def test_merge_refuses_a_forged_shard_record(shard_files, tmp_path):
 
 def test_resume_keeps_the_shard_and_refuses_another():
     from harness.errors import UsageError
-    from harness.plan import resumed_shard
+    from harness.run_plan import resumed_shard
 
     assert str(resumed_shard({"index": 0, "count": 2}, None)) == "0/2"
     assert str(resumed_shard({"index": 0, "count": 2}, "0/2")) == "0/2"

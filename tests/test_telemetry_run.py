@@ -81,12 +81,17 @@ def test_cpu_run_results_carry_rss_and_nvml_unavailable(tiny_suite, tmp_path):
     for case in document["cases"]:
         assert case["memory"]["peak_rss_bytes"] > 0
         assert case["memory"]["source"]
+        if case["memory"]["source"].startswith("VmHWM after clear_refs"):  # Linux: the case's own rise too
+            memory = case["memory"]
+            assert memory["rss_before_case_bytes"] > 0
+            assert memory["case_peak_rss_growth_bytes"] == max(0, memory["peak_rss_bytes"] - memory["rss_before_case_bytes"])
         assert case["telemetry"] == {"nvml": {"available": False,
                                               "reason": "NVML unavailable: the case runs on the CPU"}}
     state = document["environment"]["gpu_state"]
     assert state["available"] is False and state["reason"].startswith("NVML unavailable: ")
     assert "telemetry: NVML unavailable: the case runs on the CPU (2 cases)" in done.stdout
-    assert "peak mem" in done.stdout and "J/seq" not in done.stdout
+    assert "case peak" in done.stdout and "process RSS" in done.stdout and "J/seq" not in done.stdout
+    assert "fastest per configuration: " in done.stdout  # the verdict at the end
     assert "Traceback" not in done.stderr
 
 

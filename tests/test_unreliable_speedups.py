@@ -13,7 +13,7 @@ from harness.ratios import MIN_BATCHES_FOR_INTERVAL, Ratio
 from harness.report.context import context_line
 from harness.report.html import report_html
 from harness.report.markdown import UNRELIABLE_MARK, report_markdown
-from harness.report.plots import UNRELIABLE_COLOUR, speedup_figure
+from harness.report.plots import UNRELIABLE_COLOUR, speedup_detail, speedup_figure
 from harness.report.text import SUMMARY_HEADER, UNRELIABLE, summary_row, summary_table
 from harness.results import CaseResult
 from harness.speedup import (MAX_INTERVAL_SPAN, MAX_RELATIVE_IQR, UNRELIABLE_RULE, geometric_mean_speedups,
@@ -96,11 +96,12 @@ def test_the_text_table_shows_unreliable_with_its_reason_instead_of_the_ratio():
     run, wide, tight = busy_run()
     wide_row, tight_row = summary_row(run, wide), summary_row(run, tight)
     assert wide_row[VS_CUDNN] == UNRELIABLE
-    assert f"vs cudnn UNRELIABLE ({speedup_of(run, wide).unreliable_why})" in wide_row[-1]
+    assert f"vs nn.LSTM UNRELIABLE ({speedup_of(run, wide).unreliable_why})" in wide_row[-1]
     assert tight_row[VS_CUDNN] == "2.00x" and "UNRELIABLE" not in tight_row[-1]
     table = summary_table(run)
     assert f"{speedup_of(run, wide).ratio.value:.2f}x" not in table
-    assert f"vs cudnn unreliable (1 case): no speedup shown where the measurement cannot support one: " \
+    # a CPU run: cudnn is shown as nn.LSTM (harness.report.names)
+    assert f"vs nn.LSTM unreliable (1 case): no speedup shown where the measurement cannot support one: " \
            f"{UNRELIABLE_RULE}" in table
 
 
@@ -144,9 +145,10 @@ def test_the_chart_draws_an_unreliable_speedup_grey_and_hollow_and_says_so():
     labels = [text.get_text() for text in legend.get_texts()]
     assert "compile_module: geomean 2.00× (1 unreliable left out)" in labels
     assert "unreliable: not in the geomean" in labels
-    caption = " ".join(legend.get_title().get_text().split())
-    assert "grey, hollow, dashed: unreliable, left out of the geomeans" in caption
-    assert " ".join(UNRELIABLE_RULE.split()) in caption
+    caption = legend.get_title().get_text()
+    assert "\n" not in caption and "grey, hollow: unreliable, not in the geomean" in caption  # one short line
+    detail = speedup_detail(speedups)  # the rule in full: the HTML's caption
+    assert "Grey, hollow, dashed: unreliable, left out of the geometric means" in detail and UNRELIABLE_RULE in detail
 
 
 def test_a_chart_of_tight_speedups_draws_no_unreliable_point_nor_legend_entry():

@@ -12,8 +12,11 @@ from typing import Callable
 from torch import Tensor, nn
 
 from harness.cases import Case
-from harness.suite import BACKENDS, COMPILE_MODES
+from harness.suite import BACKENDS, COMPILE_MODES, FLASHRNN_BACKENDS
 
+# Head dimensions FlashRNN's fused Triton kernel takes: a power of two (tl.dot needs 16 or more) up to the 64
+# of its README (it keeps the four D x D recurrent blocks on chip).
+FLASHRNN_TRITON_HEAD_DIMS = (16, 32, 64)
 # Backends that run the gate-level cells of harness/backends/cells.py rather than nn.LSTM/nn.GRU.
 GATE_LEVEL_BACKENDS = ("eager", "torchscript", "compile")
 
@@ -50,6 +53,38 @@ def unsupported_reason(case: Case) -> str | None:
     if case.compile_mode == "reduce-overhead" and case.device_type != "cuda":
         return ("compile mode reduce-overhead is torch.compile with CUDA graphs; on a CPU Inductor has none "
                 "to use and would run mode 'default' under this name")
+    if case.backend in FLASHRNN_BACKENDS:
+        return _flashrnn_reason(case)
+    return None
+
+
+def _flashrnn_reason(case: Case) -> str | None:
+    """What FlashRNN's kernels cannot do (harness.backends.flashrnn). Layers and directions are stacked, as
+    the gate-level backends stack them; padded batches run like every backend's, to the longest, masked."""
+    import importlib.util
+    import os
+
+    if importlib.util.find_spec("flashrnn") is None:
+        return ("flashrnn is not installed: pip install 'rnnbench[flashrnn]' (a machine without network "
+                "installs its wheel: pip download --no-deps flashrnn)")
+    if case.proj_size:
+        return "FlashRNN has no LSTM projection (proj_size)"
+    if case.lengths == "packed":
+        return "FlashRNN takes padded tensors; packed sequences (PackedSequence) run through nn.LSTM/nn.GRU only"
+    if case.backend == "flashrnn_triton":
+        if case.cell != "lstm":
+            return "FlashRNN's fused Triton kernel implements LSTM (and sLSTM), not GRU"
+        if case.hidden_size not in FLASHRNN_TRITON_HEAD_DIMS:
+            return (f"FlashRNN's fused Triton kernel takes a head dimension of 16, 32 or 64 (a power of two, at "
+                    f"most 64: its README's limit); one head of hidden_size {case.hidden_size} is not one")
+        if case.device_type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+            return ("FlashRNN's Triton kernel needs a CUDA GPU (on a CPU only under TRITON_INTERPRET=1, Triton's "
+                    "interpreter: a correctness check, not a speed)")
+    if case.backend == "flashrnn_cuda_fused" and case.cell != "lstm":
+        return ("FlashRNN runs GRU's cuda_fused as its alternating kernel (3 recurrent gates do not tile by 8): "
+                "that is flashrnn_cuda")
+    if case.backend in ("flashrnn_cuda", "flashrnn_cuda_fused") and case.device_type != "cuda":
+        return "FlashRNN's CUDA kernels need a CUDA GPU (compute capability 8.0 or later)"
     return None
 
 
@@ -71,6 +106,8 @@ def build_backend(name: str, reference: nn.RNNBase) -> BuiltBackend:
         return compiled.build(backend, reference, compile_mode)
     elif backend == "cudagraph":
         from harness.backends import cudagraph as module
+    elif backend in FLASHRNN_BACKENDS:
+        from harness.backends import flashrnn as module
     else:
         raise ValueError(f"unknown backend {name!r}; known: {', '.join(BACKENDS)}")
     return module.build(backend, reference)

@@ -4,6 +4,8 @@ it decides nothing."""
 
 from __future__ import annotations
 
+import textwrap
+
 from harness.compare import SAME_CODE, Comparison, Pair, comparison_method, run_rounds
 from harness.environment_diff import EnvironmentDifference
 from harness.report.markdown import markdown_inline
@@ -35,6 +37,15 @@ def method_line(comparison: Comparison) -> str:
     return (f"metric: {metric}; threshold {comparison.threshold:.3g} ({comparison.threshold:.1%}); "
             f"alpha {comparison.alpha:g} with Holm-Bonferroni over {len(comparison.pairs)} compared cases; "
             f"{comparison_method(comparison)}")
+
+
+TERMINAL_WIDTH = 110  # long prose lines of the terminal output wrap here (tables do not)
+
+
+def wrapped(text: str, indent: str = "    ") -> list[str]:
+    """A long line of prose as lines of at most TERMINAL_WIDTH, the continuations indented."""
+    return textwrap.wrap(text, TERMINAL_WIDTH, subsequent_indent=indent, break_on_hyphens=False,
+                         break_long_words=False) or [text]
 
 
 def verdict_line(comparison: Comparison) -> str:
@@ -117,7 +128,7 @@ def render_environment_refusal(comparison: Comparison) -> str:
 
 def render_text(comparison: Comparison) -> str:
     lines = [_run_line("baseline", comparison.baseline), _run_line("current ", comparison.current),
-             *code_lines(comparison), method_line(comparison)]
+             *code_lines(comparison), *wrapped(method_line(comparison))]
     if comparison.environment:
         blocking = comparison.blocking_differences
         title = ("ENVIRONMENTS DIFFER (compared anyway, --allow-env-mismatch); '!' marks what makes timings "
@@ -225,3 +236,12 @@ def render_markdown_refusal(comparison: Comparison, option: str) -> str:
              f"- {_md(_run_line('current', comparison.current))}", ""]
     lines += _md_environment(comparison.environment)
     return "\n".join(lines) + "\n"
+
+
+def environment_refusal_error(comparison: Comparison, option: str):
+    """The one-line error of a comparison refused for its environments (``compare`` without ``option``)."""
+    from harness.errors import ComparisonError
+
+    return ComparisonError(f"refusing to compare runs of different environments "
+                           f"({', '.join(d.label for d in comparison.blocking_differences)}); refresh the baseline "
+                           f"on this machine or pass {option}")

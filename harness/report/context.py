@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
+from harness.report.names import cpu_libraries, format_cudnn_version
 from harness.results import RunResults
 
 
@@ -19,12 +20,18 @@ def device_name(run: RunResults) -> str:
 
 
 def torch_versions(run: RunResults) -> str:
+    """torch and the libraries that ran: 'torch 2.11.0+cu130, CUDA 13.0, cuDNN 9.19.0' on a GPU; on a CPU
+    the RNN kernel libraries nn.LSTM/nn.GRU dispatched ('torch 2.14.1+cpu, oneDNN v3.10.2, ATen native'),
+    never the CUDA and cuDNN a CUDA build of torch carries but did not use."""
     torch = run.environment.torch
     parts = [f"torch {torch.get('version', '?')}"]
+    if run.environment.device_type == "cpu":
+        return ", ".join(parts + cpu_libraries(run.cases))  # none named where no file says what ran
     if torch.get("cuda"):
         parts.append(f"CUDA {torch['cuda']}")
-    if torch.get("cudnn"):
-        parts.append(f"cuDNN {torch['cudnn']}")
+    cudnn = format_cudnn_version(torch.get("cudnn"))
+    if cudnn:
+        parts.append(f"cuDNN {cudnn}")
     return ", ".join(parts)
 
 

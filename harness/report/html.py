@@ -10,9 +10,12 @@ from typing import Sequence
 
 from harness.compare import Comparison, Pair, comparison_method
 from harness.report import context
-from harness.report.compare_text import format_p
+from harness.report.compare_text import format_p, verdict_line
 from harness.report.flags import NOISY_RULE, Flagged, eager_fallbacks, is_noisy, noisy, problems, unreliable_speedups
-from harness.report.text import SUMMARY_HEADER, configuration_groups, format_ms, speedups_by_key, summary_row
+from harness.report.answer import behind_text, capitalised, geomean_parts, run_answer
+from harness.report.names import cpu_libraries, format_cudnn_version, result_backend_name
+from harness.report.text import (MEMORY_FOOTNOTES, STEP_FOOTNOTE, Footnotes, configuration_groups, format_ms,
+                                 speedups_by_key, summary_block)
 from harness.results import RunResults
 from harness.speedup import UNRELIABLE_RULE, Speedup
 from harness.verdict import VERDICTS, changed_cases_title, verdict_rule
@@ -32,6 +35,9 @@ figcaption { color: #555; font-size: .9rem; } .flag { font-weight: 600; color: #
 .ok { color: #1b7f1b; font-weight: 600; } details > summary { cursor: pointer; font-weight: 600; margin: .4rem 0; }
 dl.env { display: grid; grid-template-columns: max-content auto; gap: .15rem 1rem; font-size: .9rem; }
 dl.env dt { font-weight: 600; } dl.env dd { margin: 0; }
+section.answer { background: #f7f9fc; border: 1px solid #dde4ee; border-radius: 6px; padding: .2rem 1.2rem .8rem; }
+section.answer h2 { margin-top: .8rem; } p.verdict { font-size: 1.15rem; } p.note, ul.footnotes { color: #555; font-size: .85rem; }
+ul.footnotes { margin-top: -.6rem; }
 """
 
 
@@ -41,6 +47,7 @@ def report_html(sections: Sequence[tuple[str, RunResults, Sequence]], comparison
     ``profile_charts``: the step breakdowns of profile files, in a section of their own."""
     runs = [run for _, run, _ in sections]
     body = ["<h1>rnnbench report</h1>", f"<p class=context>{escape(context.context_line(runs))}</p>"]
+    body.append(_answer_section(sections, comparisons))
     body.append(_contents(sections, comparisons))
     for label, run, charts in sections:
         body.append(_run_section(label, run, charts))
@@ -92,17 +99,69 @@ def _counts_text(run: RunResults) -> str:
     return text
 
 
+def _answer_section(sections, comparisons) -> str:
+    """The first section: the A-vs-B verdicts (a report of several files), then per file the fastest backend
+    per configuration and the geometric-mean speedups (harness.report.answer, as the Markdown summary)."""
+    parts = ["<h2 id=answer>The answer</h2>"]
+    for comparison in comparisons:
+        css = "flag" if comparison.failed else "ok"
+        parts.append(f"<p><strong>{escape(comparison.current_label)} (B) vs {escape(comparison.baseline_label)} "
+                     f"(A):</strong> <span class={css}>{escape(verdict_line(comparison))}</span>; "
+                     f"{_comparison_text(comparison)}. "
+                     f"<a href=\"#{_anchor('compare-' + comparison.current_label + '-' + comparison.baseline_label)}\">"
+                     f"details</a></p>")
+    for label, run, _ in sections:
+        answer = run_answer(run)
+        if len(sections) > 1:
+            parts.append(f"<h3>{escape(label)}</h3>")
+        parts.append(f"<p class=verdict><strong>{escape(capitalised(answer.overall_line()))}.</strong></p>")
+        geomeans = geomean_parts(answer)
+        if geomeans:
+            parts.append(f"<p>Speedup over {escape(answer.baseline)}, geometric mean over cases (&gt; 1: faster): "
+                         + " · ".join(f"<strong>{escape(name)}</strong> {escape(value)}" for name, value in geomeans)
+                         + "</p>")
+        regions = "/".join(sorted({c.region for c in answer.configurations}))
+        rows = []
+        for configuration in answer.configurations:
+            if configuration.fastest is None:
+                rows.append(f"<tr class=failed><td>{escape(configuration.label)}</td><td colspan=3>no backend ran"
+                            "</td></tr>")
+                continue
+            behind = ", ".join(behind_text(b) for b in configuration.behind)
+            missing = ", ".join(f"{result_backend_name(r)} {r.status}" for r in configuration.missing)
+            unclear = (f" <span class=flag>too close to call: {escape(configuration.unclear_why)}</span>"
+                       if configuration.unclear_why else "")
+            rows.append(f"<tr><td>{escape(configuration.label)}</td><td><strong>{escape(configuration.fastest_name)}"
+                        f"</strong>{unclear}</td><td class=num>{format_ms(configuration.fastest.median_ms())}</td>"
+                        f"<td>{escape('; '.join(part for part in (behind, missing) if part)) or 'none (the only backend)'}"
+                        "</td></tr>")
+        parts.append(f"<table class=answer><tr><th>configuration</th><th>fastest</th><th>median {escape(regions)} ms"
+                     "</th><th>the others, × slower (their median over the fastest's)</th></tr>"
+                     + "".join(rows) + "</table>")
+        notes = []
+        if any(not b.reliable and b.times_slower is not None for c in answer.configurations for b in c.behind):
+            notes.append(f"<em>unreliable</em>: no number where the measurement cannot support one "
+                         f"({escape(UNRELIABLE_RULE)}).")
+        if answer.unclear:
+            notes.append("Too close to call: the runner-up's ratio is unreliable or its interval reaches 1.")
+        if answer.cpu_names_note:
+            notes.append(escape(answer.cpu_names_note))
+        if notes:
+            parts.append(f"<p class=note>{' '.join(notes)}</p>")
+    return "<section class=answer>" + "\n".join(parts) + "</section>"
+
+
 def _run_section(label: str, run: RunResults, charts) -> str:
     suite = run.suite
     parts = [f"<h2 id=\"{_anchor(label)}\">{escape(label)}: suite {escape(str(suite.get('name', '?')))}</h2>",
              f"<p>{escape(str(suite.get('description') or ''))}</p>",
-             f"<p>{_counts_text(run)}. File: <code>{escape(run.source or '?')}</code></p>",
-             _environment(run)]
+             f"<p>{_counts_text(run)}. File: <code>{escape(run.source or '?')}</code></p>"]
     for chart in charts:
         parts.append(_figure(chart))
     speedups = speedups_by_key(run)
     parts.append(_flag_lists(run, speedups))
     parts.append(_summary_tables(run, speedups))
+    parts.append(_environment(run))
     return "\n".join(parts)
 
 
@@ -114,8 +173,11 @@ def _environment(run: RunResults) -> str:
         ("device", context.device_name(run)),
         ("dtype, precision", context.dtype_and_precision(run)),
         ("torch", torch.get("version")),
-        ("CUDA / cuDNN", f"{torch.get('cuda') or '-'} / {torch.get('cudnn') or '-'}"),
+        ("CUDA / cuDNN" if run.environment.device_type != "cpu" else "CUDA / cuDNN in this torch (unused on a CPU)",
+         f"{torch.get('cuda') or '-'} / {format_cudnn_version(torch.get('cudnn')) or '-'}"
+         if torch.get("cuda") or torch.get("cudnn") else None),
         ("oneDNN", torch.get("onednn")),
+        ("RNN kernels that ran", ", ".join(cpu_libraries(run.cases)) if run.environment.device_type == "cpu" else None),
         ("math precision", ", ".join(f"{k}={v}" for k, v in precision.items() if k != "requested") or None),
         ("threads", f"intra-op {threads.get('intra_op')}, inter-op {threads.get('inter_op')}" if threads else None),
         ("Python", f"{machine.get('python_implementation', '')} {machine.get('python_version', '')}".strip() or None),
@@ -137,9 +199,14 @@ def _environment(run: RunResults) -> str:
 
 
 def _figure(chart) -> str:
+    if getattr(chart, "left_out", None):
+        return (f"<p class=flag>Chart not drawn: {escape(chart.title)} (<code>{escape(chart.name)}</code>): "
+                f"{escape(chart.left_out)}.</p>")
     data = base64.b64encode(chart.png).decode("ascii")
+    detail = getattr(chart, "detail", "")
+    detail_html = f"<br><small>{escape(detail)}</small>" if detail else ""
     return (f"<figure><img src=\"data:image/png;base64,{data}\" alt=\"{escape(chart.title)}\">"
-            f"<figcaption>{escape(chart.title)} — <code>{escape(chart.name)}</code></figcaption></figure>")
+            f"<figcaption>{escape(chart.title)} — <code>{escape(chart.name)}</code>{detail_html}</figcaption></figure>")
 
 
 def _flag_lists(run: RunResults, speedups: dict[str, Speedup]) -> str:
@@ -177,20 +244,27 @@ ROW_CLASSES = {"failed": "failed", "skipped": "skipped", "noisy": "noisy", "not 
 def _summary_tables(run: RunResults, speedups: dict[str, Speedup]) -> str:
     groups = configuration_groups(run)
     blocks = []
-    numeric = {2, 3, 4, 5, 6, 7, 8, 9}
     for (cell, mode, shape, dtype, device), results in groups.items():
         region = results[0].primary_region
-        head = "".join(f"<th>{escape(h)}</th>" for h in SUMMARY_HEADER)
+        footnotes = Footnotes()
+        header, cell_rows = summary_block(run, results, speedups, footnotes)
+        head = "".join(f"<th>{escape(h)}</th>" for h in header)
         rows = []
-        for result in results:
-            cells = summary_row(run, result, speedups)
+        for result, cells in zip(results, cell_rows):
             css = (result.status if not result.ok else "eager" if result.ran_eagerly
                    else "noisy" if is_noisy(result) else "")
             rows.append(f"<tr class=\"{css}\">" + "".join(
-                f"<td{' class=num' if i in numeric else ''}>{escape(c)}</td>" for i, c in enumerate(cells)) + "</tr>")
+                f"<td{' class=num' if 1 < i < len(cells) - 1 else ''}>{escape(c)}</td>"
+                for i, c in enumerate(cells)) + "</tr>")
+        notes = "".join(f"<li>{escape(line)}</li>" for line in footnotes.lines())
         blocks.append(f"<h4>{escape(f'{cell} {mode} {shape} {dtype} {device}')} "
                       f"<small>(median of the {escape(region)}, ms)</small></h4>"
-                      f"<table><tr>{head}</tr>{''.join(rows)}</table>")
+                      f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+                      + (f"<ul class=footnotes>{notes}</ul>" if notes else ""))
+    devices = sorted({key[4] for key in groups})
+    method = [STEP_FOOTNOTE] if any(r.ok and "backward" in r.stats for r in run.cases) else []
+    method += [MEMORY_FOOTNOTES[d] for d in devices if d in MEMORY_FOOTNOTES]
+    blocks.append("".join(f"<p class=note>{escape(text[0].upper() + text[1:])}.</p>" for text in method))
     return (f"<h3>Summary tables ({len(groups)} configurations)</h3>"
             "<p>Rows: <span style=\"background:#fde8e8\">failed or skipped</span>, "
             "<span style=\"background:#fff0e0\">not compiled (ran eagerly)</span>, "

@@ -9,10 +9,11 @@ from typing import Sequence
 from harness.compare import Comparison
 from harness.report import context
 from harness.report.flags import NOISY_RULE, eager_fallbacks, noisy, problems, unreliable_speedups
+from harness.report.answer import capitalised, display_names as run_answer_names, ordered_geomeans, run_answer
 from harness.report.roofline import roofline_table
 from harness.report.text import configuration_groups, format_ms, speedups_by_key
 from harness.results import CaseResult, RunResults
-from harness.speedup import UNRELIABLE_RULE, Speedup, geometric_mean_speedups
+from harness.speedup import UNRELIABLE_RULE, Speedup
 from harness.suite import BACKENDS, CELLS
 from harness.verdict import VERDICTS, Verdict, changed_cases_title, verdict_rule
 
@@ -40,11 +41,12 @@ def _run_summary(label: str, run: RunResults, charts) -> list[str]:
              f"**{len(run.cases)} cases: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped**"
              f"{status}", ""]
     speedups = speedups_by_key(run)
-    geomeans = geometric_mean_speedups(speedups.values())
+    answer = run_answer(run, speedups)
+    lines += [f"**{markdown_inline(capitalised(answer.overall_line()))}**", ""]
+    geomeans = answer.geomeans
     if geomeans:
-        ordered = sorted(geomeans, key=lambda b: BACKENDS.index(b) if b in BACKENDS else len(BACKENDS))
-        lines += ["Speedup over cudnn, geometric mean over cases (> 1: faster): "
-                  + " · ".join(_geomean_text(geomeans[b]) for b in ordered)]
+        lines += [f"Speedup over {answer.baseline}, geometric mean over cases (> 1: faster): "
+                  + " · ".join(_geomean_text(mean, answer.display_names) for mean in ordered_geomeans(answer))]
         left_out = sum(mean.unreliable for mean in geomeans.values())
         if left_out:
             lines += ["", f"{UNRELIABLE_MARK} {left_out} unreliable speedup{'s' if left_out != 1 else ''} left out of "
@@ -53,7 +55,7 @@ def _run_summary(label: str, run: RunResults, charts) -> list[str]:
     lines += _fold(_pivot_table(run, speedups), f"Median {_regions(run)} time per configuration "
                    f"({len(configuration_groups(run))} configurations)", open_when_short=True)
     uncertain = unreliable_speedups(speedups.values())
-    unreliable_key = f"{UNRELIABLE_MARK} speedup over cudnn unreliable (not shown) · " if uncertain else ""
+    unreliable_key = f"{UNRELIABLE_MARK} speedup over {answer.baseline} unreliable (not shown) · " if uncertain else ""
     lines += [f"{NOISY_MARK} noisy ({NOISY_RULE}) · {EAGER_MARK} NOT compiled, ran eagerly · {unreliable_key}"
               f"{FAILED_MARK} failed · {SKIPPED_MARK} skipped", ""]
     failed = problems(run)
@@ -71,15 +73,19 @@ def _run_summary(label: str, run: RunResults, charts) -> list[str]:
         lines += _fold([f"- {UNRELIABLE_MARK} `{f.key}`: {f.detail}" for f in uncertain],
                        f"Speedups over cudnn too uncertain to show ({len(uncertain)})")
     lines += roofline_table(run)
-    if charts:
-        lines += ["Charts: " + ", ".join(f"`{chart.name}`" for chart in charts) + " (and `report.html`)", ""]
+    drawn = [chart for chart in charts if not getattr(chart, "left_out", None)]
+    if drawn:
+        lines += ["Charts: " + ", ".join(f"`{chart.name}`" for chart in drawn) + " (and `report.html`)", ""]
+    for chart in charts:
+        if getattr(chart, "left_out", None):
+            lines += [f"Chart not drawn: `{chart.name}`: {markdown_inline(chart.left_out)}", ""]
     return lines
 
 
-def _geomean_text(mean) -> str:
+def _geomean_text(mean, names: dict[str, str]) -> str:
     value = f"{mean.value:.2f}×" if mean.value is not None else "no reliable ratio"
     left_out = f" ({mean.left_out_text()} {UNRELIABLE_MARK})" if mean.unreliable else ""
-    return f"**{mean.backend}** {value}{left_out}"
+    return f"**{names.get(mean.backend, mean.backend)}** {value}{left_out}"
 
 
 def _regions(run: RunResults) -> str:
@@ -93,7 +99,9 @@ def _pivot_table(run: RunResults, speedups: dict[str, Speedup]) -> list[str]:
     backends += sorted({r.case.backend_label for r in run.cases} - set(backends))
     cells = {key[0] for key in groups}
     modes = {key[1] for key in groups}
-    lines = ["| configuration | " + " | ".join(backends) + " |", "|---|" + "---:|" * len(backends)]
+    names = run_answer_names(run)
+    lines = ["| configuration | " + " | ".join(markdown_inline(names.get(b, b)) for b in backends) + " |",
+             "|---|" + "---:|" * len(backends)]
     order = list(groups)
     ordered = sorted(order, key=lambda k: (CELLS.index(k[0]) if k[0] in CELLS else len(CELLS), k[1], order.index(k)))
     for cell, mode, shape, dtype, device in ordered:

@@ -6,21 +6,29 @@ state), so tests can read back what was drawn; :func:`png_bytes` renders one the
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import textwrap
+import warnings
 from typing import Sequence
 
+from matplotlib import font_manager
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.ft2font import FT2Font
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.text import Text
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator
 from matplotlib.transforms import blended_transform_factory
 
 from harness.compare import Comparison, comparison_method
+from harness.errors import ChartTooLarge
+from harness.limits import MAX_CHART_PANELS, MAX_CHART_ROWS
 from harness.ratios import Ratio, interval_method
-from harness.report.scaling import AXIS_LABELS, AXIS_NAMES, AXIS_SYMBOLS, ScalingChart
-from harness.report.text import format_bytes, format_count
+from harness.report.names import baseline_name, result_backend_name
+from harness.report.scaling import AXIS_LABELS, AXIS_NAMES, AXIS_SYMBOLS, MIN_POINTS_FOR_EXPONENT, ScalingChart
+from harness.report.text import format_count
 from harness.speedup import UNRELIABLE_RULE, Speedup, SpeedupMean, geometric_mean_speedups
 from harness.suite import BACKENDS, CELLS, COMPILE_MODES, SIZE_AXES
 from harness.verdict import VERDICTS, Verdict, band
@@ -47,17 +55,11 @@ def line_style(dimension: str, value: str, order: Sequence[str] = ()) -> dict:
 
 
 def _value_formatter(unit: str):
-    if unit == "ms":
+    if unit in ("ms", "B", "KiB", "MiB", "GiB"):
         return FuncFormatter(lambda v, _: f"{v:g}")
-    if unit == "bytes":
-        return FuncFormatter(lambda v, _: format_bytes(v))
     if unit.endswith("/s") and unit != "TFLOP/s":
         return FuncFormatter(lambda v, _: format_count(v))
     return FuncFormatter(lambda v, _: f"{v:.3g}")
-
-
-def _unit_label(unit: str) -> str:
-    return "B, KiB, MiB, GiB" if unit == "bytes" else unit
 
 
 def _ratio_formatter():
@@ -70,43 +72,92 @@ def _new_figure(width: float, height: float) -> Figure:
     return figure
 
 
+def check_chart_size(what: str, panels: int = 1, rows: int = 0) -> None:
+    """Refuse a chart past the limits (harness.limits): unreadable as one image, and minutes to draw."""
+    if panels > MAX_CHART_PANELS:
+        raise ChartTooLarge(f"{what}: {panels} panels, more than the {MAX_CHART_PANELS} one chart draws; "
+                            f"narrow the cases with --filter")
+    if rows > MAX_CHART_ROWS:
+        raise ChartTooLarge(f"{what}: {rows} rows of cases, more than the {MAX_CHART_ROWS} one chart draws; "
+                            f"narrow the cases with --filter")
+
+
 def png_bytes(figure: Figure) -> bytes:
-    """The figure as PNG, byte-identical for identical figures: no software name, no timestamp."""
+    """The figure as PNG, byte-identical for identical figures: no software name, no timestamp.
+
+    A character no font of the text has (an emoji in a suite name) is drawn as MISSING_GLYPH, so that
+    matplotlib has nothing to warn about on the user's terminal; any such warning left is dropped."""
+    _replace_missing_glyphs(figure)
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing from", category=UserWarning)
+        figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
     return buffer.getvalue()
+
+
+MISSING_GLYPH = "?"
+
+
+def _replace_missing_glyphs(figure: Figure) -> None:
+    for text in figure.findobj(Text):
+        content = text.get_text()
+        if not content or content.isascii() or "$" in content:  # ASCII: always there; $: mathtext's own fonts
+            continue
+        covered = _covered_characters(text.get_fontproperties())
+        replaced = "".join(ch if ord(ch) in covered or ch in "\n\t" else MISSING_GLYPH for ch in content)
+        if replaced != content:
+            text.set_text(replaced)
+
+
+@functools.lru_cache(maxsize=None)
+def _charmap(font_path: str) -> frozenset[int]:
+    return frozenset(FT2Font(font_path).get_charmap())
+
+
+def _covered_characters(properties) -> frozenset[int]:
+    """The code points that the fonts matplotlib picks for ``properties`` (with their fallbacks) can draw."""
+    paths = font_manager.fontManager._find_fonts_by_props(properties)
+    return frozenset().union(*(_charmap(str(path)) for path in paths))
 
 
 # --- scaling curves ---------------------------------------------------------------------------------
 
 
-def scaling_figure(chart: ScalingChart, context: str) -> Figure:
+def scaling_figure(chart: ScalingChart, context: str, curve_display_names: dict[str, str] | None = None,
+                   metric_label: str | None = None) -> Figure:
     """One facet per cell/mode/... with one line per ``chart.by`` value: the medians as points and line,
     the interquartile range as a band, and the fitted exponent in the legend."""
     count = len(chart.facets)
+    check_chart_size(f"{chart.metric.label} vs {chart.axis}", panels=count)
     columns = min(count, 3)
     rows = math.ceil(count / columns)
     lines = len({c.line for c in chart.curves})
     legend_rows = lines + 1 if any(len(c.line) + (15 if c.ran_eagerly else 0) > 18 for c in chart.curves) \
         else math.ceil((lines + 1) / 2)
-    figure = _new_figure(5.4 * columns, (3.6 + 0.28 * legend_rows) * rows + 1.3)
+    width = 5.4 * columns
+    figure = _new_figure(width, (3.6 + 0.28 * legend_rows) * rows + 1.3)
     grid = figure.subplots(rows, columns, sharey=True, squeeze=False)
     metric = chart.metric
+    curve_display_names = curve_display_names or {}
     symbol = AXIS_SYMBOLS[chart.axis]
     x_values = sorted({p.x for c in chart.curves for p in c.points} | {m.x for c in chart.curves for m in c.missing})
     line_values = list(dict.fromkeys(c.line for c in chart.curves))
+    curve_names = dict(curve_display_names) if chart.by == "backend" else {}
+    unit, scale = value_unit(metric.unit, [p.y for c in chart.curves for p in c.points])
     for ax, facet in zip(grid.flat, chart.facets):
         for curve in facet.curves:
             style = line_style(chart.by, curve.line, line_values)
             xs = [p.x for p in curve.points]
-            label = curve.line + (" (NOT compiled)" if curve.ran_eagerly else "")
-            if curve.exponent is not None:
-                label += rf"  $\propto {symbol}^{{{curve.exponent:.2f}}}$"
-            ax.plot(xs, [p.y for p in curve.points], label=label, linewidth=1.8, markersize=5, **style)
+            label = curve_names.get(curve.line, curve.line) + (" (NOT compiled)" if curve.ran_eagerly else "")
+            shown = curve.shown_exponent
+            if shown is not None:
+                label += rf"  $\propto {symbol}^{{{shown[0]:.2f}}}$ ±{shown[1]:.2f}"
+            ax.plot(xs, [p.y / scale for p in curve.points], label=label, linewidth=1.8, markersize=5, **style)
             banded = [p for p in curve.points if p.low is not None]
             if len(banded) > 1:
-                ax.fill_between([p.x for p in banded], [p.low for p in banded], [p.high for p in banded],
-                                color=style["color"], alpha=BAND_ALPHA, linewidth=0)
+                ax.fill_between([p.x for p in banded], [p.low / scale for p in banded],
+                                [p.high / scale for p in banded], color=style["color"], alpha=BAND_ALPHA,
+                                linewidth=0)
             _draw_missing(ax, [m.x for m in curve.missing], style["color"], vertical=False)
         if any(c.missing for c in facet.curves):
             ax.plot([], [], linestyle="none", marker=FAILED_MARKER, color="0.3", label="failed / skipped / no value")
@@ -121,28 +172,63 @@ def scaling_figure(chart: ScalingChart, context: str) -> Figure:
     for ax in grid.flat[count:]:
         ax.set_visible(False)
     for ax in grid[:, 0]:
-        ax.set_ylabel(f"{metric.label} [{_unit_label(metric.unit)}]" + (", log scale" if chart.y_log else ""),
+        ax.set_ylabel(f"{metric_label or metric.label} [{unit}]" + (", log scale" if chart.y_log else ""),
                       fontsize=10)
     first = grid.flat[0]
     if chart.y_log:
         first.set_yscale("log")
         first.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         first.yaxis.set_minor_locator(NullLocator())
-    first.yaxis.set_major_formatter(_value_formatter(metric.unit))
+    first.yaxis.set_major_formatter(_value_formatter(unit))
     constant = dict(chart.constant)
     facts = [constant[d] for d in ("cell", "mode", "backend") if d in constant]
     if "fixed" in constant:
         facts.append(f"{constant['fixed']} fixed")
-    title = f"{metric.label[0].upper()}{metric.label[1:]} vs {AXIS_NAMES[chart.axis]}"
-    figure.suptitle(f"{title}{' · ' + ' · '.join(facts) if facts else ''}\n{context}", fontsize=12)
-    band = "interquartile range of the samples" if metric.region or any(
-        p.low is not None for c in chart.curves for p in c.points) else "none (not from timed samples)"
-    points = ("median per case" if metric.region else f"{metric.label} at each case's median time"
-              if band.startswith("inter") else "value per case")
-    figure.supxlabel(f"points: {points} · band: {band} · "
-                     rf"$\propto {symbol}^k$: least-squares slope k of log {metric.label} on log {chart.axis}",
-                     fontsize=8.5, color="0.3")
+    label = metric_label or metric.label
+    title = f"{label[0].upper()}{label[1:]} vs {AXIS_NAMES[chart.axis]}"
+    _titles(figure, f"{title}{' · ' + ' · '.join(facts) if facts else ''}", context, width)
+    figure.supxlabel(scaling_caption(chart), fontsize=8.5, color="0.3")
     return figure
+
+
+def scaling_caption(chart: ScalingChart) -> str:
+    """The chart's one caption line; the method in full is scaling_detail (the HTML's caption)."""
+    band = "IQR" if chart.metric.region or any(p.low is not None for c in chart.curves for p in c.points) else "none"
+    exponent = (rf" · $\propto {AXIS_SYMBOLS[chart.axis]}^k$ ±: log-log slope, 95% interval"
+                if any(c.shown_exponent for c in chart.curves) else "")
+    points = "median per case" if chart.metric.region or band == "IQR" else "value per case"
+    return f"points: {points} · band: {band}{exponent}"
+
+
+def scaling_detail(chart: ScalingChart) -> str:
+    metric = chart.metric
+    band = "the interquartile range of the samples" if metric.region or any(
+        p.low is not None for c in chart.curves for p in c.points) else "none (not from timed samples)"
+    points = ("the median per case" if metric.region else f"{metric.label} at each case's median time"
+              if band.startswith("the inter") else "the value per case")
+    return (f"Points: {points}; band: {band}. The exponent k in the legend is the least-squares slope of log "
+            f"{metric.label} on log {chart.axis}, with the half width of its 95% interval (Student's t on the "
+            f"fit's standard error); shown only for lines of {MIN_POINTS_FOR_EXPONENT} or more points, since two "
+            f"points always lie on a line.")
+
+
+def value_unit(unit: str, values: Sequence[float]) -> tuple[str, float]:
+    """The unit a chart's axis shows and what its values are divided by: bytes in one unit for the whole
+    chart, chosen from the largest value (KiB, MiB or GiB), so that ticks read 200, 400, 600 MiB."""
+    if unit != "bytes":
+        return unit, 1.0
+    largest = max((abs(v) for v in values), default=0)
+    for name, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if largest >= scale:
+            return name, float(scale)
+    return "B", 1.0
+
+
+def _titles(figure: Figure, title: str, context: str, width: float) -> None:
+    """The title and, below it, the context wrapped to the figure's width (a smaller font): never cut."""
+    fits = max(40, int(width * 11))
+    balanced = min(fits, math.ceil(len(context) / math.ceil(len(context) / fits)) + 8)  # no one-word last line
+    figure.suptitle("\n".join([title, *textwrap.wrap(context, balanced, break_on_hyphens=False)]), fontsize=11)
 
 
 def _set_x_axis(ax, values: Sequence[float], log: bool) -> None:
@@ -180,14 +266,18 @@ def speedup_figure(speedups: Sequence[Speedup], context: str) -> Figure:
     One facet per cell and mode; > 1 means faster than cudnn."""
     facets = _group(speedups, lambda s: (s.result.case.cell, s.result.case.mode))
     rows, row_labels = _row_labels([s.result.case for s in speedups])
+    check_chart_size("speedup over cudnn", panels=len(facets), rows=len(rows))
     backends = _ordered_backends(s.result.case.backend_label for s in speedups)
     geomeans = geometric_mean_speedups(speedups)
     columns = min(max(len(facets), 1), 3)
     facet_rows = math.ceil(max(len(facets), 1) / columns)
     width = max(4.8 * columns, 7.5)
     eager = {s.result.case.backend_label for s in speedups if s.result.ran_eagerly}
+    names = {s.result.case.backend_label: result_backend_name(s.result) for s in speedups}
+    baseline = baseline_name([s.baseline for s in speedups if s.baseline is not None])
     handles = [Line2D([], [], linestyle="none", **line_style("backend", b),
-                      label=_geomean_label(b, geomeans.get(b)) + (" (NOT compiled: ran eagerly)" if b in eager else ""))
+                      label=_geomean_label(names[b], geomeans.get(b)) + (" (NOT compiled: ran eagerly)" if b in eager
+                                                                         else ""))
                for b in backends]
     unreliable = any(s.unreliable_why for s in speedups)
     if unreliable:
@@ -199,15 +289,11 @@ def speedup_figure(speedups: Sequence[Speedup], context: str) -> Figure:
     longest = max((len(h.get_label()) for h in handles), default=0)
     legend_columns = min(len(handles), 1 if longest > 45 else 2 if longest > 32 else 3)
     region = _region_time(speedups)
-    unreliable_lines = _wrap(f"grey, hollow, dashed: unreliable, left out of the geomeans: {UNRELIABLE_RULE}",
-                             width) if unreliable else []
-    caption = "\n".join([f"point: cudnn median / backend median of the {region}; right of the black line: faster "
-                         f"than cudnn", *_wrap(f"whiskers: {interval_method()}", width), *unreliable_lines,
-                         "(whiskers longer than the plot are cut at its edge)"])
+    caption = speedup_caption(speedups)
     # backends with compile modes make long legend entries, one per line: room for them below the plots
     legend_lines = len(backends) + 1 if any("@" in b for b in backends) else 0
-    if unreliable and not legend_lines:  # room for the rule's caption lines and the longer legend
-        legend_lines = max(0, math.ceil(len(handles) / legend_columns) - 4) + 0.7 * len(unreliable_lines)
+    if unreliable and not legend_lines:  # room for the longer legend
+        legend_lines = max(0, math.ceil(len(handles) / legend_columns) - 4)
     figure = _new_figure(width, facet_rows * (0.3 * len(rows) + 1.2) + 1.6 + 0.25 * legend_lines)
     grid = figure.subplots(facet_rows, columns, sharey=True, sharex=True, squeeze=False)
     for ax in grid.flat[len(facets):]:
@@ -236,7 +322,8 @@ def speedup_figure(speedups: Sequence[Speedup], context: str) -> Figure:
             _draw_missing(ax, failed, style["color"], vertical=True)
         ax.axvline(1.0, color="black", linewidth=1)
         ax.set_title(f"{cell} · {mode}", fontsize=11)
-        ax.set_xlabel("speedup over cudnn (× faster), log scale", fontsize=10)
+        facet_baseline = baseline_name([s.baseline for s in members if s.baseline is not None])
+        ax.set_xlabel(f"speedup over {facet_baseline} (× faster), log scale", fontsize=10)
         ax.grid(True, axis="x", which="major", alpha=0.3)
     first = grid.flat[0]
     first.set_yticks(range(len(rows)), row_labels)
@@ -245,9 +332,25 @@ def speedup_figure(speedups: Sequence[Speedup], context: str) -> Figure:
     _finish_ratio_axes(grid, [s.ratio if s.reliable else Ratio(s.ratio.value) for s in speedups
                               if s.ratio is not None])
     _caption_legend(figure, handles, caption, columns=legend_columns)
-    figure.suptitle("\n".join([f"Speedup over cudnn per case (median {region})", *_wrap(context, width)]),
-                    fontsize=12)
+    _titles(figure, f"Speedup over {baseline} per case (median {region})", context, width)
     return figure
+
+
+def speedup_caption(speedups: Sequence[Speedup]) -> str:
+    """The chart's one caption line; the method in full is speedup_detail (the HTML's caption)."""
+    baseline = baseline_name([s.baseline for s in speedups if s.baseline is not None])
+    unreliable = " · grey, hollow: unreliable, not in the geomean" if any(s.unreliable_why for s in speedups) else ""
+    return f"point: {baseline} median / backend median · whiskers: 95% interval{unreliable}"
+
+
+def speedup_detail(speedups: Sequence[Speedup]) -> str:
+    region = _region_time(speedups)
+    baseline = baseline_name([s.baseline for s in speedups if s.baseline is not None])
+    text = (f"Each point is {baseline}'s median {region} over the backend's (right of the black line: faster than "
+            f"{baseline}). Whiskers: {interval_method()}; whiskers longer than the plot are cut at its edge.")
+    if any(s.unreliable_why for s in speedups):
+        text += f" Grey, hollow, dashed: unreliable, left out of the geometric means: {UNRELIABLE_RULE}."
+    return text
 
 
 def _geomean_label(backend: str, mean: SpeedupMean | None) -> str:
@@ -277,6 +380,8 @@ def comparison_figure(comparison: Comparison, context_a: str, context_b: str) ->
     pairs = comparison.pairs
     facets = _group(pairs, lambda p: p.case.backend_label, order=BACKENDS)
     rows, row_labels = _row_labels([p.case for p in pairs], with_cell_and_mode=True)
+    check_chart_size(f"{comparison.current_label} vs {comparison.baseline_label}", panels=len(facets),
+                     rows=len(rows))
     columns = min(max(len(facets), 1), 4 if len(rows) > 10 else 3)
     facet_rows = math.ceil(max(len(facets), 1) / columns)
     width = max(3.5 * columns + 2.4, 7.5)
@@ -335,11 +440,9 @@ def comparison_figure(comparison: Comparison, context_a: str, context_b: str) ->
         left_out.append(f"{len(comparison.not_compared) - broken} failed, skipped or without samples in A or B")
     if broken:
         left_out.append(f"{broken} BROKEN: ran in A, fails in B (fails the gate)")
-    lines = [f"A: {context_a}", f"B: {context_b}",
-             f"colours: the verdicts of rnnbench compare A B (A the baseline): threshold {threshold:.1%}, "
-             f"alpha {comparison.alpha:g} after Holm-Bonferroni over the {len(pairs)} compared cases",
-             *_wrap(f"whiskers: {comparison_method(comparison)}", width),
-             "(whiskers longer than the plot are cut at its edge)"]
+    lines = [*_wrap(f"A: {context_a}", width), *_wrap(f"B: {context_b}", width),
+             f"colours: verdicts of rnnbench compare A B (threshold {threshold:.1%}, alpha {comparison.alpha:g}, "
+             f"Holm) · whiskers: {1 - comparison.alpha:.0%} interval"]
     for warning in comparison.warnings:
         lines += _wrap(f"warning: {warning}", width)
     if comparison.blocking_differences:
@@ -349,6 +452,12 @@ def comparison_figure(comparison: Comparison, context_a: str, context_b: str) ->
         lines += _wrap(f"not drawn: {', '.join(left_out)} (listed in the report)", width)
     _caption_legend(figure, handles, "\n".join(lines), columns=2)
     return figure
+
+
+def comparison_detail(comparison: Comparison) -> str:
+    return (f"Colours: the verdicts of rnnbench compare A B (A the baseline): threshold {comparison.threshold:.1%}, "
+            f"alpha {comparison.alpha:g} after Holm-Bonferroni over the {len(comparison.pairs)} compared cases. "
+            f"Whiskers: {comparison_method(comparison)}; whiskers longer than the plot are cut at its edge.")
 
 
 # --- shared helpers ---------------------------------------------------------------------------------

@@ -9,13 +9,12 @@ from typing import Sequence
 
 from harness.cases import select_cases
 from harness.compare import DEFAULT_THRESHOLD, Comparison, compare_runs
-from harness.errors import ReportError
+from harness.errors import ChartTooLarge, ReportError
 from harness.metrics import SAMPLED_METRICS
 from harness.ratios import DEFAULT_ALPHA
 from harness.report.context import context_line
 from harness.report.scaling import LINE_DIMENSIONS, entries_of, resolve_metric, scaling_chart, swept_axes
 from harness.results import RunResults
-from harness.speedup import speedups_over_cudnn
 from harness.store import REPORT_PAGE, REPORT_SUMMARY, file_labels, slug, write_files
 from harness.suite import SIZE_AXES
 
@@ -24,11 +23,27 @@ CHARTS = ("curves", "speedup", "compare", "roofline")
 
 @dataclass(frozen=True)
 class Chart:
-    """A rendered chart: its file name, a one-line title (the image's alt text) and the PNG."""
+    """A rendered chart: its file name, a one-line title (the image's alt text) and the PNG; or, in a report,
+    a chart left out (past harness.limits' chart limits), with ``left_out`` saying why and no PNG."""
 
     name: str
     title: str
     png: bytes
+    left_out: str | None = None
+    detail: str = ""  # the method behind the chart in full, for the HTML caption (the PNG has one short line)
+
+
+def _drawn(name: str, title: str, draw, leave_out_large: bool, detail=lambda: "") -> Chart:
+    """The chart ``draw()`` makes, as PNG; with ``leave_out_large``, one too large to draw (ChartTooLarge)
+    becomes a left-out chart that says why, instead of an error."""
+    from harness.report.plots import png_bytes
+
+    try:
+        return Chart(name, title, png_bytes(draw()), detail=detail())
+    except ChartTooLarge as exc:
+        if not leave_out_large:
+            raise
+        return Chart(name, title, b"", left_out=str(exc))
 
 
 def filter_runs(runs: Sequence[RunResults], filters: Sequence[str]) -> list[RunResults]:
@@ -57,11 +72,15 @@ def filter_profiles(profiles: Sequence, filters: Sequence[str]) -> list:
 
 
 def curve_charts(runs: Sequence[RunResults], axes: Sequence[str] | None = None, metric: str | None = None,
-                 by: str = "backend", prefix: str | None = None) -> list[Chart]:
+                 by: str = "backend", prefix: str | None = None, *, leave_out_large: bool = False) -> list[Chart]:
     """Scaling curves of ``metric`` along each of ``axes`` (default: every axis the results swept)."""
-    from harness.report.plots import png_bytes, scaling_figure
+    from harness.report.answer import display_names
+    from harness.report.plots import scaling_detail, scaling_figure
 
     entries = entries_of(runs)
+    names: dict[str, str] = {}
+    for run in runs:
+        names.update(display_names(run))
     if metric is not None:
         resolve_metric(metric)
     if by not in LINE_DIMENSIONS:
@@ -73,19 +92,38 @@ def curve_charts(runs: Sequence[RunResults], axes: Sequence[str] | None = None, 
     for axis in axes:
         chart = scaling_chart(entries, axis, metric, by)
         name = f"{prefix}-{chart.metric.name}-vs-{axis}{'' if by == 'backend' else f'-by-{by}'}.png"
-        charts.append(Chart(name, f"{chart.metric.label} vs {axis}", png_bytes(scaling_figure(chart, context_line(runs)))))
+        label = memory_label(chart.metric.name, runs)
+        charts.append(_drawn(name, f"{label or chart.metric.label} vs {axis}",
+                             lambda chart=chart, label=label: scaling_figure(chart, context_line(runs), names, label),
+                             leave_out_large, lambda chart=chart: scaling_detail(chart)))
     return charts
 
 
-def speedup_chart(run: RunResults, prefix: str) -> Chart | None:
-    """The speedup of every backend over cudnn; None when the results have no cudnn to compare with."""
-    from harness.report.plots import png_bytes, speedup_figure
+def memory_label(metric: str, runs: Sequence[RunResults]) -> str | None:
+    """What a peak-memory chart shows, by device: the CUDA allocator's peak, or on a CPU the case's rise of
+    the process's resident memory (harness.telemetry.host); None for other metrics."""
+    if metric != "peak_memory":
+        return None
+    devices = {result.case.device_type for run in runs for result in run.cases}
+    if devices == {"cpu"}:
+        return "case peak memory (RSS rise)"
+    if "cpu" not in devices:
+        return "peak allocated memory"
+    return None
 
-    speedups = speedups_over_cudnn(run)
+
+def speedup_chart(run: RunResults, prefix: str, *, leave_out_large: bool = False) -> Chart | None:
+    """The speedup of every backend over cudnn; None when the results have no cudnn to compare with."""
+    from harness.report.names import baseline_name
+    from harness.report.plots import speedup_detail, speedup_figure
+
+    speedups = list(run.cudnn_speedups)
     if not speedups:
         return None
-    return Chart(f"{prefix}-speedup-over-cudnn.png", "speedup over cudnn per case",
-                 png_bytes(speedup_figure(speedups, context_line([run]))))
+    baseline = baseline_name([s.baseline for s in speedups if s.baseline is not None])
+    return _drawn(f"{prefix}-speedup-over-cudnn.png", f"speedup over {baseline} per case",
+                  lambda: speedup_figure(speedups, context_line([run])), leave_out_large,
+                  lambda: speedup_detail(speedups))
 
 
 def roofline_chart(run: RunResults, prefix: str) -> Chart | None:
@@ -114,8 +152,8 @@ def comparisons(runs: Sequence[RunResults], region: str | None = None, *, thresh
             for run, label in zip(runs[1:], labels[1:])]
 
 
-def comparison_chart(comparison: Comparison) -> Chart:
-    from harness.report.plots import comparison_figure, png_bytes
+def comparison_chart(comparison: Comparison, *, leave_out_large: bool = False) -> Chart:
+    from harness.report.plots import comparison_detail, comparison_figure
 
     a, b = comparison.baseline_label, comparison.current_label
     if not comparison.pairs:
@@ -123,8 +161,9 @@ def comparison_chart(comparison: Comparison) -> Chart:
                           f"({len(comparison.only_in_baseline)} only in A, {len(comparison.only_in_current)} only "
                           f"in B, {len(comparison.not_compared)} failed, skipped or without samples in one)")
     name = f"compare-{_file_slug(b)}-vs-{_file_slug(a)}.png"
-    return Chart(name, f"{b} vs {a}", png_bytes(comparison_figure(
-        comparison, context_line([comparison.baseline]), context_line([comparison.current]))))
+    return _drawn(name, f"{b} vs {a}", lambda: comparison_figure(
+        comparison, context_line([comparison.baseline]), context_line([comparison.current])), leave_out_large,
+                  lambda: comparison_detail(comparison))
 
 
 def plot(runs: Sequence[RunResults], chart: str = "curves", x: str | None = None, metric: str | None = None,
@@ -135,7 +174,14 @@ def plot(runs: Sequence[RunResults], chart: str = "curves", x: str | None = None
     if x is not None and x not in SIZE_AXES:
         raise ReportError(f"--x {x!r}: unknown axis; axes: {', '.join(SIZE_AXES)}")
     if chart == "curves":
-        return curve_charts(runs, [x] if x else None, metric, by)
+        if not any(run.cases for run in runs):
+            raise ReportError(f"nothing to draw: {', '.join(run.source or '?' for run in runs)} "
+                              f"{'holds' if len(runs) == 1 else 'hold'} no case")
+        charts = curve_charts(runs, [x] if x else None, metric, by)
+        if not charts:
+            raise ReportError("no scaling curve to draw: no size axis is swept in these results (each sweep has "
+                              "one value); --chart speedup or compare draw cases side by side")
+        return charts
     if chart == "speedup":
         charts = [speedup_chart(run, _file_slug(label)) for run, label in zip(runs, file_labels(runs))]
         if not any(charts):
@@ -171,10 +217,12 @@ def profile_chart(profile, label: str) -> Chart | None:
 
 
 def write_report(runs: Sequence[RunResults], out_dir: str | Path, *, threshold: float = DEFAULT_THRESHOLD,
-                 alpha: float = DEFAULT_ALPHA, profiles: Sequence = ()) -> list[Path]:
+                 alpha: float = DEFAULT_ALPHA, profiles: Sequence = (), left_out: list | None = None) -> list[Path]:
     """Every chart, the HTML page (charts embedded) and the Markdown summary; returns the paths written.
     ``threshold`` and ``alpha``: the regression gate's, for the A-vs-B comparisons (stated in the report).
-    ``profiles``: profile files (``rnnbench profile``), drawn as stacked bars per case and backend."""
+    ``profiles``: profile files (``rnnbench profile``), drawn as stacked bars per case and backend.
+    A chart past the chart limits (harness.limits) is not drawn: the page and the summary say so, and so
+    does ``left_out``, when given, which receives each such Chart."""
     from harness.report.html import report_html
     from harness.report.markdown import report_markdown
 
@@ -192,8 +240,8 @@ def write_report(runs: Sequence[RunResults], out_dir: str | Path, *, threshold: 
         charts = []
         entries = entries_of([run])
         if swept_axes(entries):
-            charts.extend(curve_charts([run], prefix=_file_slug(label)))
-        speedup = speedup_chart(run, _file_slug(label))
+            charts.extend(curve_charts([run], prefix=_file_slug(label), leave_out_large=True))
+        speedup = speedup_chart(run, _file_slug(label), leave_out_large=True)
         if speedup:
             charts.append(speedup)
         roofline = roofline_chart(run, _file_slug(label))
@@ -201,10 +249,12 @@ def write_report(runs: Sequence[RunResults], out_dir: str | Path, *, threshold: 
             charts.append(roofline)
         sections.append((label, run, charts))
     compared = comparisons(runs, threshold=threshold, alpha=alpha)
-    comparison_charts = [comparison_chart(c) for c in compared if c.pairs]
+    comparison_charts = [comparison_chart(c, leave_out_large=True) for c in compared if c.pairs]
     charts = [c for _, _, charts in sections for c in charts] + comparison_charts
     charts += profile_charts
-    return write_files(out_dir, {**{chart.name: chart.png for chart in charts},
+    if left_out is not None:
+        left_out.extend(chart for chart in charts if chart.left_out)
+    return write_files(out_dir, {**{chart.name: chart.png for chart in charts if not chart.left_out},
                                  REPORT_PAGE: report_html(sections, compared, comparison_charts, profile_charts),
                                  REPORT_SUMMARY: report_markdown(sections, compared)})
 

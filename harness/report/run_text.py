@@ -57,13 +57,43 @@ def merge_warning_lines(merged, *, written: bool) -> list[str]:
     if not written:
         return [f"rnnbench: WARNING: {source}: {difference.label} {difference.baseline} -> {difference.current} "
                 f"(merged with --allow-env-mismatch)" for source, difference in merged.environment_differences]
+    lines = []
     if merged.missing_shards:
-        return [f"rnnbench: WARNING: shards {', '.join(f'{i}/{merged.shard_count}' for i in merged.missing_shards)}"
-                f" missing: the merged file is marked interrupted"]
-    return []
+        lines.append(f"rnnbench: WARNING: shards {', '.join(f'{i}/{merged.shard_count}' for i in merged.missing_shards)}"
+                     f" missing: the merged file is marked interrupted")
+    elif merged.missing_cases:
+        lines.append(f"rnnbench: WARNING: {merged.missing_cases} planned cases in no input: the merged file is marked "
+                     f"interrupted")
+    if merged.plan_unknown:
+        lines.append(f"rnnbench: WARNING: {' '.join(str(merged.plan_unknown).split())}; the cases it plans cannot be "
+                     f"listed, so the merged file is marked interrupted")
+    return lines
 
 
 def merge_line(merged, output, file_count: int) -> str:
     counts = merged.run.counts()
     return (f"{output}: {len(merged.run.cases)} cases from {file_count} files ({counts['ok']} ok, "
             f"{counts['failed']} failed, {counts['skipped']} skipped), {merged.run.status}")
+
+
+def profile_ending_lines(plan, ending) -> list[str]:
+    """What a profile that stopped early says last."""
+    kept = f"{len(ending.records)} finished cases saved to {plan.path}"
+    if ending.outcome.stopped_by == "error":
+        return [f"rnnbench: error: {ending.outcome.failure}; the profile stopped; {kept}"]
+    if ending.status == "interrupted":
+        return [f"rnnbench: interrupted; {kept}"]
+    return []
+
+
+def run_summary_lines(results) -> list[str]:
+    """What ``rnnbench run`` prints on stdout at the end: the tables, the warnings, and the answer."""
+    from harness.report.answer import answer_text
+    from harness.report.text import summary_table, warnings_lines
+
+    return [summary_table(results), *warnings_lines(results), *([answer_text(results)] if results.cases else [])]
+
+
+def profile_header(plan, journal_path) -> str:
+    return (f"rnnbench: profiling {len(plan.cases)} cases of suite '{plan.suite.name}' on {plan.opened.device}, "
+            f"{plan.profile_settings.steps} steps each; journal: {journal_path}")

@@ -78,6 +78,16 @@ class Curve:
     missing: tuple[Missing, ...]
     exponent: float | None  # least-squares slope of log(y) on log(x)
     ran_eagerly: bool = False  # a compiled backend that fell back to eager PyTorch in some case
+    # the 95 % interval of the slope (Student's t on the fit's standard error): half its width; None with
+    # fewer than MIN_POINTS_FOR_EXPONENT points, where a slope is a line through two noisy points
+    exponent_half_width: float | None = None
+
+    @property
+    def shown_exponent(self) -> tuple[float, float] | None:
+        """(slope, half width of its 95 % interval) where the legend may state it, else None."""
+        if self.exponent is None or self.exponent_half_width is None:
+            return None
+        return self.exponent, self.exponent_half_width
 
     def dimension(self, name: str) -> str:
         return dict(self.dimensions)[name]
@@ -186,10 +196,12 @@ def _curve(axis: str, metric: Metric, by: str, dimensions: tuple, by_x: dict[flo
                 continue
             spread = metric_spread(metric, result)
             points.append(Point(x, value, *(spread or (None, None)), result.key))
+    xs, ys = [p.x for p in points], [p.y for p in points]
+    interval = exponent_interval(xs, ys)
     return Curve(axis=axis, metric=metric.name, line=dict(dimensions)[by], dimensions=dimensions,
-                 points=tuple(points), missing=tuple(missing),
-                 exponent=fit_exponent([p.x for p in points], [p.y for p in points]),
-                 ran_eagerly=any(e.result.ran_eagerly for entries in by_x.values() for e in entries))
+                 points=tuple(points), missing=tuple(missing), exponent=fit_exponent(xs, ys),
+                 ran_eagerly=any(e.result.ran_eagerly for entries in by_x.values() for e in entries),
+                 exponent_half_width=interval[1] if interval else None)
 
 
 def fit_exponent(xs: Sequence[float], ys: Sequence[float]) -> float | None:
@@ -202,6 +214,23 @@ def fit_exponent(xs: Sequence[float], ys: Sequence[float]) -> float | None:
     log_y = np.log([y for _, y in pairs])
     slope, _ = np.polyfit(log_x, log_y, 1)
     return float(slope)
+
+
+MIN_POINTS_FOR_EXPONENT = 3  # two points always lie on a line: their slope says nothing about the scaling
+
+
+def exponent_interval(xs: Sequence[float], ys: Sequence[float], confidence: float = 0.95) -> tuple[float, float] | None:
+    """The least-squares slope of log y on log x and the half width of its ``confidence`` interval
+    (Student's t with n - 2 degrees of freedom on the slope's standard error); None with fewer than
+    MIN_POINTS_FOR_EXPONENT distinct positive x."""
+    from scipy import stats
+
+    pairs = [(x, y) for x, y in zip(xs, ys) if x > 0 and y > 0]
+    if len({x for x, _ in pairs}) < MIN_POINTS_FOR_EXPONENT:
+        return None
+    fit = stats.linregress(np.log([x for x, _ in pairs]), np.log([y for _, y in pairs]))
+    half_width = float(stats.t.ppf(0.5 + confidence / 2, len(pairs) - 2) * fit.stderr)
+    return float(fit.slope), half_width
 
 
 def spans_decade(values: Iterable[float]) -> bool:
