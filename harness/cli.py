@@ -95,9 +95,9 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
     from harness.run_plan import ON_DEVICES, plan_run
 
     plan = plan_run(suite_path, device=device, out=out, backends=backends, filters=filters, resume_path=resume_path,
-                    rounds=rounds, force=force, nvtx=nvtx, shard_spec=shard_spec, devices=devices,
-                    on_machine_state=warn_about_machine)
+                    rounds=rounds, force=force, nvtx=nvtx, shard_spec=shard_spec, devices=devices)
     writer = open_writer(plan)
+    warn_about_machine(plan.machine_state, "the run")  # once the plan is accepted: a refusal stays one line
     click.echo(run_header(plan, writer.journal_path), err=True)
     busy = BusyOnce(warned=bool(plan.environment["machine_state"].get("busy"))) if plan.how != ON_DEVICES else None
     with Progress(plan.progress_total, quiet, busy) as progress:
@@ -183,10 +183,7 @@ def env(device, as_json):
 
     environment = collect_environment(resolve_device_option(device))
     environment["machine_state"] = collect_machine_state(environment).to_dict()
-    if as_json:
-        click.echo(json.dumps(environment, indent=2))
-        return
-    for line in environment_lines(environment):
+    for line in [json.dumps(environment, indent=2)] if as_json else environment_lines(environment):
         click.echo(line)
 
 
@@ -302,8 +299,9 @@ def profile(suite_path, device, backends, filters, out_dir, steps, trace, nvtx, 
     from harness.run_plan import plan_profile
 
     plan = plan_profile(suite_path, device=device, backends=backends, filters=filters, out_dir=out_dir, steps=steps,
-                        trace=trace, nvtx=nvtx, on_machine_state=warn_about_machine)
+                        trace=trace, nvtx=nvtx)
     writer = open_profile_writer(plan)  # before any case: a path that cannot be written fails now
+    warn_about_machine(plan.machine_state, "the profile")
     click.echo(profile_header(plan, writer.journal_path), err=True)
     with Progress(len(plan.cases), quiet, label="profiling") as progress:
         outcome = execute_profile(plan, writer, progress)

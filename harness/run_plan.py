@@ -16,7 +16,7 @@ import shlex
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from harness.errors import ComparisonError, SuiteError, UsageError
 from harness.run_options import AbSide, RunOptions, WorkerDevice
@@ -41,6 +41,7 @@ class RunPlan:
     previous_cases: tuple = ()  # a resumed run's finished cases (CaseResult)
     resuming: bool = False
     force: bool = False
+    machine_state: object = None  # harness.machine_state.MachineState: who else used the machine as it started
 
     @property
     def suite(self):
@@ -69,11 +70,10 @@ class RunPlan:
 
 def plan_run(suite_path: str, *, device: str | None = None, out: str | None = None, backends: Sequence[str] = (),
              filters: Sequence[str] = (), resume_path: str | None = None, rounds: int | None = None,
-             force: bool = False, nvtx: bool = False, shard_spec: str | None = None, devices: str | None = None,
-             on_machine_state: Callable = lambda state, where: None) -> RunPlan:
+             force: bool = False, nvtx: bool = False, shard_spec: str | None = None,
+             devices: str | None = None) -> RunPlan:
     """The plan of ``rnnbench run`` from its options. Raises UsageError for options that do not go together,
-    and the stages' own errors (a bad suite, device, shard, a run that cannot be resumed) otherwise.
-    ``on_machine_state(state, where)``: who else uses the machine, as this process collects its environment."""
+    and the stages' own errors (a bad suite, device, shard, a run that cannot be resumed) otherwise."""
     from harness.env import collect_environment, measured_peak
     from harness.machine_state import collect_machine_state
     from harness.resume import CARRIED_ON_RESUME, ResumeError, check_resumable, refuse_another_plan
@@ -103,8 +103,7 @@ def plan_run(suite_path: str, *, device: str | None = None, out: str | None = No
     environment = collect_environment(opened.device)
     environment["math_precision"] = precision_flags
     environment["measured_peak"] = measured_peak(opened.device, opened.suite.dtype)  # once: the workers do not
-    state = collect_machine_state(environment)
-    on_machine_state(state, "the run")
+    state = collect_machine_state(environment)  # measured with the environment; said once the plan is accepted
     environment["machine_state"] = state.to_dict()
     now = None
     if previous is not None:
@@ -144,7 +143,7 @@ def plan_run(suite_path: str, *, device: str | None = None, out: str | None = No
                           round_orders=[round_order(keys, opened.suite.seed, index) for index in range(rounds)])
     return RunPlan(suite_path=suite_path, opened=opened, planned=tuple(planned), cases=cases, settings=settings,
                    options=options, environment=environment, path=Path(path), previous_cases=tuple(previous_cases),
-                   resuming=previous is not None, force=force)
+                   resuming=previous is not None, force=force, machine_state=state)
 
 
 def refuse_combinations(*, rounds: int, workers: Sequence[WorkerDevice] | None, nvtx: bool) -> None:
@@ -300,6 +299,7 @@ class ProfilePlan:
     environment: Mapping
     path: Path
     options: Mapping  # what the profile file records: device, backends, filters, steps, nvtx, trace
+    machine_state: object = None  # harness.machine_state.MachineState
 
     @property
     def suite(self):
@@ -316,7 +316,7 @@ class ProfilePlan:
 
 def plan_profile(suite_path: str, *, device: str | None = None, backends: Sequence[str] = (),
                  filters: Sequence[str] = (), out_dir: str | None = None, steps: int = 10, trace: bool = False,
-                 nvtx: bool = False, on_machine_state: Callable = lambda state, where: None) -> ProfilePlan:
+                 nvtx: bool = False) -> ProfilePlan:
     """The plan of ``rnnbench profile``."""
     from harness.env import collect_environment
     from harness.machine_state import collect_machine_state
@@ -330,11 +330,10 @@ def plan_profile(suite_path: str, *, device: str | None = None, backends: Sequen
     flags = apply_process_settings(opened.suite)  # first: the environment records the suite's threads
     environment = collect_environment(opened.device)
     environment["math_precision"] = flags
-    state = collect_machine_state(environment)
-    on_machine_state(state, "the profile")
+    state = collect_machine_state(environment)  # said once the profile's output is accepted
     environment["machine_state"] = state.to_dict()
     options = {"device": str(opened.device), "backends": list(backends), "filters": list(filters), "steps": steps,
                "nvtx": nvtx, "trace": trace}
     return ProfilePlan(suite_path=suite_path, opened=opened, cases=tuple(cases), settings=opened.settings(),
                        profile_settings=ProfileSettings(steps=steps, nvtx=nvtx), environment=environment,
-                       path=Path(path), options=options)
+                       path=Path(path), options=options, machine_state=state)

@@ -329,6 +329,14 @@ def results_from_document(document: Any, source: str) -> RunResults:
 # the same vocabulary a suite is checked against (harness.suite, harness.dtypes)
 _CASE_VOCABULARY = {"cell": CELLS, "backend": BACKENDS, "mode": MODES, "dtype": DTYPES, "device_type": DEVICE_TYPES}
 _CASE_SIZES = ("batch", "seq_len", "input_size", "hidden_size", "num_layers")
+
+
+def _is_backend_name(value) -> bool:
+    """One of rnnbench's backends, or a name a suite's custom_backends or an installed package's entry point
+    may give one (harness.custom_backends): the readers show such a name as it is."""
+    from harness.custom_backends import name_problem
+
+    return value in BACKENDS or name_problem(value, ()) is None
 # the variant fields a case records only away from their defaults (harness.cases.Case)
 _CASE_VARIANTS = ("layout", "lengths", "proj_size", "compile_mode", "length_min_fraction")
 
@@ -398,6 +406,8 @@ def _check_document(document: dict, source: str) -> None:
             bad(f"{where}.case", f"must be a mapping, got {_kind(case)}")
         for name, allowed in _CASE_VOCABULARY.items():
             value = case.get(name)
+            if name == "backend" and _is_backend_name(value):
+                continue
             if not isinstance(value, str) or value not in allowed:
                 bad(f"{where}.case.{name}", f"must be one of {', '.join(allowed)}, got {_kind(value)}")
         for name in _CASE_SIZES:
@@ -599,7 +609,7 @@ def _check_options(options: Mapping, bad) -> None:
         bad("options.rounds", f"must be a whole number from 1 to {limits.MAX_ROUNDS}, got {_kind(rounds)}")
     backends = options.get("backends")
     if backends is not None and not (isinstance(backends, list)
-                                     and all(isinstance(b, str) and b in BACKENDS for b in backends)):
+                                     and all(_is_backend_name(b) for b in backends)):
         bad("options.backends", f"must be a list of backends ({', '.join(BACKENDS)})")
     filters = options.get("filters")
     if filters is not None and not (isinstance(filters, list) and all(_is_short_text(f, 1000) for f in filters)):
