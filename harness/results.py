@@ -12,7 +12,6 @@ again from the samples, which are the only source of truth.
 
 from __future__ import annotations
 
-from collections import abc
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -20,6 +19,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Mapping
 
 from harness.cases import Case
+from harness.frozen import freeze, thaw  # noqa: F401 - records are frozen; readers import thaw from here too
 from harness.flops import region_flops
 from harness.stats import SampleStats, summarize_rounds
 
@@ -32,29 +32,6 @@ SCHEMA_VERSION = 1
 STATUSES = ("ok", "failed", "skipped")
 
 
-_SCALARS = frozenset((float, int, str, bool, type(None)))
-
-
-def freeze(value: Any) -> Any:
-    """Read-only copies of nested dicts and lists, so a record cannot be changed after it is made."""
-    kind = type(value)
-    if kind in _SCALARS:  # most of a results file (its samples): no isinstance through typing's ABC machinery
-        return value
-    if kind is dict or isinstance(value, abc.Mapping):
-        return MappingProxyType({key: freeze(item) for key, item in value.items()})
-    if kind is list or kind is tuple or isinstance(value, (list, tuple)):
-        if all(type(item) in _SCALARS for item in value):  # a list of samples
-            return tuple(value)
-        return tuple(freeze(item) for item in value)
-    return value
-
-
-def thaw(value: Any) -> Any:
-    if isinstance(value, abc.Mapping):
-        return {key: thaw(item) for key, item in value.items()}
-    if isinstance(value, tuple):
-        return [thaw(item) for item in value]
-    return value
 
 
 @dataclass(frozen=True)
@@ -272,14 +249,6 @@ class RunResults:
         for result in self.cases:
             groups.setdefault((result.case.mode, result.case.model_key), []).append(result)
         return MappingProxyType({key: tuple(results) for key, results in groups.items()})
-
-    @cached_property
-    def cudnn_speedups(self) -> tuple:
-        """harness.speedup.speedups_over_cudnn of this run, computed once: each speedup is a bootstrap, and
-        the chart, the tables and the summary all show them."""
-        from harness.speedup import speedups_over_cudnn
-
-        return tuple(speedups_over_cudnn(self))
 
     def to_dict(self) -> dict:
         return {
