@@ -3,7 +3,7 @@
 Two ways to gate, two modes:
 
 --mode ab (default): sessions of `rnnbench ab` as the gate runs it, with three or more sides taking turns
-  (harness.rounds.run_interleaved_round): A, A' (the same code again) and one side per injected slowdown.
+  (harness.executor.run_ab_session): A, A' (the same code again) and one side per injected slowdown.
   A against A' counts false regressions; A against each slowed side counts detections. Each session is one
   "pair" of the targets.
 --mode back-to-back: K back-to-back pairs of `rnnbench run SUITE --rounds R` compared with `rnnbench compare`.
@@ -54,34 +54,23 @@ def slowed_interpreter(slowdown: float) -> list[str]:
 
 
 def ab_session(suite: str, rounds: int, blocks: int, slowdowns: list[float], seed: int) -> dict:
-    """One interleaved session: sides "a", "a-again" and one per slowdown take turns; their RunResults."""
-    import uuid
+    """One interleaved session, as ``rnnbench ab`` runs one (harness.executor.run_ab_session): sides "a",
+    "a-again" and one per slowdown take turns; their RunResults."""
+    import shlex
 
-    from harness.merge import merge_rounds
-    from harness.results import RunResults
-    from harness.rounds import round_order, run_interleaved_round
-    from harness.session import open_suite
+    from harness.executor import run_ab_session
+    from harness.run_plan import plan_ab
 
-    opened = open_suite(suite)
-    keys = [case.key for case in opened.cases]
     sides = {"a": [sys.executable], "a-again": [sys.executable]}
     sides.update({f"slowed-{s:g}": slowed_interpreter(s) for s in slowdowns})
-    documents = {side: {} for side in sides}
-    environments = {}
-
-    def received(side, document):
-        documents[side].setdefault(document["key"], []).append(document)
-
-    for index in range(rounds):
-        run_interleaved_round(index, suite, None, round_order(keys, seed, index), sides, blocks=blocks,
-                              on_result=received, on_environment=environments.setdefault)
-    session = uuid.uuid4().hex
-    return {side: RunResults(environment=environments[side], suite=opened.suite.to_dict(),
-                             cases=tuple(merge_rounds(documents[side][key]) for key in keys if key in documents[side]),
-                             # every side imports this checkout's harness on purpose (the slowdown is the shim's)
-                             options={"interleaved": {"session": session, "side": side, "blocks": blocks,
-                                                      "same_code_ok": True}})
-            for side in sides}
+    with tempfile.TemporaryDirectory(prefix="rnnbench-calibration-") as folder:
+        # every side imports this checkout's harness on purpose (the slowdown is the shim's): an A/A asked for
+        plan = plan_ab(suite, {side: shlex.join(command) for side, command in sides.items()}, rounds=rounds,
+                       blocks=blocks, out_dir=folder, same_code_ok=True, seed=seed)
+        session = run_ab_session(plan)
+    if not session.complete:
+        raise SystemExit(f"session {seed}: {session.outcome.failure or 'interrupted'}")
+    return dict(session.runs)
 
 
 def compare(baseline: Path, current: Path, threshold: float) -> list:

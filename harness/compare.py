@@ -342,7 +342,8 @@ def same_folders(baseline: Environment, current: Environment) -> bool | None:
 
 def same_code_intended(baseline: RunResults, current: RunResults) -> bool:
     """Whether both sides of an A/B were told that running the same code is the point (``ab --same-code-ok``)."""
-    return all((run.options.get("interleaved") or {}).get("same_code_ok") is True for run in (baseline, current))
+    return all(run.run_options.ab_side is not None and run.run_options.ab_side.same_code_ok
+               for run in (baseline, current))
 
 
 def same_code_warning(environment: Environment, *, sides_took_turns: bool) -> str:
@@ -359,9 +360,9 @@ def same_code_warning(environment: Environment, *, sides_took_turns: bool) -> st
 
 def took_turns(baseline: RunResults, current: RunResults) -> bool:
     """Whether the two runs are the two sides of one ``rnnbench ab`` (they took turns, round by round)."""
-    sides = [run.options.get("interleaved") or {} for run in (baseline, current)]
-    return bool(sides[0].get("session")) and sides[0].get("session") == sides[1].get("session") \
-        and sides[0].get("side") != sides[1].get("side")
+    sides = [run.run_options.ab_side for run in (baseline, current)]
+    return None not in sides and bool(sides[0].session) and sides[0].session == sides[1].session \
+        and sides[0].side != sides[1].side
 
 
 def comparison_method(comparison) -> str:

@@ -27,3 +27,13 @@ class ChartTooLarge(ReportError):
 
 class ComparisonError(RnnbenchError):
     """Two results files that cannot be compared: nothing in common, a bad option, different environments."""
+
+
+class UsageError(RnnbenchError):
+    """Options that cannot be used together, or an option's value that cannot be used: the CLI says it as a
+    usage error (one line that points at the command's --help, exit 2)."""
+
+
+# How a command ends (the CLI's exit status): 0 success, 1 a case failed (run) or a regression (compare, ab,
+# history regressions), 2 unusable input, 3 an internal error (a bug), 130 interrupted.
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130

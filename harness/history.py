@@ -330,7 +330,7 @@ def prepare_runs(runs: Sequence[RunResults]) -> list[tuple[RunResults, list[tupl
     for run in runs:
         if not run.cases:
             raise HistoryError(f"{run.source}: a run without cases; there is nothing to keep; nothing added")
-        if run.options.get("merged_environment_differences"):
+        if run.run_options.merged_environment_differences:
             raise HistoryError(f"{run.source}: merged from runs of different environments "
                                f"(--allow-env-mismatch); a history series holds one environment: add the parts "
                                f"instead; nothing added")

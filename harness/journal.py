@@ -45,7 +45,9 @@ def how_to_finish(journal: Path, results_path: Path) -> str:
     options = header.get("options") if isinstance(header.get("options"), dict) else {}
     suite = header.get("suite") if isinstance(header.get("suite"), dict) else {}
     source = suite.get("source") if isinstance(suite.get("source"), str) and suite.get("source") else "SUITE"
-    if isinstance(options.get("rounds"), int) and options["rounds"] > 1:
+    from harness.run_options import RunOptions
+
+    if RunOptions.from_dict(options).round_count > 1:
         return f"A run in rounds cannot be resumed: run rnnbench run {source} again"
     return f"Finish it with: rnnbench run {source} --resume {results_path}"
 
@@ -76,7 +78,9 @@ class ResultsWriter:
         self.journal_path = journal_path_for(self.path)
         self.environment = environment
         self.suite = suite
-        self.options = options or {}
+        from harness.run_options import RunOptions
+
+        self.options = options if isinstance(options, RunOptions) else RunOptions.from_dict(options)
         self.started_utc = started_utc
         self.cases: list[CaseResult] = []
         self.round_documents: dict[str, list[dict]] = {}
@@ -85,21 +89,15 @@ class ResultsWriter:
         if self.path.is_dir():
             raise ResultsFileError(f"{self.path}: is a folder; --out takes a folder or a .json file name")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = hold_lock(self.path)
+        self._lock = hold_lock(self.path)  # first: a run writing there now is named as such
         try:
-            if not resuming and not force:
-                if self.journal_path.exists():
-                    raise ResultsFileError(f"{self.journal_path}: an interrupted run's journal is there; continue it "
-                                           f"with --resume {self.path}, or add --force to start over")
-                if self.path.exists():
-                    raise ResultsFileError(f"{self.path}: exists (a finished run's results); write elsewhere "
-                                           f"or add --force to replace it")
+            self.check_target(self.path, resuming=resuming, force=force)
             # Write the new journal beside the old one and swap it in only when complete, so that a journal
             # being resumed is never lost to a crash while it is copied.
             fresh_path = self.journal_path.with_name(self.journal_path.name + ".new")
             self._journal = os.fdopen(create_new_file(fresh_path), "w", encoding="utf-8")
             self._write_line({"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "journal": True,
-                              "started_utc": started_utc, "options": thaw(self.options),
+                              "started_utc": started_utc, "options": self.options.to_dict(),
                               "environment": thaw(environment), "suite": thaw(suite)})
             for case in previous_cases:
                 self.append(case)
@@ -107,6 +105,23 @@ class ResultsWriter:
         except BaseException:
             release_lock(self._lock, self.path)
             raise
+
+    @staticmethod
+    def check_target(path: str | Path, *, resuming: bool = False, force: bool = False) -> None:
+        """Raises ResultsFileError where a writer at ``path`` would be refused (a folder; without ``force``, a
+        finished run's results or an interrupted run's journal), so a command can check all its files before
+        it creates any (``rnnbench ab``'s two)."""
+        path = Path(path)
+        journal = journal_path_for(path)
+        if path.is_dir():
+            raise ResultsFileError(f"{path}: is a folder; --out takes a folder or a .json file name")
+        if not resuming and not force:
+            if journal.exists():
+                raise ResultsFileError(f"{journal}: an interrupted run's journal is there; continue it "
+                                       f"with --resume {path}, or add --force to start over")
+            if path.exists():
+                raise ResultsFileError(f"{path}: exists (a finished run's results); write elsewhere "
+                                       f"or add --force to replace it")
 
     def _write_line(self, document: dict) -> None:
         self._journal.write(json.dumps(finite_document(document), allow_nan=False, default=json_default) + "\n")
@@ -133,6 +148,10 @@ class ResultsWriter:
             self.journal_error = f"{self.journal_path}: {exc.strerror or exc}"
             raise ResultsFileError(f"cannot write the journal {self.journal_error}") from None
 
+    def record_device_of_case(self, key: str, where: str) -> None:
+        """Which ``--devices`` worker ran a case (``options.device_of_case`` of the results)."""
+        self.options = self.options.with_device_of_case(key, where)
+
     def record_round_machine_state(self, round_index: int, state: Mapping | None) -> None:
         """Who else used the machine as a round's worker started (``harness.machine_state``), journaled at once;
         ``environment.machine_state_rounds`` of the results. None (a worker too old to read it), or a record this
@@ -156,14 +175,14 @@ class ResultsWriter:
         if self.round_documents:
             from harness.merge import merge_rounds  # not at the top: merge -> plan -> resume reads results files
 
-            position = {key: index for index, key in enumerate(self.options.get("planned_order", ()))}
+            position = {key: index for index, key in enumerate(self.options.planned_order or ())}
             merged = sorted(self.round_documents.items(), key=lambda item: position.get(item[0], len(position)))
             self.cases.extend(merge_rounds(documents) for _, documents in merged)
             self.round_documents = {}
         environment = with_round_machine_states(self.environment, self.round_machine_states)
         run = RunResults(environment=environment, suite=self.suite, cases=tuple(self.cases),
                          status=status, started_utc=self.started_utc, finished_utc=finished_utc,
-                         options=self.options, source=str(self.path))
+                         options=self.options.to_dict(), source=str(self.path))
         try:
             write_results(self.path, run)
         except OSError as exc:

@@ -17,6 +17,7 @@ from harness.environment_diff import EnvironmentDifference, environment_differen
 from harness.errors import RnnbenchError
 from harness.plan import PlanUnknown, describe, plan_differences, planned_cases, shard_count_of
 from harness.results import CaseResult, RunResults, thaw
+from harness.run_options import RunOptions
 
 
 class MergeError(RnnbenchError):
@@ -84,15 +85,15 @@ def merge_runs(runs: Sequence[RunResults], *, allow_env_mismatch: bool = False) 
     # Complete: every input measured all it was asked (a merged input: each of its parts did), and every case of
     # the plan is here. A plan that cannot be listed again cannot be shown complete.
     complete = all(_measured_all_asked(run) for run in runs) and not missing and missing_cases == 0
-    options = {key: thaw(value) for key, value in first.options.items()
-               if key in ("device", "backends", "filters", "rounds", "nvtx")}
-    options["merged_from"] = parts
     merged_differences = [dict(item) for run in runs
-                          for item in thaw(run.options.get("merged_environment_differences") or ())]
+                          for item in thaw(run.run_options.merged_environment_differences or ())]
     merged_differences += [{"source": source, "label": d.label, "baseline": d.baseline, "current": d.current}
                            for source, d in differences]
-    if merged_differences:  # a history keeps one environment per series: it refuses such a file (harness.history)
-        options["merged_environment_differences"] = merged_differences
+    recorded = first.run_options
+    # a history keeps one environment per series: it refuses a file merged across environments (harness.history)
+    options = RunOptions(device=recorded.device, backends=recorded.backends, filters=recorded.filters,
+                         nvtx=recorded.nvtx, rounds=recorded.rounds, merged_from=parts,
+                         merged_environment_differences=merged_differences or None)
     started = [run.started_utc for run in runs if run.started_utc]
     finished = [run.finished_utc for run in runs if run.finished_utc]
     merged = RunResults(environment=first.environment, suite=first.suite, cases=tuple(cases),
@@ -107,7 +108,7 @@ def merge_runs(runs: Sequence[RunResults], *, allow_env_mismatch: bool = False) 
 def _parts_of(run: RunResults, shard: dict | None) -> list[dict]:
     """The files a merged file is made of: an input that is itself a merged file stands for its parts, so that
     merging a partial merge with the missing shards gives a complete file."""
-    recorded = run.options.get("merged_from")
+    recorded = run.run_options.merged_from
     if recorded:
         return [thaw(part) for part in recorded]
     return [{"source": run.source, "status": run.status, "shard": shard, "host": run.environment.host,
@@ -118,15 +119,13 @@ def _parts_of(run: RunResults, shard: dict | None) -> list[dict]:
 def _measured_all_asked(run: RunResults) -> bool:
     """Complete, or a merged file whose parts were each complete (what it lacks is whole parts, which the plan's
     cases tell)."""
-    parts = run.options.get("merged_from")
+    parts = run.run_options.merged_from
     return run.status == "complete" or bool(parts) and all(part.get("status") == "complete" for part in parts)
 
 
 def _shard_of(run: RunResults) -> dict | None:
-    shard = run.options.get("shard")
-    if not shard:
-        return None
-    return {"index": int(shard["index"]), "count": int(shard["count"])}
+    shard = run.run_options.shard
+    return shard.to_dict() if shard is not None else None
 
 
 def _short(value) -> str:

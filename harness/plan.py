@@ -25,19 +25,18 @@ PLAN_OPTIONS = (("backends", "--backend"), ("filters", "--filter"), ("shard_coun
 
 def shard_count_of(run: RunResults) -> int | None:
     """N for a shard I/N, or for a merged file whose parts were all shards of N; else None."""
-    shard = run.options.get("shard")
-    if shard:
-        return int(shard["count"])
-    counts = {(part.get("shard") or {}).get("count") for part in run.options.get("merged_from") or ()}
+    options = run.run_options
+    if options.shard is not None:
+        return options.shard.count
+    counts = {(part.get("shard") or {}).get("count") for part in options.merged_from or ()}
     return counts.pop() if len(counts) == 1 else None
 
 
 def plan_options(run: RunResults) -> dict[str, Any]:
     """What of the plan the options record, in a form two files can be compared by (selection order aside)."""
-    options = run.options
-    return {"backends": sorted(set(options.get("backends") or ())), "filters": sorted(set(options.get("filters") or ())),
-            "shard_count": shard_count_of(run), "rounds": int(options.get("rounds") or 1),
-            "nvtx": bool(options.get("nvtx"))}
+    options = run.run_options
+    return {"backends": sorted(set(options.backends or ())), "filters": sorted(set(options.filters or ())),
+            "shard_count": shard_count_of(run), "rounds": options.round_count, "nvtx": options.nvtx}
 
 
 def plan_differences(first: RunResults, other: RunResults) -> list[tuple[str, Any, Any]]:
@@ -65,13 +64,13 @@ def planned_cases(run: RunResults) -> tuple[Case, ...]:
     its recorded selection leaves out. Raises PlanUnknown when the record cannot be expanded."""
     from harness.suite import suite_from_record
 
-    device_type = run.environment.device_type or str(run.options.get("device") or "").split(":")[0]
+    device_type = run.environment.device_type or str(run.run_options.device or "").split(":")[0]
     if not device_type:
         raise PlanUnknown(f"{run.source}: records no device, so its cases cannot be listed again")
     try:
         suite = suite_from_record(thaw(run.suite), f"{run.source}: suite")
-        return tuple(select_cases(expand_cases(suite, device_type), tuple(run.options.get("backends") or ()),
-                                  tuple(run.options.get("filters") or ())))
+        return tuple(select_cases(expand_cases(suite, device_type), tuple(run.run_options.backends or ()),
+                                  tuple(run.run_options.filters or ())))
     except RnnbenchError as exc:
         raise PlanUnknown(str(exc)) from None
 

@@ -12,7 +12,6 @@ again from the samples, which are the only source of truth.
 
 from __future__ import annotations
 
-from collections import abc
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -20,10 +19,12 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Mapping
 
 from harness.cases import Case
+from harness.frozen import freeze, thaw  # noqa: F401 - records are frozen; readers import thaw from here too
 from harness.flops import region_flops
 from harness.stats import SampleStats, summarize_rounds
 
 if TYPE_CHECKING:
+    from harness.run_options import RunOptions
     from harness.machine_state import MachineState
 
 SCHEMA = "rnnbench.results"
@@ -31,29 +32,6 @@ SCHEMA_VERSION = 1
 STATUSES = ("ok", "failed", "skipped")
 
 
-_SCALARS = frozenset((float, int, str, bool, type(None)))
-
-
-def freeze(value: Any) -> Any:
-    """Read-only copies of nested dicts and lists, so a record cannot be changed after it is made."""
-    kind = type(value)
-    if kind in _SCALARS:  # most of a results file (its samples): no isinstance through typing's ABC machinery
-        return value
-    if kind is dict or isinstance(value, abc.Mapping):
-        return MappingProxyType({key: freeze(item) for key, item in value.items()})
-    if kind is list or kind is tuple or isinstance(value, (list, tuple)):
-        if all(type(item) in _SCALARS for item in value):  # a list of samples
-            return tuple(value)
-        return tuple(freeze(item) for item in value)
-    return value
-
-
-def thaw(value: Any) -> Any:
-    if isinstance(value, abc.Mapping):
-        return {key: thaw(item) for key, item in value.items()}
-    if isinstance(value, tuple):
-        return [thaw(item) for item in value]
-    return value
 
 
 @dataclass(frozen=True)
@@ -249,11 +227,19 @@ class RunResults:
     def __post_init__(self):
         object.__setattr__(self, "environment", Environment(self.environment))
         object.__setattr__(self, "suite", freeze(self.suite))
-        object.__setattr__(self, "options", freeze(self.options))
+        options = self.options.to_dict() if hasattr(self.options, "to_dict") else self.options  # a RunOptions
+        object.__setattr__(self, "options", freeze(options))
         object.__setattr__(self, "cases", tuple(self.cases))
 
     def counts(self) -> dict[str, int]:
         return {status: sum(1 for c in self.cases if c.status == status) for status in STATUSES}
+
+    @cached_property
+    def run_options(self) -> "RunOptions":
+        """``options`` as the typed record (:class:`harness.run_options.RunOptions`): what readers ask."""
+        from harness.run_options import RunOptions
+
+        return RunOptions.from_dict(self.options)
 
     @cached_property
     def by_configuration(self) -> Mapping[tuple[str, str], tuple[CaseResult, ...]]:
@@ -263,14 +249,6 @@ class RunResults:
         for result in self.cases:
             groups.setdefault((result.case.mode, result.case.model_key), []).append(result)
         return MappingProxyType({key: tuple(results) for key, results in groups.items()})
-
-    @cached_property
-    def cudnn_speedups(self) -> tuple:
-        """harness.speedup.speedups_over_cudnn of this run, computed once: each speedup is a bootstrap, and
-        the chart, the tables and the summary all show them."""
-        from harness.speedup import speedups_over_cudnn
-
-        return tuple(speedups_over_cudnn(self))
 
     def to_dict(self) -> dict:
         return {

@@ -30,6 +30,12 @@ class ResumeError(RnnbenchError):
 def load_for_resume(resume_path: str | Path, suite: Mapping, environment: Mapping) -> RunResults:
     """The earlier run's results; raises ResumeError when this suite or environment is not the one it used."""
     previous = read_results_or_journal(resume_path)
+    check_resumable(previous, resume_path, suite, environment)
+    return previous
+
+
+def check_resumable(previous: RunResults, resume_path: str | Path, suite: Mapping, environment: Mapping) -> None:
+    """Raises ResumeError when this suite or environment is not the one the earlier run used."""
     if suite_content(previous.suite) != suite_content(suite):
         raise ResumeError(f"{resume_path}: the suite has changed since that run (grid, timing, dtype or device "
                           f"differ); start a new run instead of resuming")
@@ -40,14 +46,13 @@ def load_for_resume(resume_path: str | Path, suite: Mapping, environment: Mappin
         changes = ", ".join(f"{d.label}: {d.baseline} -> {d.current}" for d in refused)
         raise ResumeError(f"{resume_path}: the environment has changed since that run ({changes}); "
                           f"its timings would not be comparable; start a new run")
-    return previous
 
 
 def refuse_another_plan(previous: RunResults, resume_path, *, rounds: int | None, nvtx: bool) -> bool:
     """The recorded plan decides how a run is continued, not the options given now: a run in rounds cannot be
     continued (its cases would pass with the rounds they had), and --rounds or --nvtx must not change. Returns
     whether the run continues with NVTX ranges (as it was started)."""
-    recorded_rounds = int(previous.options.get("rounds") or 1)
+    recorded_rounds = previous.run_options.round_count
     if recorded_rounds > 1:
         raise ResumeError(f"{resume_path}: a run in {recorded_rounds} rounds; a run in rounds cannot be resumed "
                           f"(its finished rounds are kept, and rnnbench report reads them); run it again with "
@@ -55,7 +60,7 @@ def refuse_another_plan(previous: RunResults, resume_path, *, rounds: int | None
     if rounds not in (None, 1):
         raise ResumeError(f"{resume_path}: that run was measured in one round; leave out --rounds {rounds} to "
                           f"resume it, or start a new run in rounds")
-    recorded_nvtx = bool(previous.options.get("nvtx"))
+    recorded_nvtx = previous.run_options.nvtx
     if nvtx and not recorded_nvtx:
         raise ResumeError(f"{resume_path}: that run had no NVTX ranges; leave out --nvtx to resume it")
     return recorded_nvtx

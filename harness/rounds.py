@@ -8,21 +8,16 @@ as each case finishes, so a round that dies keeps every case it finished.
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import subprocess
 import sys
-import tempfile
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
-from harness.errors import RnnbenchError
-from harness.worker import start_worker, worker_harness_mismatch
+from harness.worker_client import WorkerFailed, WorkerPlan, WorkerProcess, check_worker_environment
 
 
-class RoundFailed(RnnbenchError):
-    """A worker process ended before its plan was done (the message says how, with its last stderr line)."""
+RoundFailed = WorkerFailed  # a round's worker ended before its plan was done (the message says how)
 
 
 def round_order(keys: Sequence[str], seed: int, round_index: int) -> list[str]:
@@ -45,82 +40,50 @@ class RoundOutcome:
 def run_round(index: int, suite_path: str, device: str | None, order: Sequence[str], *,
               interpreter: Sequence[str] = (sys.executable,),
               on_result: Callable[[dict], None] = lambda result: None,
-              on_environment: Callable[[dict], None] = lambda environment: None) -> RoundOutcome:
-    """Run ``order`` (case keys) of the suite in a fresh worker process (:func:`harness.worker.start_worker`)
-    that runs this process's harness, wherever it was started.
+              on_environment: Callable[[dict], None] = lambda environment: None,
+              parent_environment: Mapping | None = None, measure_peak: bool = True) -> RoundOutcome:
+    """Run ``order`` (case keys) of the suite in a fresh worker process that runs this process's harness,
+    wherever it was started.
 
     ``on_result`` gets each case's result document as soon as the worker sends it. Raises RoundFailed when
-    the worker ends before its plan is done (what it finished has been handed to ``on_result``), or when it
-    imported another harness than this process's (before any case runs).
+    the worker ends before its plan is done (what it finished has been handed to ``on_result``), or when its
+    environment breaks the rule of :func:`harness.worker_client.check_worker_environment` (another harness;
+    with ``parent_environment``, an environment a results file of the parent's cannot hold), before any case runs.
     """
     outcome = RoundOutcome(index=index, order=list(order), interpreter=list(interpreter))
-    with tempfile.TemporaryDirectory(prefix="rnnbench-round-") as folder:
-        plan_path = os.path.join(folder, "plan.json")
-        with open(plan_path, "w", encoding="utf-8") as handle:
-            json.dump({"suite": str(suite_path), "device": device, "keys": list(order)}, handle)
-        with open(os.path.join(folder, "stderr.txt"), "w+", encoding="utf-8", errors="replace") as stderr:
-            try:
-                process = start_worker(interpreter, plan_path, same_harness=True, stdout=subprocess.PIPE,
-                                       stderr=stderr, stdin=subprocess.DEVNULL)
-            except OSError as exc:
-                raise RoundFailed(f"round {index}: cannot start {' '.join(interpreter)}: {exc}") from None
-            try:
-                for line in process.stdout:
-                    message = _parse(line)
-                    if message is None:
-                        continue
-                    if message.get("type") == "environment":
-                        outcome.environment = message.get("environment")
-                        mismatch = worker_harness_mismatch(outcome.environment)
-                        if mismatch:
-                            raise RoundFailed(f"round {index}: {mismatch}")
-                        on_environment(outcome.environment)
-                    elif message.get("type") == "result":
-                        outcome.results.append(message["result"])
-                        on_result(message["result"])
-                    elif message.get("type") == "done":
-                        outcome.complete = True
-                returncode = process.wait()
-            except BaseException:
-                process.terminate()
-                process.wait()
-                raise
-            if not outcome.complete:
-                stderr.seek(0)
-                tail = [line.strip() for line in stderr.read().splitlines() if line.strip()]
-                last = tail[-1] if tail else "no message"
-                raise RoundFailed(f"round {index}: the worker ({' '.join(interpreter)}) exited with status "
-                                  f"{returncode} after {len(outcome.results)} of {len(order)} cases: {last}")
+    plan = WorkerPlan(suite=str(suite_path), device=device, keys=tuple(order), measure_peak=measure_peak)
+    with WorkerProcess(interpreter, plan, label=f"round {index}", same_harness=True) as worker:
+        for message in worker.messages():
+            if message.get("type") == "environment":
+                outcome.environment = message.get("environment")
+                check_worker_environment(worker.label, outcome.environment, parent_environment)
+                on_environment(outcome.environment)
+            elif message.get("type") == "result":
+                outcome.results.append(message["result"])
+                on_result(message["result"])
+            elif message.get("type") == "done":
+                outcome.complete = True
+        if not outcome.complete:
+            raise worker.failure(of=len(order))
     return outcome
 
 
 class _TurnTaker:
     """The parent's end of one worker that takes turns: its process, and the turn it asks for next."""
 
-    def __init__(self, side: str, interpreter: Sequence[str], plan_path: str, stderr, round_index: int):
-        self.side, self.interpreter, self.round_index, self._stderr = side, list(interpreter), round_index, stderr
+    def __init__(self, side: str, worker: WorkerProcess):
+        self.side, self.worker = side, worker
         self.asking: tuple | None = None  # (key, phase, block) of the turn it waits for
         self.done = False
-        self.results = 0
-        try:
-            # each side's interpreter command decides which harness and torch it runs (rnnbench ab)
-            self.process = start_worker(interpreter, plan_path, same_harness=False, stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=stderr)
-        except OSError as exc:
-            raise RoundFailed(f"round {round_index} {side.upper()}: cannot start {' '.join(interpreter)}: {exc}") from None
 
     def read_until_asking(self, on_result, on_environment) -> None:
         """Hand on what the worker says until it asks for a turn or says it is done."""
         self.asking = None
-        for line in self.process.stdout:
-            message = _parse(line)
-            if message is None:
-                continue
+        for message in self.worker.messages():
             kind = message.get("type")
             if kind == "environment":
                 on_environment(self.side, message.get("environment"))
             elif kind == "result":
-                self.results += 1
                 on_result(self.side, message["result"])
             elif kind == "turn":
                 self.asking = (message.get("key"), message.get("phase"), message.get("block"))
@@ -128,22 +91,11 @@ class _TurnTaker:
             elif kind == "done":
                 self.done = True
                 return
-        self.process.wait()
-        self._stderr.seek(0)
-        tail = [line.strip() for line in self._stderr.read().splitlines() if line.strip()]
-        raise RoundFailed(f"round {self.round_index} {self.side.upper()}: the worker ({' '.join(self.interpreter)}) "
-                          f"exited with status {self.process.returncode} after {self.results} cases: "
-                          f"{tail[-1] if tail else 'no message'}")
+        raise self.worker.failure()
 
     def take_turn(self, on_result, on_environment) -> None:
-        self.process.stdin.write("go\n")
-        self.process.stdin.flush()
+        self.worker.send("go")
         self.read_until_asking(on_result, on_environment)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-        self.process.wait()
 
 
 def run_interleaved_round(index: int, suite_path: str, device: str | None, order: Sequence[str],
@@ -156,51 +108,35 @@ def run_interleaved_round(index: int, suite_path: str, device: str | None, order
     alternating block by block (A B, B A, A B, ...; the sides' first order reversed on odd rounds), so a
     drift of the machine within seconds hits every side alike. Only one process computes at any time.
     Results reach ``on_result(side, document)`` as each case finishes; RoundFailed when a worker dies.
+    Each side's interpreter command decides which harness and torch it runs; its environment is its own
+    (:mod:`harness.worker_client`).
     """
     sides = list(interpreters)
     if index % 2:
         sides.reverse()
-    with tempfile.TemporaryDirectory(prefix="rnnbench-round-") as folder:
-        plan_path = os.path.join(folder, "plan.json")
-        with open(plan_path, "w", encoding="utf-8") as handle:
-            json.dump({"suite": str(suite_path), "device": device, "keys": list(order),
-                       "turns": {"blocks": blocks}}, handle)
-        takers: list[_TurnTaker] = []
-        try:
-            for side in sides:
-                stderr = open(os.path.join(folder, f"stderr-{side}.txt"), "w+", encoding="utf-8", errors="replace")
-                takers.append(_TurnTaker(side, interpreters[side], plan_path, stderr, index))
+    plan = WorkerPlan(suite=str(suite_path), device=device, keys=tuple(order), turns_blocks=blocks)
+    with ExitStack() as stack:
+        takers = [_TurnTaker(side, stack.enter_context(WorkerProcess(
+            interpreters[side], plan, label=f"round {index} {side.upper()}", same_harness=False, interactive=True)))
+            for side in sides]
+        for taker in takers:
+            taker.read_until_asking(on_result, on_environment)
+            if order and taker.asking != (order[0], "prepare", None):
+                raise RoundFailed(f"{taker.worker.label}: the worker ({taker.worker.command}) does not take turns "
+                                  f"(an rnnbench older than this one?): it "
+                                  f"{'ran its cases alone' if taker.done else f'asked for {taker.asking}'}")
+        for key in order:
             for taker in takers:
-                taker.read_until_asking(on_result, on_environment)
-                if order and taker.asking != (order[0], "prepare", None):
-                    raise RoundFailed(f"round {index} {taker.side.upper()}: the worker ({' '.join(taker.interpreter)}) "
-                                      f"does not take turns (an rnnbench older than this one?): it "
-                                      f"{'ran its cases alone' if taker.done else f'asked for {taker.asking}'}")
-            for key in order:
-                for taker in takers:
-                    if taker.asking == (key, "prepare", None):
+                if taker.asking == (key, "prepare", None):
+                    taker.take_turn(on_result, on_environment)
+            for block in range(blocks):
+                for taker in (takers if block % 2 == 0 else takers[::-1]):
+                    if taker.asking == (key, "block", block):
                         taker.take_turn(on_result, on_environment)
-                for block in range(blocks):
-                    for taker in (takers if block % 2 == 0 else takers[::-1]):
-                        if taker.asking == (key, "block", block):
-                            taker.take_turn(on_result, on_environment)
-                for taker in takers:
-                    if taker.asking is not None and taker.asking[0] == key:
-                        raise RoundFailed(f"round {index} {taker.side.upper()}: the worker asked for a turn "
-                                          f"out of order: {taker.asking}")
             for taker in takers:
-                if not taker.done:
-                    raise RoundFailed(f"round {index} {taker.side.upper()}: the worker asked for {taker.asking} "
-                                      f"after the last case")
-        finally:
-            for taker in takers:
-                taker.stop()
-                taker._stderr.close()
-
-
-def _parse(line: str) -> dict | None:
-    try:
-        message = json.loads(line)
-    except ValueError:
-        return None
-    return message if isinstance(message, dict) else None
+                if taker.asking is not None and taker.asking[0] == key:
+                    raise RoundFailed(f"{taker.worker.label}: the worker asked for a turn out of order: "
+                                      f"{taker.asking}")
+        for taker in takers:
+            if not taker.done:
+                raise RoundFailed(f"{taker.worker.label}: the worker asked for {taker.asking} after the last case")

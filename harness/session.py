@@ -81,3 +81,12 @@ def apply_process_settings(suite: Suite) -> dict:
     if suite.threads:
         torch.set_num_threads(suite.threads)
     return flags
+
+
+def resolve_device_option(text: str, option: str = "--device") -> torch.device:
+    """A device option (``rnnbench env``, ``baseline-path``) resolved on this machine; SuiteError naming the
+    option when it cannot be."""
+    try:
+        return resolve_device(text)
+    except ValueError as exc:
+        raise SuiteError(f"{option}: {exc}") from None

@@ -19,6 +19,7 @@ reliable  A speedup is shown as a number only when the measurement supports one.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
@@ -162,3 +163,18 @@ def geometric_mean_speedups(speedups: Iterable[Speedup]) -> dict[str, SpeedupMea
             unreliable[backend] = unreliable.get(backend, 0) + 1
     return {backend: SpeedupMean(backend, geometric_mean(values), len(values), unreliable.get(backend, 0))
             for backend, values in reliable.items()}
+
+
+_COMPUTED: dict[int, tuple] = {}
+
+
+def cudnn_speedups(run: RunResults) -> tuple[Speedup, ...]:
+    """:func:`speedups_over_cudnn` of ``run``, computed once per run: each speedup is a bootstrap, and the
+    chart, the tables and the summary all show them."""
+    known = _COMPUTED.get(id(run))
+    if known is not None and known[0]() is run:
+        return known[1]
+    speedups = tuple(speedups_over_cudnn(run))
+    key = id(run)
+    _COMPUTED[key] = (weakref.ref(run, lambda _, key=key: _COMPUTED.pop(key, None)), speedups)
+    return speedups

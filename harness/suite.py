@@ -245,7 +245,7 @@ def suite_from_record(record: Mapping, source: str) -> Suite:
     """The suite a results file recorded (``Suite.to_dict``), validated as a suite file would be, so that
     its cases can be expanded again; raises SuiteError naming what is wrong. The recorded ``threads`` is
     left out: it was checked against the cores of the machine that ran it, and decides no case."""
-    from harness.results import thaw  # a record read back is frozen (read-only mappings, tuples)
+    from harness.frozen import thaw  # a record read back is frozen (read-only mappings, tuples)
 
     data = {key: thaw(value) for key, value in record.items() if key not in RECORD_ONLY_KEYS + ("threads",)}
     return replace(_Checker(source, None).suite(data), sha256=str(record.get("sha256") or ""))

@@ -6,7 +6,8 @@ PLAN.json: ``{"suite": PATH, "device": "cpu" | "cuda:0" | null, "keys": [case ke
 or ``"keys": "stdin"``: the worker then takes its cases one at a time, a case key per line on its stdin, as
 the parent hands them out (``rnnbench run --devices``: the next case goes to whichever worker is free), and
 ends at an empty line or the end of stdin. For processes that take turns on one machine (``rnnbench ab``,
-with a list of keys) ``"turns": {"blocks": K}``.
+with a list of keys) ``"turns": {"blocks": K}``; ``"measure_peak": false`` when the parent measured the run's
+peak already (rounds, ``--devices``). :class:`harness.worker_client.WorkerPlan` writes it.
 Every line the worker writes to stdout is one JSON document::
 
     {"type": "environment", "environment": {...}}      first: the interpreter, torch and machine it runs on,
@@ -21,7 +22,7 @@ Anything else the process prints goes to stderr. A parent reads the lines as the
 dies keeps every case it finished. Any Python interpreter with rnnbench importable can be the worker, which
 is how ``rnnbench ab`` sets two torch builds (two virtualenvs, two checkouts) against each other on one machine.
 
-A parent starts every worker through :func:`start_worker`, which keeps the working folder off the worker's
+A parent starts every worker through :func:`start_worker` (by way of :class:`harness.worker_client.WorkerProcess`), which keeps the working folder off the worker's
 ``sys.path`` (``python -m`` would put it first), so what the interpreter command names (a virtualenv, ``env PYTHONPATH=...``) decides which
 ``harness`` it imports, not the folder the parent was started in. The environment message records where the
 worker's ``harness`` and ``torch`` came from (``environment["code"]``, :func:`harness.env.code_info`).
@@ -119,6 +120,8 @@ def run_plan(plan: dict, emit, commands=sys.stdin) -> None:
     environment["machine_state"] = collect_machine_state(environment, family_root=os.getppid()).to_dict()
     if plan.get("turns"):  # the sides start together: a peak measured now would share the device with the other's
         environment["measured_peak"] = {"error": "not measured in an A/B (its processes share the device)"}
+    elif plan.get("measure_peak") is False:  # the parent measured the run's peak; the results keep that one
+        environment["measured_peak"] = {"error": "measured once, by the parent process"}
     else:
         environment["measured_peak"] = measured_peak(opened.device, opened.suite.dtype)
     emit({"type": "environment", "environment": environment})

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from harness.cli import parse_fraction
+from harness.run_plan import parse_fraction
 from harness.compare import compare_runs
 from harness.errors import ComparisonError
 from harness.ratios import batch_medians, holm_adjust, ratio_interval

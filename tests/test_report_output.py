@@ -17,10 +17,10 @@ from harness.report.plots import MISSING_GLYPH, png_bytes, scaling_figure
 from harness.report.render import speedup_chart, write_report
 from harness.report.scaling import entries_of, scaling_chart
 from harness.results import CaseResult
-from harness.speedup import cudnn_counterpart, speedup_of
 from harness.journal import ResultsWriter, release_lock
 from harness.results_io import write_files, write_results
 from harness.results_store import read_results
+from harness.speedup import cudnn_counterpart, cudnn_speedups, speedup_of
 from tests.full_disk import fill, small_disk
 from tests.report_builders import make_case, make_run, ok_result, sweep_run
 from tests.test_cli import rnnbench_here
@@ -215,7 +215,7 @@ def test_the_indexed_counterpart_is_the_scanned_one(pairs):
                         and o.case.model_key == result.case.model_key for o in run.cases)
         speedup = speedup_of(run, result)
         assert (speedup is None) == (result.case.backend == "cudnn" or not has_cudnn)
-    assert [s.result.key for s in run.cudnn_speedups] == [
+    assert [s.result.key for s in cudnn_speedups(run)] == [
         r.key for r in run.cases if speedup_of(run, r) is not None]
 
 

@@ -166,16 +166,15 @@ def test_merge_refuses_a_forged_shard_record(shard_files, tmp_path):
 
 
 def test_resume_keeps_the_shard_and_refuses_another():
-    import click
+    from harness.errors import UsageError
+    from harness.run_plan import resumed_shard
 
-    from harness.cli import _resumed_shard
-
-    assert str(_resumed_shard({"index": 0, "count": 2}, None)) == "0/2"
-    assert str(_resumed_shard({"index": 0, "count": 2}, "0/2")) == "0/2"
-    with pytest.raises(click.UsageError, match="the run being resumed was shard 0/2"):
-        _resumed_shard({"index": 0, "count": 2}, "1/2")
-    with pytest.raises(click.UsageError, match="not a shard"):
-        _resumed_shard(None, "1/2")
+    assert str(resumed_shard({"index": 0, "count": 2}, None)) == "0/2"
+    assert str(resumed_shard({"index": 0, "count": 2}, "0/2")) == "0/2"
+    with pytest.raises(UsageError, match="the run being resumed was shard 0/2"):
+        resumed_shard({"index": 0, "count": 2}, "1/2")
+    with pytest.raises(UsageError, match="not a shard"):
+        resumed_shard(None, "1/2")
 
 
 @pytest.mark.skipif(not H100.is_dir(), reason="the H100 results are not on this machine")

@@ -83,9 +83,9 @@ def _run_line(label: str, run: RunResults) -> str:
         facts.append(str(run.started_utc))
     rounds = run_rounds(run)
     facts.append(f"{rounds} round{'s' if rounds != 1 else ''}")
-    turns = run.options.get("interleaved") or {}
-    if turns.get("side"):
-        facts.append(f"side {str(turns['side']).upper()} of an A/B, {turns.get('blocks')} blocks a case and round")
+    side = run.run_options.ab_side
+    if side is not None and side.side:
+        facts.append(f"side {str(side.side).upper()} of an A/B, {side.blocks} blocks a case and round")
     if run.status and run.status != "complete":
         facts.append(run.status.upper())
     return f"{label}: {run.source} ({', '.join(facts)})"
@@ -236,3 +236,12 @@ def render_markdown_refusal(comparison: Comparison, option: str) -> str:
              f"- {_md(_run_line('current', comparison.current))}", ""]
     lines += _md_environment(comparison.environment)
     return "\n".join(lines) + "\n"
+
+
+def environment_refusal_error(comparison: Comparison, option: str):
+    """The one-line error of a comparison refused for its environments (``compare`` without ``option``)."""
+    from harness.errors import ComparisonError
+
+    return ComparisonError(f"refusing to compare runs of different environments "
+                           f"({', '.join(d.label for d in comparison.blocking_differences)}); refresh the baseline "
+                           f"on this machine or pass {option}")

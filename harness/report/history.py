@@ -107,3 +107,30 @@ def trend_charts(found: Sequence[SeriesSteps]) -> dict[str, bytes]:
         by_case.setdefault((item.series.key, item.series.region), []).append(item)
     return {f"history-{slug(key)}-{region}.png": png_bytes(trend_figure(key, items))
             for (key, region), items in by_case.items()}
+
+
+def regressions_lines(found: Sequence[SeriesSteps]) -> list[str]:
+    """``rnnbench history regressions``: each series with steps and its steps, then a count line."""
+    lines = []
+    for item in found:
+        if item.steps:
+            lines.append(f"{item.series.key}  [{item.series.region}; {item.series.environment_label}]")
+            lines.extend(step_lines(item))
+    regressed = [item for item in found if item.latest_step_regresses]
+    stepped = sum(1 for item in found if item.steps)
+    lines.append(f"{len(found)} series, {stepped} with steps; latest step a regression in {len(regressed)}"
+                 + (": " + ", ".join(item.series.key for item in regressed) if regressed else ""))
+    return lines
+
+
+def stored_steps(db_path, case_glob: str | None, region: str | None, threshold: float) -> list[SeriesSteps]:
+    """Every series of the history at ``db_path`` (default: results/history.sqlite) whose case matches
+    ``case_glob``, with its fitted steps; HistoryError when there is none."""
+    from harness.history import History, HistoryError
+    from harness.results_store import STORE
+
+    with History(db_path or STORE.history_path, create=False) as store:
+        found = [detect(series, threshold) for series in store.series(case_glob, region)]
+    if not found:
+        raise HistoryError(f"no ok case{' matches ' + case_glob if case_glob else ''} in the history")
+    return found

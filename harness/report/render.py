@@ -12,6 +12,7 @@ from harness.compare import DEFAULT_THRESHOLD, Comparison, compare_runs
 from harness.errors import ChartTooLarge, ReportError
 from harness.metrics import SAMPLED_METRICS
 from harness.ratios import DEFAULT_ALPHA
+from harness.speedup import cudnn_speedups
 from harness.report.context import context_line
 from harness.report.scaling import LINE_DIMENSIONS, entries_of, resolve_metric, scaling_chart, swept_axes
 from harness.results import RunResults
@@ -118,7 +119,7 @@ def speedup_chart(run: RunResults, prefix: str, *, leave_out_large: bool = False
     from harness.report.names import baseline_name
     from harness.report.plots import speedup_detail, speedup_figure
 
-    speedups = list(run.cudnn_speedups)
+    speedups = list(cudnn_speedups(run))
     if not speedups:
         return None
     baseline = baseline_name([s.baseline for s in speedups if s.baseline is not None])

@@ -8,7 +8,7 @@ from harness.activity import launch_bound_note
 from harness.report.names import baseline_name, result_backend_name
 from harness.results import CaseResult, RunResults
 from harness.roofline import percent_of_peak
-from harness.speedup import UNRELIABLE_RULE, Speedup, speedup_of
+from harness.speedup import UNRELIABLE_RULE, Speedup, cudnn_speedups, speedup_of
 
 
 def format_ms(value: float | None) -> str:
@@ -235,7 +235,7 @@ def unreliable_note(speedup: Speedup | None) -> str:
 
 def speedups_by_key(run: RunResults) -> dict[str, Speedup]:
     """Every speedup over cudnn of ``run`` by case key: computed once for a table (each is a bootstrap)."""
-    return {speedup.result.key: speedup for speedup in run.cudnn_speedups}
+    return {speedup.result.key: speedup for speedup in cudnn_speedups(run)}
 
 
 def summary_block(run: RunResults, group: Sequence[CaseResult], speedups: Mapping[str, Speedup],
