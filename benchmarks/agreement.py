@@ -142,8 +142,8 @@ def suite_yaml(config: Config, device: str, precision: str, seconds: float, thre
 
 def harness_step_median_ms(suite_path: str, device: str) -> tuple[float, float, list[str]]:
     """(median step ms, IQR / median, torch warnings) of the case, run as `rnnbench run` runs it."""
-    from harness.runner import run_case
-    from harness.session import apply_process_settings, open_suite
+    from harness.measure.runner import run_case
+    from harness.execute.session import apply_process_settings, open_suite
 
     opened = open_suite(suite_path, device)
     apply_process_settings(opened.suite)

@@ -3,7 +3,7 @@
 Two ways to gate, two modes:
 
 --mode ab (default): sessions of `rnnbench ab` as the gate runs it, with three or more sides taking turns
-  (harness.executor.run_ab_session): A, A' (the same code again) and one side per injected slowdown.
+  (harness.execute.executor.run_ab_session): A, A' (the same code again) and one side per injected slowdown.
   A against A' counts false regressions; A against each slowed side counts detections. Each session is one
   "pair" of the targets.
 --mode back-to-back: K back-to-back pairs of `rnnbench run SUITE --rounds R` compared with `rnnbench compare`.
@@ -54,12 +54,12 @@ def slowed_interpreter(slowdown: float) -> list[str]:
 
 
 def ab_session(suite: str, rounds: int, blocks: int, slowdowns: list[float], seed: int) -> dict:
-    """One interleaved session, as ``rnnbench ab`` runs one (harness.executor.run_ab_session): sides "a",
+    """One interleaved session, as ``rnnbench ab`` runs one (harness.execute.executor.run_ab_session): sides "a",
     "a-again" and one per slowdown take turns; their RunResults."""
     import shlex
 
-    from harness.executor import run_ab_session
-    from harness.run_plan import plan_ab
+    from harness.execute.executor import run_ab_session
+    from harness.execute.run_plan import plan_ab
 
     sides = {"a": [sys.executable], "a-again": [sys.executable]}
     sides.update({f"slowed-{s:g}": slowed_interpreter(s) for s in slowdowns})
@@ -74,8 +74,8 @@ def ab_session(suite: str, rounds: int, blocks: int, slowdowns: list[float], see
 
 
 def compare(baseline: Path, current: Path, threshold: float) -> list:
-    from harness.compare import compare_runs
-    from harness.store import read_results
+    from harness.gate.compare import compare_runs
+    from harness.record.store import read_results
 
     return list(compare_runs(read_results(baseline), read_results(current), threshold=threshold).pairs)
 
@@ -123,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"p(Holm) {pair.p_adjusted:.3g} {pair.verdict}", flush=True)
 
     if args.mode == "ab":
-        from harness.compare import compare_runs
-        from harness.store import read_results, write_results
+        from harness.gate.compare import compare_runs
+        from harness.record.store import read_results, write_results
 
         def tally_session(runs: dict, label: str) -> None:
             tally(0.0, list(compare_runs(runs["a"], runs["a-again"], threshold=args.threshold).pairs), label)

@@ -2,7 +2,7 @@
 
 Each configuration is built and parity-checked as ``rnnbench run`` builds it, then timed in interleaved
 rounds, ABBA, with the harness's clock (A) and with the same clock opening and closing the NVTX ranges at its
-marks (B, harness/nvtx.py). Prints per configuration the median over rounds of median(B) / median(A) and the
+marks (B, harness/measure/nvtx.py). Prints per configuration the median over rounds of median(B) / median(A) and the
 range of the per-round ratios. ``--nvtx`` stays off by default until this shows no cost on a GPU.
 
 On a CPU the ranges are off in ``rnnbench`` (nothing for nsys to see); ``--device cpu`` here still calls the
@@ -21,10 +21,10 @@ import time
 
 import torch
 
-from harness.cases import Case
-from harness.nvtx import NvtxClock
-from harness.runner import RunSettings, prepare_case
-from harness.timing import run_iteration
+from harness.spec.cases import Case
+from harness.measure.nvtx import NvtxClock
+from harness.measure.runner import RunSettings, prepare_case
+from harness.measure.timing import run_iteration
 
 CONFIGURATIONS = {  # name: (backend, batch, seq_len, input_size, hidden_size) on a GPU, and on a CPU
     "launch-bound eager": {"cuda": ("eager", 8, 50, 64, 64), "cpu": ("eager", 8, 50, 64, 64)},

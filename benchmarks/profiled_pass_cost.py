@@ -1,7 +1,7 @@
 """What the profiled pass after the timed loop (``timing.profile_iters``) adds to a run's wall time.
 
 Runs the cases of a suite as ``rnnbench run`` does (one process, the suite's settings), with the suite's
-``profile_iters`` (by default 5 on a GPU, none on a CPU: harness.suite.DEFAULT_PROFILE_ITERS) or
+``profile_iters`` (by default 5 on a GPU, none on a CPU: harness.spec.suite.DEFAULT_PROFILE_ITERS) or
 ``--profile-iters``, and prints per case the case's whole duration and the profiled pass's own duration
 (``activity.pass_s``: the profiler's start, its warm-up iteration and the recorded ones, the trace's export and
 parsing), and the pass's share of the run (cases without a pass count with 0 s). The first case of a process
@@ -18,9 +18,9 @@ import gc
 import time
 from dataclasses import replace
 
-from harness.runner import run_case
-from harness.session import apply_process_settings, open_suite
-from harness.suite import profile_iters_for
+from harness.measure.runner import run_case
+from harness.execute.session import apply_process_settings, open_suite
+from harness.spec.suite import profile_iters_for
 
 
 def main() -> None:

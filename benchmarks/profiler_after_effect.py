@@ -2,7 +2,7 @@
 
 ``rnnbench run`` runs each case's profiled pass (``timing.profile_iters``) right after its timed loop, in the
 same process as every later case; Kineto may keep CUPTI subscribed after the session (pytorch#144455) unless it
-is torn down (``TEARDOWN_CUPTI=1``, which rnnbench sets: harness/activity.py). This times, in fresh processes,
+is torn down (``TEARDOWN_CUPTI=1``, which rnnbench sets: harness/measure/activity.py). This times, in fresh processes,
 the step of a case before and after a profiled pass of it (``profile_activity``, as ``rnnbench run`` calls it),
 and the same before and after with no pass between (control: what the process drifts by itself):
 
@@ -39,10 +39,10 @@ def child(arm: str, device_name: str, backend: str, seconds: float) -> dict:
     """One process: time the case, profile it (or not), time it again."""
     import torch
 
-    from harness.activity import profile_activity
-    from harness.cases import Case
-    from harness.runner import RunSettings, prepare_case
-    from harness.timing import run_iteration
+    from harness.measure.activity import profile_activity
+    from harness.spec.cases import Case
+    from harness.measure.runner import RunSettings, prepare_case
+    from harness.measure.timing import run_iteration
 
     device = torch.device(device_name)
     case = Case(cell="lstm", backend=backend, mode="forward_backward", num_layers=1, bidirectional=False,

@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from harness.cases import Case  # noqa: E402
-from harness.store import write_results  # noqa: E402
+from harness.spec.cases import Case  # noqa: E402
+from harness.record.store import write_results  # noqa: E402
 from synthetic_results import synthetic_run  # noqa: E402
 
 CELLS = ("lstm", "gru")

@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     parser.add_argument("--reps", type=int, default=5, help="measurements per arm and case (default 5)")
     parser.add_argument("--seconds", type=float, default=0.6, help="timed loop per measurement (default 0.6 s)")
     parser.add_argument("--period-ms", type=float, default=None,
-                        help="sampling period (default: the suites' default, harness.suite.Telemetry)")
+                        help="sampling period (default: the suites' default, harness.spec.suite.Telemetry)")
     parser.add_argument("--arms", default="off,process,thread")
     parser.add_argument("--nvml-module", default=None, help="NVML module (default pynvml; tests.fake_nvml)")
     parser.add_argument("--threads", type=int, default=None,
@@ -57,11 +57,11 @@ def main(argv=None) -> int:
 
     import torch
 
-    from harness.env import resolve_device
-    from harness.suite import Telemetry
-    from harness.precision import apply_math_precision
-    from harness.telemetry.case import device_spec
-    from harness.telemetry.sampler import NvmlMonitor
+    from harness.measure.env import resolve_device
+    from harness.spec.suite import Telemetry
+    from harness.measure.precision import apply_math_precision
+    from harness.measure.telemetry.case import device_spec
+    from harness.measure.telemetry.sampler import NvmlMonitor
 
     args.period_ms = args.period_ms or Telemetry().nvml_period_ms
     device = resolve_device(args.device)
@@ -97,7 +97,7 @@ def main(argv=None) -> int:
 
 
 def _cpu_name() -> str:
-    from harness.env import machine_info
+    from harness.measure.env import machine_info
 
     return machine_info()["cpu"]["brand_raw"]
 
@@ -105,12 +105,12 @@ def _cpu_name() -> str:
 def _measure_case(name, device, arms, monitor, module, period_s, args) -> dict:
     import torch
 
-    from harness.backends import build_backend
-    from harness.cases import Case
-    from harness.runner import RunSettings, make_inputs, make_reference
-    from harness.stats import summarize
-    from harness.suite import Timing
-    from harness.timing import Workload, clock_for, measure
+    from harness.measure.backends import build_backend
+    from harness.spec.cases import Case
+    from harness.measure.runner import RunSettings, make_inputs, make_reference
+    from harness.record.stats import summarize
+    from harness.spec.suite import Timing
+    from harness.measure.timing import Workload, clock_for, measure
 
     backend_name, batch, seq_len, input_size, hidden_size = CASES[name][device.type]
     case = Case("lstm", backend_name, "forward_backward", batch, seq_len, input_size, hidden_size, 1, False,
@@ -173,8 +173,8 @@ def _process_window(monitor):
 @contextmanager
 def _thread_window(device, module, period_s):
     """What the harness does NOT do: read NVML from a thread of the timing process."""
-    from harness.telemetry.case import device_spec
-    from harness.telemetry.nvml import NvmlUnavailable, SampleReader, init, load_nvml, resolve_handle, shutdown
+    from harness.measure.telemetry.case import device_spec
+    from harness.measure.telemetry.nvml import NvmlUnavailable, SampleReader, init, load_nvml, resolve_handle, shutdown
 
     try:
         nvml = load_nvml(module)

@@ -8,7 +8,7 @@ Not part of the project's default test run (testpaths = ["tests"]).
 
 import pytest
 
-from harness.pytest_plugin import describe
+from harness.execute.pytest_plugin import describe
 
 
 @pytest.mark.benchmark(disable_gc=True, warmup=False)  # warm-up runs in rnnbench_target, outside the timer

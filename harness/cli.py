@@ -10,7 +10,7 @@ import sys
 import click
 
 from harness.errors import EXIT_FAILED, EXIT_OK
-from harness.limits import MAX_PROFILE_ITERS
+from harness.spec.limits import MAX_PROFILE_ITERS
 from harness.terminal import AbProgress, BusyOnce, Group, Progress, SameCodeOnce, warn_about_machine
 
 
@@ -42,8 +42,8 @@ ALPHA_OPTION = click.option("--alpha", default="0.05", show_default=True, metava
 @FILTER_OPTION
 def list_cases(suite_path, device, backends, filters):
     """Print the cases SUITE expands to, without running them."""
-    from harness.flops import forward_flops
-    from harness.session import open_suite
+    from harness.spec.flops import forward_flops
+    from harness.execute.session import open_suite
 
     opened = open_suite(suite_path, device)
     cases = opened.select(backends, filters)
@@ -57,7 +57,7 @@ def list_cases(suite_path, device, backends, filters):
 @DEVICE_OPTION
 def validate(suite_path, device):
     """Check SUITE (format, values, device and dtype on this machine) without running it."""
-    from harness.session import open_suite
+    from harness.execute.session import open_suite
 
     opened = open_suite(suite_path, device)
     click.echo(f"{suite_path}: ok: suite '{opened.suite.name}', {len(opened.cases)} cases on {opened.device}")
@@ -90,9 +90,9 @@ def validate(suite_path, device):
 def run(suite_path, device, out, backends, filters, resume_path, rounds, force, quiet, nvtx=False, shard_spec=None,
         devices=None):
     """Time every case of SUITE and write a results file."""
-    from harness.executor import execute, finish_run, open_writer
+    from harness.execute.executor import execute, finish_run, open_writer
     from harness.report.run_text import run_ending_lines, run_header, run_summary_lines
-    from harness.run_plan import ON_DEVICES, plan_run
+    from harness.execute.run_plan import ON_DEVICES, plan_run
 
     plan = plan_run(suite_path, device=device, out=out, backends=backends, filters=filters, resume_path=resume_path,
                     rounds=rounds, force=force, nvtx=nvtx, shard_spec=shard_spec, devices=devices)
@@ -145,13 +145,13 @@ def ab(suite_path, python_a, python_b, rounds, blocks, device, backends, filters
     Each side imports what its interpreter command names, whatever folder ab runs in; each results file records
     where its harness and torch came from. When both come from the same folders, ab warns: an A/A comparison.
     """
-    from harness.compare import compare_runs
-    from harness.executor import run_ab_session
+    from harness.gate.compare import compare_runs
+    from harness.execute.executor import run_ab_session
     from harness.report.answer import ab_verdict_text
-    from harness.run_plan import gate_settings, plan_ab
+    from harness.execute.run_plan import gate_settings, plan_ab
     from harness.report.compare_text import render_markdown, render_text
     from harness.report.run_text import ab_ending_line, ab_header
-    from harness.results_io import write_text
+    from harness.record.results_io import write_text
 
     threshold_value, alpha_value = gate_settings(threshold, alpha)
     plan = plan_ab(suite_path, {"a": python_a, "b": python_b}, rounds=rounds, blocks=blocks, device=device,
@@ -176,10 +176,10 @@ def ab(suite_path, python_a, python_b, rounds, blocks, device, backends, filters
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def env(device, as_json):
     """Describe this machine: Python, torch and its libraries, CPU, GPU, and who else is using it."""
-    from harness.env import collect_environment
-    from harness.machine_state import collect_machine_state
+    from harness.measure.env import collect_environment
+    from harness.record.machine_state import collect_machine_state
     from harness.report.env_text import environment_lines
-    from harness.session import resolve_device_option
+    from harness.execute.session import resolve_device_option
 
     environment = collect_environment(resolve_device_option(device))
     environment["machine_state"] = collect_machine_state(environment).to_dict()
@@ -209,12 +209,12 @@ def compare(baseline_path, current_path, metric, threshold, alpha, markdown_path
     a case that ran in the baseline and fails now); 2: unusable input (a missing or malformed file, nothing
     in common, different environments without --allow-env-mismatch, a bad option).
     """
-    from harness.compare import compare_runs
+    from harness.gate.compare import compare_runs
     from harness.report.compare_text import (environment_refusal_error, render_environment_refusal, render_markdown,
                                              render_markdown_refusal, render_text)
-    from harness.run_plan import gate_settings
-    from harness.results_io import write_text
-    from harness.results_store import read_results
+    from harness.execute.run_plan import gate_settings
+    from harness.record.results_io import write_text
+    from harness.record.results_store import read_results
 
     threshold_value, alpha_value = gate_settings(threshold, alpha)
     baseline, current = read_results(baseline_path), read_results(current_path)
@@ -240,9 +240,9 @@ def compare(baseline_path, current_path, metric, threshold, alpha, markdown_path
 def export_pytest_benchmark(results_path, output, metric):
     """Write RESULTS in pytest-benchmark's JSON format (times in seconds), for `pytest-benchmark compare`."""
     from harness.errors import ResultsFileError
-    from harness.export_pytest_benchmark import to_pytest_benchmark
-    from harness.results_io import refuse_overwriting, write_json_atomically
-    from harness.results_store import read_results
+    from harness.record.export_pytest_benchmark import to_pytest_benchmark
+    from harness.record.results_io import refuse_overwriting, write_json_atomically
+    from harness.record.results_store import read_results
 
     export = to_pytest_benchmark(read_results(results_path), metric)
     for line in export.skipped_cases:
@@ -264,15 +264,15 @@ def baseline_path(results_path, device, directory):
 
     With RESULTS, for the machine that wrote that results file; else for DEVICE on this machine.
     """
-    from harness.results_store import STORE
+    from harness.record.results_store import STORE
 
     if results_path:
-        from harness.results_store import read_results
+        from harness.record.results_store import read_results
 
         environment = read_results(results_path).environment
     else:
-        from harness.env import gpu_info, machine_info
-        from harness.session import resolve_device_option
+        from harness.measure.env import gpu_info, machine_info
+        from harness.execute.session import resolve_device_option
 
         resolved = resolve_device_option(device)
         environment = {"machine": machine_info(), "gpu": gpu_info(resolved) if resolved.type == "cuda" else None}
@@ -294,11 +294,11 @@ def baseline_path(results_path, device, directory):
 def profile(suite_path, device, backends, filters, out_dir, steps, trace, nvtx, quiet):
     """Profile every case of SUITE: kernels (GPU) or operators (CPU) per step, by name and by class, GPU busy
     and idle time, launches per step, CPU dispatch time, and cuDNN's predicted algorithm."""
-    from harness.executor import execute_profile, finish_profile, open_profile_writer
-    from harness.profile_file import profile_from_document
+    from harness.execute.executor import execute_profile, finish_profile, open_profile_writer
+    from harness.record.profile_file import profile_from_document
     from harness.report.profile_text import profile_text
     from harness.report.run_text import profile_ending_lines, profile_header
-    from harness.run_plan import plan_profile
+    from harness.execute.run_plan import plan_profile
 
     plan = plan_profile(suite_path, device=device, backends=backends, filters=filters, out_dir=out_dir, steps=steps,
                         trace=trace, nvtx=nvtx)
@@ -344,9 +344,9 @@ OUT_DIR_OPTION = click.option("-o", "--out", "out_dir", default=None, metavar="D
 @OUT_DIR_OPTION
 def plot(results_paths, x_axis, metric, by, chart, filters, threshold, alpha, out_dir):
     """Draw charts of RESULTS files as PNGs: scaling curves (default), speedups or an A-vs-B comparison."""
-    from harness.run_plan import gate_settings
+    from harness.execute.run_plan import gate_settings
     from harness.report.render import filter_runs, plot as draw, write_charts
-    from harness.results_store import STORE, read_runs
+    from harness.record.results_store import STORE, read_runs
 
     threshold_value, alpha_value = gate_settings(threshold, alpha)
     runs = filter_runs(read_runs(results_paths), filters)
@@ -369,10 +369,10 @@ def report(results_paths, filters, threshold, alpha, out_dir):
     failed/skipped cases, noisy measurements. With two or more files, also each file after the first (B)
     against the first (A). summary.md suits a pull-request comment or $GITHUB_STEP_SUMMARY.
     """
-    from harness.profile_file import read_results_and_profiles
-    from harness.run_plan import gate_settings
+    from harness.record.profile_file import read_results_and_profiles
+    from harness.execute.run_plan import gate_settings
     from harness.report.render import filter_profiles, filter_runs, write_report
-    from harness.results_store import STORE
+    from harness.record.results_store import STORE
 
     threshold_value, alpha_value = gate_settings(threshold, alpha)
     runs, profiles = read_results_and_profiles(results_paths)  # profile files: rnnbench profile's
@@ -385,7 +385,7 @@ def report(results_paths, filters, threshold, alpha, out_dir):
         click.echo(f"rnnbench: chart not drawn: {chart.name}: {chart.left_out} (the report says so)", err=True)
 
 
-# --- scale-out: shards and their merge (harness/shard.py, harness/merge.py) ---
+# --- scale-out: shards and their merge (harness/spec/shard.py, harness/record/merge.py) ---
 
 @main.command()
 @click.argument("results_paths", metavar="RESULTS...", nargs=-1, required=True)
@@ -397,10 +397,10 @@ def report(results_paths, filters, threshold, alpha, out_dir):
 def merge(results_paths, output, allow_env_mismatch, force):
     """Join results files (the shards of one run) into one: same suite, comparable environments, each case once,
     every sample kept. report and compare read the merged file like any other."""
-    from harness.merge import merge_runs
+    from harness.record.merge import merge_runs
     from harness.report.run_text import merge_line, merge_warning_lines
-    from harness.results_io import refuse_overwriting, write_results
-    from harness.results_store import read_runs
+    from harness.record.results_io import refuse_overwriting, write_results
+    from harness.record.results_store import read_runs
 
     target = refuse_overwriting(output, inputs=results_paths, force=force)
     merged = merge_runs(read_runs(results_paths), allow_env_mismatch=allow_env_mismatch)
@@ -412,7 +412,7 @@ def merge(results_paths, output, allow_env_mismatch, force):
     click.echo(merge_line(merged, output, len(results_paths)))
 
 
-# --- history: runs kept over time in SQLite, trend charts, step detection (harness/history.py) ---
+# --- history: runs kept over time in SQLite, trend charts, step detection (harness/record/history.py) ---
 
 HISTORY_DB_OPTION = click.option("--db", "db_path", default=None, metavar="FILE",
                                  help="The history database.  [default: results/history.sqlite]")
@@ -429,9 +429,9 @@ def history():
 def history_add(results_paths, db_path):
     """Store RESULTS files in the history: one row per run (environment fingerprint, commit, time), one per case
     (statistics, every sample). A run already there is refused; all files are checked before any is added."""
-    from harness.env import utc_now
-    from harness.history import History, prepare_runs
-    from harness.results_store import STORE, read_runs
+    from harness.measure.env import utc_now
+    from harness.record.history import History, prepare_runs
+    from harness.record.results_store import STORE, read_runs
 
     runs = read_runs(results_paths)
     prepare_runs(runs)  # every file is read and checked before a database is opened (or created)
@@ -454,8 +454,8 @@ def history_add(results_paths, db_path):
 def history_show(case_glob, metric, threshold, no_charts, out_dir, db_path):
     """Print each case's series (one per environment fingerprint) and draw a trend chart per case."""
     from harness.report.history import series_lines, step_lines, trend_charts
-    from harness.results_io import write_files
-    from harness.results_store import STORE
+    from harness.record.results_io import write_files
+    from harness.record.results_store import STORE
 
     found = _series_steps(case_glob, metric, threshold, db_path)
     for item in found:
@@ -487,8 +487,8 @@ def history_regressions(case_glob, metric, threshold, db_path):
 
 def _series_steps(case_glob, metric, threshold, db_path):
     """The history's series (of the cases matching ``case_glob``) with their fitted steps; none is an error."""
-    from harness.cases import REGIONS_BY_MODE
-    from harness.run_plan import parse_fraction
+    from harness.spec.cases import REGIONS_BY_MODE
+    from harness.execute.run_plan import parse_fraction
     from harness.report.history import stored_steps
 
     regions = sorted({region for regions in REGIONS_BY_MODE.values() for region in regions})

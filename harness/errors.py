@@ -22,7 +22,7 @@ class ReportError(RnnbenchError):
 
 
 class ChartTooLarge(ReportError):
-    """A chart with more panels or rows than one image shows legibly (harness.limits)."""
+    """A chart with more panels or rows than one image shows legibly (harness.spec.limits)."""
 
 
 class ComparisonError(RnnbenchError):

@@ -13,7 +13,7 @@ from harness.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT
 
 
 class Command(click.Command):
-    """A command whose option rules (harness.run_plan's UsageError) are said as click's usage errors: one line that
+    """A command whose option rules (harness.execute.run_plan's UsageError) are said as click's usage errors: one line that
     points at the command's --help."""
 
     def invoke(self, ctx):
@@ -124,7 +124,7 @@ class Progress:
         return self._bar.__exit__(*exc)
 
     def __call__(self, event) -> None:
-        from harness.executor import CaseProgress, WorkerLost, WorkerStarted
+        from harness.execute.executor import CaseProgress, WorkerLost, WorkerStarted
 
         if isinstance(event, CaseProgress):
             self._bar.update(1 if event.finished else 0, event.label)
@@ -137,7 +137,7 @@ class Progress:
 
 
 def warn_about_machine(state, where: str) -> None:
-    from harness.machine_state import busy_line
+    from harness.record.machine_state import busy_line
 
     line = busy_line([(where, state)])
     if line:
@@ -153,7 +153,7 @@ class BusyOnce:
         self.warned = warned
 
     def __call__(self, environment: dict | None, where: str) -> None:
-        from harness.machine_state import MachineState
+        from harness.record.machine_state import MachineState
 
         recorded = (environment or {}).get("machine_state")
         if self.warned or recorded is None:
@@ -176,8 +176,8 @@ class SameCodeOnce(BusyOnce):
         self._same_code_ok, self._environments = same_code_ok, {}
 
     def __call__(self, environment: dict | None, where: str, side: str | None = None) -> None:
-        from harness.compare import same_code_warning, same_folders
-        from harness.results import Environment
+        from harness.gate.compare import same_code_warning, same_folders
+        from harness.record.results import Environment
 
         if side is not None and side not in self._environments:
             self._environments[side] = Environment(environment)
@@ -189,7 +189,7 @@ class SameCodeOnce(BusyOnce):
 
 class AbProgress(Progress):
     def __call__(self, event) -> None:
-        from harness.executor import WorkerStarted
+        from harness.execute.executor import WorkerStarted
 
         if isinstance(event, WorkerStarted):
             self._busy_once(event.environment, event.where, event.side)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks, in parts that each fit one device call (10 minutes at most; a task has about 15 minutes of
 # device time in all, so a session runs `core` and, time allowing, one more part). Each part's step time
-# limits, the common steps included, add up to at most 540 s (tests/test_gpu_check_script.py checks it),
+# limits, the common steps included, add up to at most 540 s (tests/project/test_gpu_check_script.py checks it),
 # which leaves a 600 s device call time for its start and the transfers:
 #
 #   core      the GPU-marked tests, the small suite on CUDA and its report, the independent agreement check
@@ -85,7 +85,7 @@ if part scale; then
     --keep "$out/ab-session" --json "$out/ab-session.json"
 fi
 if part flashrnn; then
-  step pytest-flashrnn 150 "$python" -m pytest -m gpu -q -p no:cacheprovider tests/test_flashrnn.py
+  step pytest-flashrnn 150 "$python" -m pytest -m gpu -q -p no:cacheprovider tests/measure/test_flashrnn.py
   step flashrnn-cuda 240 "$python" -m harness.cli run suites/flashrnn.yaml --device cuda --filter cell=lstm \
     --filter hidden_size=64,512 --backend cudnn --backend flashrnn_triton --backend flashrnn_cuda_fused \
     --out "$out/flashrnn-cuda.json" --quiet

@@ -1,9 +1,9 @@
 """Record the kernel names of real CUDA traces of small nn.LSTM / nn.GRU cases (cuDNN, gate-level eager), with
-the class harness/kernel_classes.py gives each, to refresh tests/data/kernel_names.json from a GPU.
+the class harness/measure/kernel_classes.py gives each, to refresh tests/data/kernel_names.json from a GPU.
 
     PYTHONPATH=. python scripts/record-kernel-names.py OUT.json
 
-Each case is profiled as ``rnnbench profile`` does (harness.profiling). The file lists every distinct kernel,
+Each case is profiled as ``rnnbench profile`` does (harness.measure.profiling). The file lists every distinct kernel,
 copy and memset with its trace category, the class the classifier gave, and where it was seen (case, GPU,
 torch, cuDNN). A person checks the classes before adding names to the test data (the classifier must not
 grade itself).
@@ -16,12 +16,12 @@ import sys
 
 import torch
 
-from harness.activity import complete_events
-from harness.cases import Case
-from harness.kernel_classes import classify_kernel
-from harness.profiling import ProfileSettings, profile_case
-from harness.runner import RunSettings
-from harness.suite import Timing
+from harness.measure.activity import complete_events
+from harness.spec.cases import Case
+from harness.measure.kernel_classes import classify_kernel
+from harness.measure.profiling import ProfileSettings, profile_case
+from harness.measure.runner import RunSettings
+from harness.spec.suite import Timing
 
 CASES = [  # (cell, backend, dtype, batch, seq_len, input_size, hidden_size): standard, small-H and persistent
     ("lstm", "cudnn", "float32", 16, 20, 256, 256),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The commands of a sharded run, in one place: the GitHub Actions matrix (.github/workflows/gpu-shards.yml) and
-# the Slurm job array (scripts/slurm-shards.sh) both call this script, and tests/test_recipes.py runs it.
+# the Slurm job array (scripts/slurm-shards.sh) both call this script, and tests/project/test_recipes.py runs it.
 #
 #   scripts/shards.sh run  SUITE I N DIR [rnnbench run options...]   shard I of N (I from 0) -> DIR/shard-I-of-N.json
 #   scripts/shards.sh gate SUITE N DIR                                 merge DIR/shard-*-of-N.json -> DIR/merged.json,

@@ -15,7 +15,7 @@ import fnmatch
 import sys
 from dataclasses import replace
 
-from harness.store import read_results, write_results
+from harness.record.store import read_results, write_results
 
 
 def main() -> int:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from harness.cases import Case
-from harness.runner import RunSettings
-from harness.suite import Timing
+from harness.spec.cases import Case
+from harness.measure.runner import RunSettings
+from harness.spec.suite import Timing
 
 QUICK_TIMING = Timing(warmup_iters=1, min_iters=3, max_iters=5, budget_s=0.01, case_timeout_s=120, profile_iters=1)
 

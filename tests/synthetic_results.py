@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from harness.cases import Case
-from harness.results import CaseResult, RunResults
+from harness.spec.cases import Case
+from harness.record.results import CaseResult, RunResults
 
 CPU_ENVIRONMENT = {
     "rnnbench_version": "0.1.0",

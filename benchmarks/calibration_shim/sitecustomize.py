@@ -27,9 +27,9 @@ if _FRACTION > 0:
 
     import torch
 
-    import harness.runner
+    import harness.measure.runner
 
-    _build = harness.runner.build_backend
+    _build = harness.measure.runner.build_backend
 
     def _fastest_s(work, x, repeats=7, warmups=3):
         times = []
@@ -79,4 +79,4 @@ if _FRACTION > 0:
         built.injected_extra_steps = extra_steps  # what the sizing chose, for the shim's own test
         return built
 
-    harness.runner.build_backend = _slowed_build
+    harness.measure.runner.build_backend = _slowed_build

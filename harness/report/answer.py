@@ -6,9 +6,9 @@ the Markdown summary and the first section of the HTML report (which take ``run_
 
 fastest   The backend with the lowest median of the configuration's primary region (step; forward for
           forward-only modes) among the cases that ran.
-× slower  Every other backend's median over the fastest's, with the interval of harness.speedup (the
+× slower  Every other backend's median over the fastest's, with the interval of harness.gate.speedup (the
           same bootstrap as the speedups over cudnn). A ratio the measurement cannot support (the one rule
-          of harness.speedup: ``Speedup.reliable``) is shown as *unreliable*, without a number.
+          of harness.gate.speedup: ``Speedup.reliable``) is shown as *unreliable*, without a number.
 clear     The fastest is *clear* when the runner-up's ratio is reliable and its interval lies above 1;
           otherwise the configuration is counted as too close to call.
 """
@@ -20,9 +20,9 @@ from typing import Sequence
 
 from harness.report.names import BACKEND_NAMES_NOTE, baseline_name, display_backend, result_backend_name
 from harness.report.text import configuration_groups, format_ms, speedups_by_key
-from harness.results import CaseResult, RunResults
-from harness.speedup import UNRELIABLE_RULE, UNRELIABLE_RULE_SHORT, Speedup, SpeedupMean, geometric_mean_speedups, speedup_between
-from harness.suite import BACKENDS
+from harness.record.results import CaseResult, RunResults
+from harness.gate.speedup import UNRELIABLE_RULE, UNRELIABLE_RULE_SHORT, Speedup, SpeedupMean, geometric_mean_speedups, speedup_between
+from harness.spec.suite import BACKENDS
 
 
 @dataclass(frozen=True)
@@ -178,7 +178,7 @@ def format_times(value: float) -> str:
 
 
 def behind_text(behind: Behind) -> str:
-    """'torchscript 1.42×', 'eager unreliable' (the rule of harness.speedup), 'eager 3.1× (tie)'."""
+    """'torchscript 1.42×', 'eager unreliable' (the rule of harness.gate.speedup), 'eager 3.1× (tie)'."""
     if behind.times_slower is None:
         return f"{behind.name} -"
     if not behind.reliable:

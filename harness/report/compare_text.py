@@ -1,17 +1,17 @@
-"""Render a :class:`harness.compare.Comparison` as ``rnnbench compare`` shows it: a terminal table and
-Markdown (a pull-request comment or ``$GITHUB_STEP_SUMMARY``). It renders what ``harness.compare`` computed;
+"""Render a :class:`harness.gate.compare.Comparison` as ``rnnbench compare`` shows it: a terminal table and
+Markdown (a pull-request comment or ``$GITHUB_STEP_SUMMARY``). It renders what ``harness.gate.compare`` computed;
 it decides nothing."""
 
 from __future__ import annotations
 
 import textwrap
 
-from harness.compare import SAME_CODE, Comparison, Pair, comparison_method, run_rounds
-from harness.environment_diff import EnvironmentDifference
+from harness.gate.compare import SAME_CODE, Comparison, Pair, comparison_method, run_rounds
+from harness.record.environment_diff import EnvironmentDifference
 from harness.report.markdown import markdown_inline
 from harness.report.text import format_ms
-from harness.results import RunResults
-from harness.verdict import Verdict
+from harness.record.results import RunResults
+from harness.gate.verdict import Verdict
 
 
 def format_change(ratio: float | None) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 from harness.report.names import cpu_libraries, format_cudnn_version
-from harness.results import RunResults
+from harness.record.results import RunResults
 
 
 def device_name(run: RunResults) -> str:

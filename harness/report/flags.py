@@ -7,11 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.report.text import eager_fallback_note
-from harness.results import CaseResult, RunResults
+from harness.record.results import CaseResult, RunResults
 from typing import Iterable
 
-from harness.speedup import Speedup
-from harness.stats import NOISY_RELATIVE_IQR
+from harness.gate.speedup import Speedup
+from harness.record.stats import NOISY_RELATIVE_IQR
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def noisy(run: RunResults) -> list[Flagged]:
 
 def unreliable_speedups(speedups: Iterable[Speedup]) -> list[Flagged]:
     """Speedups over cudnn that are not shown as numbers nor counted in geometric means
-    (harness.speedup.UNRELIABLE_RULE), with what made each unreliable."""
+    (harness.gate.speedup.UNRELIABLE_RULE), with what made each unreliable."""
     return [Flagged(s.result.key, "unreliable speedup", s.unreliable_why) for s in speedups if s.unreliable_why]
 
 

@@ -1,5 +1,5 @@
 """History as text and trend charts: one chart per case, one line per environment fingerprint, the fitted
-piecewise-constant levels (harness.step_detect) drawn over the run medians and their 95 % intervals."""
+piecewise-constant levels (harness.gate.step_detect) drawn over the run medians and their 95 % intervals."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Sequence
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from harness.history import Series
+from harness.record.history import Series
 from harness.report.plots import MARKERS, PALETTE, png_bytes
-from harness.step_detect import Segment, Step, fit_segments, significant_steps
-from harness.results_store import slug
+from harness.gate.step_detect import Segment, Step, fit_segments, significant_steps
+from harness.record.results_store import slug
 
 
 @dataclass(frozen=True)
@@ -126,8 +126,8 @@ def regressions_lines(found: Sequence[SeriesSteps]) -> list[str]:
 def stored_steps(db_path, case_glob: str | None, region: str | None, threshold: float) -> list[SeriesSteps]:
     """Every series of the history at ``db_path`` (default: results/history.sqlite) whose case matches
     ``case_glob``, with its fitted steps; HistoryError when there is none."""
-    from harness.history import History, HistoryError
-    from harness.results_store import STORE
+    from harness.record.history import History, HistoryError
+    from harness.record.results_store import STORE
 
     with History(db_path or STORE.history_path, create=False) as store:
         found = [detect(series, threshold) for series in store.series(case_glob, region)]

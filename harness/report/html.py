@@ -8,7 +8,7 @@ import base64
 from html import escape
 from typing import Sequence
 
-from harness.compare import Comparison, Pair, comparison_method
+from harness.gate.compare import Comparison, Pair, comparison_method
 from harness.report import context
 from harness.report.compare_text import format_p, verdict_line
 from harness.report.flags import NOISY_RULE, Flagged, eager_fallbacks, is_noisy, noisy, problems, unreliable_speedups
@@ -16,9 +16,9 @@ from harness.report.answer import behind_text, capitalised, geomean_parts, run_a
 from harness.report.names import cpu_libraries, format_cudnn_version, result_backend_name
 from harness.report.text import (MEMORY_FOOTNOTES, STEP_FOOTNOTE, Footnotes, configuration_groups, format_ms,
                                  speedups_by_key, summary_block)
-from harness.results import RunResults
-from harness.speedup import UNRELIABLE_RULE, Speedup
-from harness.verdict import VERDICTS, changed_cases_title, verdict_rule
+from harness.record.results import RunResults
+from harness.gate.speedup import UNRELIABLE_RULE, Speedup
+from harness.gate.verdict import VERDICTS, changed_cases_title, verdict_rule
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem auto;

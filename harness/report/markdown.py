@@ -6,16 +6,16 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from harness.compare import Comparison
+from harness.gate.compare import Comparison
 from harness.report import context
 from harness.report.flags import NOISY_RULE, eager_fallbacks, noisy, problems, unreliable_speedups
 from harness.report.answer import capitalised, display_names as run_answer_names, ordered_geomeans, run_answer
 from harness.report.roofline import roofline_table
 from harness.report.text import configuration_groups, format_ms, speedups_by_key
-from harness.results import CaseResult, RunResults
-from harness.speedup import UNRELIABLE_RULE, Speedup
-from harness.suite import BACKENDS, CELLS
-from harness.verdict import VERDICTS, Verdict, changed_cases_title, verdict_rule
+from harness.record.results import CaseResult, RunResults
+from harness.gate.speedup import UNRELIABLE_RULE, Speedup
+from harness.spec.suite import BACKENDS, CELLS
+from harness.gate.verdict import VERDICTS, Verdict, changed_cases_title, verdict_rule
 
 FOLD_ROWS = 12  # longer tables and lists go into a <details> block
 NOISY_MARK, EAGER_MARK, FAILED_MARK, SKIPPED_MARK, UNRELIABLE_MARK = "⚠", "†", "✗", "⊘", "‡"

@@ -1,4 +1,4 @@
-"""Charts: scaling curves (scaling.py), speedups over cudnn (harness.speedup), A versus B (harness.compare).
+"""Charts: scaling curves (scaling.py), speedups over cudnn (harness.gate.speedup), A versus B (harness.gate.compare).
 
 Each ``*_figure`` function returns a matplotlib Figure (built on the Agg canvas, no pyplot, no global
 state), so tests can read back what was drawn; :func:`png_bytes` renders one the same way every time.
@@ -22,16 +22,16 @@ from matplotlib.text import Text
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator
 from matplotlib.transforms import blended_transform_factory
 
-from harness.compare import Comparison, comparison_method
+from harness.gate.compare import Comparison, comparison_method
 from harness.errors import ChartTooLarge
-from harness.limits import MAX_CHART_PANELS, MAX_CHART_ROWS
-from harness.ratios import Ratio, interval_method
+from harness.spec.limits import MAX_CHART_PANELS, MAX_CHART_ROWS
+from harness.gate.ratios import Ratio, interval_method
 from harness.report.names import baseline_name, result_backend_name
 from harness.report.scaling import AXIS_LABELS, AXIS_NAMES, AXIS_SYMBOLS, MIN_POINTS_FOR_EXPONENT, ScalingChart
 from harness.report.text import format_count
-from harness.speedup import UNRELIABLE_RULE, Speedup, SpeedupMean, geometric_mean_speedups
-from harness.suite import BACKENDS, CELLS, COMPILE_MODES, SIZE_AXES
-from harness.verdict import VERDICTS, Verdict, band
+from harness.gate.speedup import UNRELIABLE_RULE, Speedup, SpeedupMean, geometric_mean_speedups
+from harness.spec.suite import BACKENDS, CELLS, COMPILE_MODES, SIZE_AXES
+from harness.gate.verdict import VERDICTS, Verdict, band
 
 DPI = 110
 PALETTE = ("#1f77b4", "#ff7f0e", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#bcbd22", "#7f7f7f")
@@ -73,7 +73,7 @@ def _new_figure(width: float, height: float) -> Figure:
 
 
 def check_chart_size(what: str, panels: int = 1, rows: int = 0) -> None:
-    """Refuse a chart past the limits (harness.limits): unreadable as one image, and minutes to draw."""
+    """Refuse a chart past the limits (harness.spec.limits): unreadable as one image, and minutes to draw."""
     if panels > MAX_CHART_PANELS:
         raise ChartTooLarge(f"{what}: {panels} panels, more than the {MAX_CHART_PANELS} one chart draws; "
                             f"narrow the cases with --filter")

@@ -8,13 +8,13 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from harness.kernel_classes import CLASSES, IDLE, class_label
-from harness.profile_file import ProfiledCase, ProfileRun
+from harness.measure.kernel_classes import CLASSES, IDLE, class_label
+from harness.record.profile_file import ProfiledCase, ProfileRun
 from harness.report.context import context_line
 from harness.report.plots import _new_figure
 from harness.report.profile_text import DISTORTION_RATIO, format_ratio, profiler_distortion
 from harness.report.text import format_ms
-from harness.suite import BACKENDS
+from harness.spec.suite import BACKENDS
 
 BAR_HEIGHT = 0.7
 IDLE_HATCH = "///"

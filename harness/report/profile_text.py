@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from harness.kernel_classes import class_label
-from harness.profile_file import ProfiledCase, ProfileRun
+from harness.measure.kernel_classes import class_label
+from harness.record.profile_file import ProfiledCase, ProfileRun
 from harness.report.text import format_ms
 
 GROUPS_SHOWN = 10

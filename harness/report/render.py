@@ -7,18 +7,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
-from harness.cases import select_cases
-from harness.compare import DEFAULT_THRESHOLD, Comparison, compare_runs
+from harness.spec.cases import select_cases
+from harness.gate.compare import DEFAULT_THRESHOLD, Comparison, compare_runs
 from harness.errors import ChartTooLarge, ReportError
-from harness.metrics import SAMPLED_METRICS
-from harness.ratios import DEFAULT_ALPHA
-from harness.speedup import cudnn_speedups
+from harness.record.metrics import SAMPLED_METRICS
+from harness.gate.ratios import DEFAULT_ALPHA
+from harness.gate.speedup import cudnn_speedups
 from harness.report.context import context_line
 from harness.report.scaling import LINE_DIMENSIONS, entries_of, resolve_metric, scaling_chart, swept_axes
-from harness.results import RunResults
-from harness.results_io import write_files
-from harness.results_store import STORE, file_labels, slug
-from harness.suite import SIZE_AXES
+from harness.record.results import RunResults
+from harness.record.results_io import write_files
+from harness.record.results_store import STORE, file_labels, slug
+from harness.spec.suite import SIZE_AXES
 
 CHARTS = ("curves", "speedup", "compare", "roofline")
 
@@ -26,7 +26,7 @@ CHARTS = ("curves", "speedup", "compare", "roofline")
 @dataclass(frozen=True)
 class Chart:
     """A rendered chart: its file name, a one-line title (the image's alt text) and the PNG; or, in a report,
-    a chart left out (past harness.limits' chart limits), with ``left_out`` saying why and no PNG."""
+    a chart left out (past harness.spec.limits' chart limits), with ``left_out`` saying why and no PNG."""
 
     name: str
     title: str
@@ -103,7 +103,7 @@ def curve_charts(runs: Sequence[RunResults], axes: Sequence[str] | None = None, 
 
 def memory_label(metric: str, runs: Sequence[RunResults]) -> str | None:
     """What a peak-memory chart shows, by device: the CUDA allocator's peak, or on a CPU the case's rise of
-    the process's resident memory (harness.telemetry.host); None for other metrics."""
+    the process's resident memory (harness.measure.telemetry.host); None for other metrics."""
     if metric != "peak_memory":
         return None
     devices = {result.case.device_type for run in runs for result in run.cases}
@@ -133,7 +133,7 @@ def roofline_chart(run: RunResults, prefix: str) -> Chart | None:
     recorded no measured peak (files from before it) or no case ran."""
     from harness.report.plots import png_bytes
     from harness.report.roofline import roofline_figure
-    from harness.roofline import Peak, roofline_points
+    from harness.gate.roofline import Peak, roofline_points
 
     peak, points = Peak.of(run.environment), roofline_points(run)
     if peak is None or not points:
@@ -223,7 +223,7 @@ def write_report(runs: Sequence[RunResults], out_dir: str | Path, *, threshold: 
     """Every chart, the HTML page (charts embedded) and the Markdown summary; returns the paths written.
     ``threshold`` and ``alpha``: the regression gate's, for the A-vs-B comparisons (stated in the report).
     ``profiles``: profile files (``rnnbench profile``), drawn as stacked bars per case and backend.
-    A chart past the chart limits (harness.limits) is not drawn: the page and the summary say so, and so
+    A chart past the chart limits (harness.spec.limits) is not drawn: the page and the summary say so, and so
     does ``left_out``, when given, which receives each such Chart."""
     from harness.report.html import report_html
     from harness.report.markdown import report_markdown

@@ -9,8 +9,8 @@ import textwrap
 
 from typing import TYPE_CHECKING
 
-from harness.results import RunResults
-from harness.roofline import Peak, RooflinePoint, roofline_points
+from harness.record.results import RunResults
+from harness.gate.roofline import Peak, RooflinePoint, roofline_points
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -3,7 +3,7 @@ comparison are :mod:`harness.report.text` and :mod:`harness.report.compare_text`
 
 from __future__ import annotations
 
-from harness.results import Environment
+from harness.record.results import Environment
 
 
 def run_header(plan, journal_path) -> str:

@@ -16,10 +16,10 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from harness.errors import ReportError
-from harness.metrics import METRICS, Metric, metric_spread
-from harness.results import CaseResult, RunResults
-from harness.results_store import file_labels
-from harness.suite import BACKENDS, CELLS, MODES, SIZE_AXES
+from harness.record.metrics import METRICS, Metric, metric_spread
+from harness.record.results import CaseResult, RunResults
+from harness.record.results_store import file_labels
+from harness.spec.suite import BACKENDS, CELLS, MODES, SIZE_AXES
 
 AXIS_SYMBOLS = {"batch": "B", "seq_len": "T", "input_size": "I", "hidden_size": "H", "num_layers": "L"}
 AXIS_LABELS = {

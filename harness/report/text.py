@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-from harness.activity import launch_bound_note
+from harness.measure.activity import launch_bound_note
 from harness.report.names import baseline_name, result_backend_name
-from harness.results import CaseResult, RunResults
-from harness.roofline import percent_of_peak
-from harness.speedup import UNRELIABLE_RULE, Speedup, cudnn_speedups, speedup_of
+from harness.record.results import CaseResult, RunResults
+from harness.gate.roofline import percent_of_peak
+from harness.gate.speedup import UNRELIABLE_RULE, Speedup, cudnn_speedups, speedup_of
 
 
 def format_ms(value: float | None) -> str:
