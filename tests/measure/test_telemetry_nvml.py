@@ -213,3 +213,22 @@ def test_gpu_state_lists_clocks_power_modes_and_processes(fake):
     assert state["uuid"] == device["uuid"] and state["nvml_index"] == 0
     assert N.system_info(nvml) == {"driver": "550.54.15", "nvml_version": "12.550.54.15",
                                    "cuda_driver_version": 12040}
+
+
+@pytest.mark.parametrize("name", ["..bad", "a b", "pkg..mod", "9lives"])
+def test_a_nvml_module_variable_that_names_no_module_leaves_nvml_unavailable_with_the_reason(monkeypatch, name):
+    from harness.measure.telemetry.nvml import MODULE_ENV_VAR, NvmlUnavailable, load_nvml
+
+    monkeypatch.setenv(MODULE_ENV_VAR, name)
+    with pytest.raises(NvmlUnavailable, match="not a module name"):
+        load_nvml()
+
+
+def test_rnnbench_env_with_a_nvml_module_variable_that_names_no_module_says_why_and_exits_0():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "harness.cli", "env"], capture_output=True, text=True, timeout=120,
+                          env={**__import__("os").environ, "RNNBENCH_NVML_MODULE": "..bad"})
+    assert done.returncode == 0, done.stderr
+    assert "not a module name" in done.stdout and "internal error" not in done.stderr

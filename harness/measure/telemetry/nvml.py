@@ -64,6 +64,8 @@ class NvmlUnavailable(Exception):
 def load_nvml(name: str | None = None):
     """Import the NVML bindings (``pynvml`` from nvidia-ml-py, or the module named by the test hook)."""
     name = name or os.environ.get(MODULE_ENV_VAR) or DEFAULT_MODULE
+    if not all(part.isidentifier() for part in name.split(".")):  # '..bad', 'a b': not a module name at all
+        raise NvmlUnavailable(f"cannot import {name!r}: not a module name ({MODULE_ENV_VAR} names one, e.g. pynvml)")
     try:
         return importlib.import_module(name)
     except ImportError as exc:
