@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from datetime import datetime
 from pathlib import Path
 from typing import Mapping
 
 from harness.spec import limits
 from harness.errors import ResultsFileError
 from harness.record.results import SCHEMA, SCHEMA_VERSION, CaseResult, RunResults, thaw
-from harness.record.results_io import create_new_file, finite_document, json_default, read_text, unreadable_json, write_results
+from harness.record.results_io import (create_new_file, finite_document, json_default, read_text, unreadable_json,
+                                        write_or_rescue, write_results)
 from harness.record.results_schema import results_from_document
 
 JOURNAL_SUFFIX = ".journal"
@@ -184,16 +183,14 @@ class ResultsWriter:
                          status=status, started_utc=self.started_utc, finished_utc=finished_utc,
                          options=self.options.to_dict(), source=str(self.path))
         try:
-            write_results(self.path, run)
-        except OSError as exc:
-            rescue = Path(tempfile.gettempdir()) / f"rnnbench-rescued-{datetime.now():%Y%m%d-%H%M%S}-{self.path.name}"
-            try:
-                write_results(rescue, run)
-            except OSError:
-                raise ResultsFileError(f"cannot write {self.path} ({exc.strerror or exc}) nor a rescue copy; "
-                                       f"the journal {self.journal_path} keeps what it could") from None
-            raise ResultsFileError(f"cannot write {self.path} ({exc.strerror or exc}); the {len(self.cases)} "
-                                   f"finished cases are in {rescue}") from None
+            failed = write_or_rescue(self.path, lambda path: write_results(path, run))
+            if failed is not None:
+                why, rescue = failed
+                if rescue is None:
+                    raise ResultsFileError(f"cannot write {self.path} ({why}) nor a rescue copy; "
+                                           f"the journal {self.journal_path} keeps what it could")
+                raise ResultsFileError(f"cannot write {self.path} ({why}); the {len(self.cases)} "
+                                       f"finished cases are in {rescue}")
         finally:
             try:
                 self._journal.close()

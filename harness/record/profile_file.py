@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -228,27 +226,23 @@ class ProfileWriter:
 
     def finish(self, status: str, finished_utc: str) -> dict:
         """Write the profile file (atomically) and remove the journal; returns the document written."""
-        from harness.record.results_io import write_json_atomically
+        from harness.record.results_io import write_json_atomically, write_or_rescue
 
         document = self.document(status, finished_utc)
         try:
             self._journal.close()
         except OSError:
             pass
-        try:
-            write_json_atomically(self.path, document)
-        except OSError as exc:
-            why = exc.strerror or exc
-            rescue = Path(tempfile.gettempdir()) / f"rnnbench-rescued-{datetime.now():%Y%m%d-%H%M%S}-{self.path.name}"
-            try:
-                write_json_atomically(rescue, document)
-            except OSError:
+        failed = write_or_rescue(self.path, lambda path: write_json_atomically(path, document))
+        if failed is not None:
+            why, rescue = failed
+            if rescue is None:
                 raise ResultsFileError(f"cannot write {self.path} ({why}) nor a rescue copy; the journal "
-                                       f"{self.journal_path} keeps what it could (rnnbench report reads it)") from None
+                                       f"{self.journal_path} keeps what it could (rnnbench report reads it)")
             self.journal_path.unlink(missing_ok=True)
             count = len(self.records)
             raise ResultsFileError(f"cannot write {self.path} ({why}); the {count} profiled case{'s' if count != 1 else ''}"
-                                   f" {'are' if count != 1 else 'is'} in {rescue}") from None
+                                   f" {'are' if count != 1 else 'is'} in {rescue}")
         self.journal_path.unlink(missing_ok=True)
         return document
 

@@ -9,9 +9,10 @@ import json
 import math
 import os
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from harness.spec import limits
 from harness.errors import ResultsFileError
@@ -26,6 +27,23 @@ def write_json_atomically(path: str | Path, document: dict) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return replace_atomically(path, dump)
+
+
+def write_or_rescue(path: str | Path, write: Callable[[Path], object]) -> tuple[str, Path | None] | None:
+    """``write(path)``; where that fails (a full disk), the same write to a rescue file in the temporary folder,
+    so a finished document is never lost. None when ``path`` was written, else why it was not and the rescue
+    file (None when that failed too)."""
+    try:
+        write(Path(path))
+        return None
+    except OSError as exc:
+        why = str(exc.strerror or exc)
+    rescue = Path(tempfile.gettempdir()) / f"rnnbench-rescued-{datetime.now():%Y%m%d-%H%M%S}-{Path(path).name}"
+    try:
+        write(rescue)
+    except OSError:
+        return why, None
+    return why, rescue
 
 
 def replace_atomically(path: Path, write, binary: bool = False) -> Path:
