@@ -9,6 +9,7 @@ import numpy as np
 
 from harness.spec.cases import Case
 from harness.record.results import CaseResult, RunResults
+from tests.helpers import make_case
 
 ENVIRONMENT = {
     "rnnbench_version": "0.1.0",
@@ -23,14 +24,6 @@ ENVIRONMENT = {
 }
 SUITE = {"name": "synthetic", "description": "made up for a test", "source": "suites/synthetic.yaml",
          "sha256": "ab" * 32, "device": "cpu", "dtype": "float32", "precision": "fp32"}
-BASE = dict(batch=16, seq_len=32, input_size=64, hidden_size=64)
-
-
-def make_case(backend="cudnn", cell="lstm", mode="forward_backward", **sizes) -> Case:
-    fields = {**BASE, **sizes}
-    return Case(cell=cell, backend=backend, mode=mode, batch=fields["batch"], seq_len=fields["seq_len"],
-                input_size=fields["input_size"], hidden_size=fields["hidden_size"],
-                num_layers=fields.get("num_layers", 1), bidirectional=False, dtype="float32", device_type="cpu")
 
 
 def even_samples(median_ms: float, n: int = 21, spread: float = 0.04) -> tuple[float, ...]:

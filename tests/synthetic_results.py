@@ -9,6 +9,7 @@ import numpy as np
 
 from harness.spec.cases import Case
 from harness.record.results import CaseResult, RunResults
+from tests.helpers import make_case
 
 CPU_ENVIRONMENT = {
     "rnnbench_version": "0.1.0",
@@ -31,15 +32,9 @@ SUITE = {"name": "synthetic", "precision": "fp32", "dtype": "float32", "sha256":
          "timing": {"warmup_iters": 3, "min_iters": 10, "budget_s": 0.5}}
 
 
-def make_case(cell="lstm", backend="cudnn", hidden_size=64, mode="forward_backward", device_type="cpu") -> Case:
-    return Case(cell=cell, backend=backend, mode=mode, batch=16, seq_len=32, input_size=64,
-                hidden_size=hidden_size, num_layers=1, bidirectional=False, dtype="float32",
-                device_type=device_type)
-
-
 def grid_cases(device_type="cpu") -> list[Case]:
     """20 cases, like suites/small.yaml: 2 cells x 5 backends x 2 sizes."""
-    return [make_case(cell, backend, hidden, device_type=device_type) for cell in ("lstm", "gru")
+    return [make_case(backend, cell, hidden_size=hidden, device_type=device_type) for cell in ("lstm", "gru")
             for backend in ("cudnn", "eager", "torchscript", "compile", "compile_module") for hidden in (64, 128)]
 
 

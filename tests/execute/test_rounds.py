@@ -90,7 +90,8 @@ def test_the_gate_sees_what_varies_between_processes_where_one_round_cannot():
 
 def test_merge_rounds_keeps_every_sample_and_the_median_of_round_medians():
     from harness.record.merge import merge_rounds
-    from tests.synthetic_results import case_result, make_case
+    from tests.synthetic_results import case_result
+    from tests.helpers import make_case
 
     rounds = [case_result(make_case(), times).to_dict() for times in ((1.0, 1.1, 1.2), (2.0, 2.1, 2.2), (3.0, 3.2))]
     merged = merge_rounds(rounds)

@@ -19,7 +19,8 @@ from harness.record.results import CaseResult, RunResults
 from harness.execute.rounds import RoundFailed, run_interleaved_round
 from harness.measure.timing import CaseTimeout, measure
 from tests.helpers import QUICK_TIMING, cpu_settings, tiny_case
-from tests.synthetic_results import CPU_ENVIRONMENT, SUITE as SYNTHETIC_SUITE, make_case
+from tests.synthetic_results import CPU_ENVIRONMENT, SUITE as SYNTHETIC_SUITE
+from tests.helpers import make_case
 from tests.execute.test_rounds import KEYS, SUITE as ROUNDS_SUITE
 
 # the rounds tests' suite, with enough iterations for a few blocks

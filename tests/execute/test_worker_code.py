@@ -17,7 +17,8 @@ import harness
 from harness.gate.compare import SAME_CODE, compare_runs
 from harness.record.results import RunResults
 from harness.execute.rounds import RoundFailed, run_round
-from tests.synthetic_results import CPU_ENVIRONMENT, SUITE as SYNTHETIC_SUITE, make_case, case_result
+from tests.synthetic_results import CPU_ENVIRONMENT, SUITE as SYNTHETIC_SUITE, case_result
+from tests.helpers import make_case
 from tests.execute.test_rounds import KEYS, SUITE
 
 PARENT_HARNESS = str(Path(harness.__file__).resolve().parent)

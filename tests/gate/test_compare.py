@@ -12,7 +12,8 @@ from harness.errors import ComparisonError
 from harness.gate.ratios import batch_medians, holm_adjust, ratio_interval
 from harness.record.results_store import baseline_key
 from harness.gate.verdict import IMPROVEMENT, NOISE, REGRESSION, UNCHANGED, classify
-from synthetic_results import (GPU_ENVIRONMENT, case_result, grid_cases, make_case, synthetic_run, with_cases)
+from synthetic_results import GPU_ENVIRONMENT, case_result, grid_cases, synthetic_run, with_cases
+from tests.helpers import make_case
 
 CASES = grid_cases()
 SLOW = CASES[3].key

@@ -16,7 +16,8 @@ from harness.measure.runner import run_case
 from harness.measure.timing import CpuClock, Workload, run_iteration
 from harness.gate.verdict import Verdict
 from tests.helpers import cpu_settings, tiny_case
-from tests.synthetic_results import GPU_ENVIRONMENT, SUITE, case_result, make_case
+from tests.synthetic_results import GPU_ENVIRONMENT, SUITE, case_result
+from tests.helpers import make_case
 
 
 def _gpu_run(busy_by_case: dict, seed: int, noisy_step: bool = False) -> RunResults:

@@ -3,7 +3,8 @@ comparison with both files' results in each pair, as the charts and the report r
 
 import numpy as np
 import pytest
-from report_builders import even_samples, failed_result, make_case, make_run, ok_result, sweep_run, with_results
+from report_builders import even_samples, failed_result, make_run, ok_result, sweep_run, with_results
+from tests.helpers import make_case
 from synthetic_results import DRIFTING, TIGHT, gate_cases, samples
 
 from harness.gate.compare import DEFAULT_THRESHOLD, compare_runs

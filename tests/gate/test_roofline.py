@@ -11,7 +11,8 @@ from harness.report.render import plot, roofline_chart, write_report
 from harness.report.text import summary_table
 from harness.gate.roofline import Peak, percent_of_peak, roofline_points
 from harness.errors import ReportError
-from tests.report_builders import ENVIRONMENT, make_case, make_run, ok_result
+from tests.report_builders import ENVIRONMENT, make_run, ok_result
+from tests.helpers import make_case
 
 PEAK = {"device": "cpu", "label": "CPU", "dtype": "float32", "matmul_tflops": 0.1, "bandwidth_gb_per_s": 20.0,
         "matmul": "torch.mm 512^3", "copy": "32 MiB"}

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from matplotlib.colors import same_color
-from report_builders import even_samples, make_case, make_run, ok_result
+from report_builders import even_samples, make_run, ok_result
+from tests.helpers import make_case
 
 from harness.spec.cases import Case
 from harness.gate.ratios import MIN_BATCHES_FOR_INTERVAL, Ratio

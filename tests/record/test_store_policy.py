@@ -12,7 +12,8 @@ from harness.errors import ResultsFileError
 from harness.record.journal import ResultsWriter, journal_path_for, read_journal
 from harness.record.results_io import refuse_overwriting, write_results, write_text
 from harness.record.results_store import STORE, read_results
-from tests.synthetic_results import case_result, make_case, synthetic_run
+from tests.synthetic_results import case_result, synthetic_run
+from tests.helpers import make_case
 
 
 def _document(run):

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from matplotlib import image
-from report_builders import ENVIRONMENT, SUITE, BATCHES, law_ms, make_case, make_run, ok_result, sweep_run, with_results
+from report_builders import ENVIRONMENT, SUITE, BATCHES, law_ms, make_run, ok_result, sweep_run, with_results
+from tests.helpers import make_case
 from synthetic_results import gate_cases
 
 from harness.gate.compare import compare_runs

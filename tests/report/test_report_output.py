@@ -22,7 +22,8 @@ from harness.record.results_io import write_files, write_results
 from harness.record.results_store import read_results
 from harness.gate.speedup import cudnn_counterpart, cudnn_speedups, speedup_of
 from tests.full_disk import fill, small_disk
-from tests.report_builders import make_case, make_run, ok_result, sweep_run
+from tests.report_builders import make_run, ok_result, sweep_run
+from tests.helpers import make_case
 from tests.cli.test_cli import rnnbench_here
 
 PNG_END = b"IEND\xaeB`\x82"

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 from matplotlib.colors import same_color
-from report_builders import BATCHES, make_case, sweep_run, with_results
+from report_builders import BATCHES, sweep_run, with_results
+from tests.helpers import make_case
 from synthetic_results import DRIFTING, TIGHT, gate_cases
 
 from harness.gate.compare import compare_runs

@@ -3,8 +3,8 @@
 from dataclasses import replace
 
 import pytest
-from report_builders import (BATCHES, EXPONENT, SEQ_LENS, law_ms, make_case, make_run, ok_result, sweep_run,
-                             with_results)
+from report_builders import BATCHES, EXPONENT, SEQ_LENS, law_ms, make_run, ok_result, sweep_run, with_results
+from tests.helpers import make_case
 
 from harness.errors import ReportError
 from harness.record.metrics import METRICS, metric_spread
