@@ -251,7 +251,8 @@ def test_the_sampler_process_lowers_its_priority_and_keeps_to_one_core_when_ther
             "p = stay_out_of_the_way(); print(json.dumps([p, os.nice(0), sorted(os.sched_getaffinity(0))]))")
     placement, niceness, cores = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True,
                                                            text=True, check=True).stdout)
-    assert niceness == os.nice(0) + 10 and placement["nice"] == niceness
+    # 19 is the lowest priority there is: under `nice -n 10 pytest` the sampler reaches it, not 20
+    assert niceness == min(os.nice(0) + 10, 19) and placement["nice"] == niceness
     if len(os.sched_getaffinity(0)) >= 4:
         assert cores == [placement["cpu"]]
     else:
