@@ -46,7 +46,7 @@ SUITE_DEFAULTS = {
     "threads": 1,
     "timing": {"warmup_iters": 1, "min_iters": 3, "budget_s": 0.01, "profile_iters": 0},
     "grid": {"cell": ["lstm", "gru"], "backend": ["cudnn"], "batch": [2], "seq_len": [3], "input_size": [4],
-             "hidden_size": [5]},
+             "hidden_size": [4]},
 }
 
 
@@ -71,3 +71,35 @@ def suite_file(tmp_path: Path, filename: str = "suite.yaml", **overrides) -> Pat
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(suite_document(**overrides), sort_keys=False))
     return path
+
+
+def cli(*args):
+    """``rnnbench ARGS`` in this process (click's runner): its result, with stdout and stderr apart. An exception
+    other than the command's exit fails the test where it happened."""
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result
+
+
+def one_line_refusal(done, *words) -> str:
+    """Assert that ``done`` (a :func:`cli` result) refused with exit 2 in one line of stderr holding ``words``;
+    that line."""
+    assert done.exit_code == 2, done.output
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    for word in words:
+        assert str(word) in lines[0], lines[0]
+    return lines[0]
+
+
+def rnnbench_here(*args):
+    """:func:`cli`, its result shaped as a finished subprocess's (returncode, stdout, stderr), for tests that
+    read like the ones that start ``python -m harness.cli``."""
+    import subprocess
+
+    result = cli(*args)
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)

@@ -1,28 +1,17 @@
-"""The command line as a user meets it: real (tiny) suites, run in real subprocesses. Commands that stop
-before running anything (list, env, input refused) run in this process, through the same entry point."""
+"""The command line as a user meets it: real (tiny) suites. One run goes through a real subprocess (``python -m
+harness.cli``, the installed entry point's module); the others, and the commands that stop before running anything
+(list, env, input refused), run in this process through the same entry point: the same wiring, without paying for
+another interpreter and torch import each time."""
 
 import json
 import subprocess
 import sys
 
 import pytest
-from click.testing import CliRunner
 
-from harness.cli import main
+from tests.helpers import rnnbench_here, suite_file
 
-TINY_SUITE = """
-name: tiny
-device: cpu
-threads: 1
-timing: {warmup_iters: 1, min_iters: 3, budget_s: 0.01, profile_iters: 0}
-grid:
-  cell: [lstm, gru]
-  backend: [cudnn, eager, torchscript]
-  batch: 2
-  seq_len: 3
-  input_size: 4
-  hidden_size: 5
-"""
+THREE_BACKENDS = {"backend": ["cudnn", "eager", "torchscript"]}
 
 
 def rnnbench(*args, cwd=None, timeout=300):
@@ -30,19 +19,9 @@ def rnnbench(*args, cwd=None, timeout=300):
                           text=True, cwd=cwd, timeout=timeout)
 
 
-def rnnbench_here(*args):
-    """The command in this process, for one that changes nothing global (no run): exit code, stdout and
-    stderr as a subprocess's would be."""
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
-
-
 @pytest.fixture
 def tiny_suite(tmp_path):
-    path = tmp_path / "tiny.yaml"
-    path.write_text(TINY_SUITE)
-    return path
+    return suite_file(tmp_path, "tiny.yaml", grid=THREE_BACKENDS)
 
 
 def test_run_writes_a_results_file_and_prints_a_summary(tiny_suite, tmp_path):
@@ -63,14 +42,14 @@ def test_run_writes_a_results_file_and_prints_a_summary(tiny_suite, tmp_path):
 
 def test_run_with_backend_and_filter_selection(tiny_suite, tmp_path):
     out = tmp_path / "r.json"
-    done = rnnbench("run", tiny_suite, "--out", out, "--quiet", "--backend", "eager", "--filter", "cell=gru")
+    done = rnnbench_here("run", tiny_suite, "--out", out, "--quiet", "--backend", "eager", "--filter", "cell=gru")
     assert done.returncode == 0, done.stderr
     keys = [case["key"] for case in json.loads(out.read_text())["cases"]]
-    assert keys == ["gru/eager/forward_backward/B2-T3-I4-H5-L1/float32/cpu"]
+    assert keys == ["gru/eager/forward_backward/B2-T3-I4-H4-L1/float32/cpu"]
 
 
 def test_out_folder_gets_a_named_file(tiny_suite, tmp_path):
-    done = rnnbench("run", tiny_suite, "--out", tmp_path / "folder", "--quiet", "--backend", "cudnn")
+    done = rnnbench_here("run", tiny_suite, "--out", tmp_path / "folder", "--quiet", "--backend", "cudnn")
     assert done.returncode == 0, done.stderr
     [written] = (tmp_path / "folder").glob("tiny-cpu-*.json")
     assert json.loads(written.read_text())["counts"]["ok"] == 2
@@ -79,7 +58,7 @@ def test_out_folder_gets_a_named_file(tiny_suite, tmp_path):
 def test_list_prints_the_expanded_cases_without_running(tiny_suite):
     done = rnnbench_here("list", tiny_suite)
     assert done.returncode == 0, done.stderr
-    assert "lstm/torchscript/forward_backward/B2-T3-I4-H5-L1/float32/cpu" in done.stdout
+    assert "lstm/torchscript/forward_backward/B2-T3-I4-H4-L1/float32/cpu" in done.stdout
     assert "6 cases of suite 'tiny' on cpu" in done.stdout
 
 

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 import harness.execute.session
 from harness.cli import main
+from tests.helpers import suite_file
 
 
 def _validate_raising(monkeypatch, exc):
@@ -42,9 +43,8 @@ def test_usage_errors_are_one_line_that_points_at_help():
 
 def test_a_closed_stdout_ends_quietly_with_the_command_s_own_code(tmp_path):
     # 10,000 cases: far more output than a pipe buffers, so the writer meets the closed pipe
-    suite = tmp_path / "many.yaml"
-    suite.write_text("name: many\ndevice: cpu\ngrid: {batch: [%s], seq_len: [2], input_size: [3], hidden_size: [%s]}\n"
-                     % (",".join(map(str, range(1, 101))), ",".join(map(str, range(1, 101)))))
+    suite = suite_file(tmp_path, "many.yaml", name="many",
+                       grid={"cell": ["lstm"], "batch": list(range(1, 101)), "hidden_size": list(range(1, 101))})
     done = subprocess.run(f"{sys.executable} -m harness.cli list {suite} | head -n 1; "
                           "echo \"status ${PIPESTATUS[0]}\"", shell=True, executable="/bin/bash",
                           capture_output=True, text=True)

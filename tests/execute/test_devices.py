@@ -17,21 +17,10 @@ import torch
 from harness.execute.devices import parse_devices, run_on_devices
 from harness.errors import SuiteError
 from harness.record.results_store import read_results
+from tests.helpers import suite_file
 
-SUITE = """\
-name: devices
-device: cpu
-threads: 1
-timing: {warmup_iters: 0, min_iters: 2, budget_s: 0.05, profile_iters: 0}
-telemetry: {enabled: false}
-grid:
-  cell: [lstm, gru]
-  backend: [cudnn, eager]
-  batch: [2, 3]
-  seq_len: [3]
-  input_size: [4]
-  hidden_size: [4]
-"""
+DEVICES_SUITE = dict(name="devices", timing={"warmup_iters": 0, "min_iters": 2, "budget_s": 0.05},
+                     telemetry={"enabled": False}, grid={"backend": ["cudnn", "eager"], "batch": [2, 3]})
 
 
 def two_gpus():
@@ -62,8 +51,7 @@ def test_all_without_a_gpu_says_so():
 
 
 def test_a_worker_that_dies_on_a_case_loses_only_that_case(tmp_path):
-    suite = tmp_path / "suite.yaml"
-    suite.write_text(SUITE)
+    suite = suite_file(tmp_path, **DEVICES_SUITE)
     (worker,) = parse_devices("cpu", two_gpus, visible="")
     results, lost = [], []
     left = run_on_devices(str(suite), ["lstm/cudnn/forward_backward/B2-T3-I4-H4-L1/float32/cpu", "no/such/case",
@@ -77,8 +65,7 @@ def test_a_worker_that_dies_on_a_case_loses_only_that_case(tmp_path):
 
 
 def test_two_workers_share_the_cases_stop_on_ctrl_c_and_resume(tmp_path):
-    suite = tmp_path / "suite.yaml"
-    suite.write_text(SUITE)
+    suite = suite_file(tmp_path, **DEVICES_SUITE)
     results = tmp_path / "r.json"
     process = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(suite), "--quiet", "--devices",
                                 "cpu,cpu", "--out", str(results)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -110,8 +97,7 @@ def test_two_workers_share_the_cases_stop_on_ctrl_c_and_resume(tmp_path):
 
 @pytest.mark.gpu
 def test_every_gpu_runs_its_own_worker_with_its_own_telemetry(tmp_path):
-    suite = tmp_path / "suite.yaml"
-    suite.write_text(SUITE.replace("device: cpu", "device: cuda").replace("enabled: false", "enabled: true"))
+    suite = suite_file(tmp_path, **{**DEVICES_SUITE, "device": "cuda", "telemetry": {"enabled": True}})
     results = tmp_path / "r.json"
     done = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(suite), "--quiet", "--devices", "all",
                            "--out", str(results)], capture_output=True, text=True, timeout=600)

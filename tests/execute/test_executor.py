@@ -16,7 +16,8 @@ from harness.errors import SuiteError
 from harness.record.run_options import AbSide, RunOptions
 from harness.execute.worker_client import WorkerFailed, WorkerPlan, check_worker_environment
 from tests.synthetic_results import CPU_ENVIRONMENT
-from tests.execute.test_rounds import KEYS, SUITE
+from tests.execute.test_rounds import KEYS
+from tests.helpers import suite_file
 
 # options as rnnbench wrote them before the typed record, key for key and in order
 WRITTEN = [
@@ -97,9 +98,7 @@ def test_cpu_with_an_index_is_refused_in_one_line():
 
 @pytest.fixture
 def suite(tmp_path):
-    path = tmp_path / "suite.yaml"
-    path.write_text(SUITE)
-    return path
+    return suite_file(tmp_path)
 
 
 def test_ab_refuses_before_creating_anything_when_one_file_is_there(suite, tmp_path):
@@ -143,13 +142,10 @@ def test_devices_whose_workers_all_die_say_so_and_do_not_exit_as_interrupted(sui
 def test_a_run_says_a_plain_line_per_case_when_stderr_is_not_a_terminal(tmp_path, monkeypatch):
     import torch
 
-    from tests.cli.test_cli import TINY_SUITE
-
     threads = torch.get_num_threads()
     monkeypatch.setattr(torch, "set_num_threads", lambda count: None)  # the suite's threads: not for this process
 
-    path = tmp_path / "tiny.yaml"
-    path.write_text(TINY_SUITE.replace("backend: [cudnn, eager, torchscript]", "backend: [cudnn]"))
+    path = suite_file(tmp_path)
     result = CliRunner().invoke(main, ["run", str(path), "--out", str(tmp_path / "r.json")])
     assert result.exit_code == 0, result.output
     assert "  1/2 lstm/cudnn/" in result.stderr and "  2/2 gru/cudnn/" in result.stderr

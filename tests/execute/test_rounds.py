@@ -7,20 +7,8 @@ from pathlib import Path
 import pytest
 
 from harness.execute.rounds import RoundFailed, round_order, run_round
+from tests.helpers import suite_file
 
-SUITE = """\
-name: rounds-test
-device: cpu
-threads: 1
-timing: {warmup_iters: 1, min_iters: 3, budget_s: 0.01, profile_iters: 0}
-grid:
-  cell: [lstm, gru]
-  backend: [cudnn]
-  batch: [2]
-  seq_len: [3]
-  input_size: [4]
-  hidden_size: [4]
-"""
 KEYS = ["lstm/cudnn/forward_backward/B2-T3-I4-H4-L1/float32/cpu",
         "gru/cudnn/forward_backward/B2-T3-I4-H4-L1/float32/cpu"]
 
@@ -35,8 +23,7 @@ def test_round_orders_are_seeded_shuffles_that_differ_between_rounds():
 
 
 def test_a_round_runs_in_a_fresh_process_in_the_given_order_and_streams_results(tmp_path):
-    suite = tmp_path / "suite.yaml"
-    suite.write_text(SUITE)
+    suite = suite_file(tmp_path)
     received = []
     outcome = run_round(3, str(suite), None, list(reversed(KEYS)), on_result=received.append)
     assert outcome.complete and outcome.index == 3
@@ -46,8 +33,7 @@ def test_a_round_runs_in_a_fresh_process_in_the_given_order_and_streams_results(
 
 
 def test_a_worker_that_dies_keeps_what_it_finished_and_says_why(tmp_path):
-    suite = tmp_path / "suite.yaml"
-    suite.write_text(SUITE)
+    suite = suite_file(tmp_path)
     received = []
     with pytest.raises(RoundFailed, match=r"0 of 2 cases.*not in the suite"):
         run_round(0, str(suite), None, [KEYS[0], KEYS[0].replace("B2", "B9")], on_result=received.append)
@@ -60,8 +46,7 @@ def test_an_interpreter_that_cannot_start_is_one_line(tmp_path):
 
 
 def test_a_worker_without_rnnbench_importable_fails_with_its_last_stderr_line(tmp_path):
-    suite = tmp_path / "suite.yaml"
-    suite.write_text(SUITE)
+    suite = suite_file(tmp_path)
     with pytest.raises(RoundFailed, match="No module named"):
         run_round(0, str(suite), None, KEYS, interpreter=[sys.executable, "-S"])
 
@@ -108,8 +93,7 @@ def test_a_run_in_rounds_writes_one_result_per_case_and_compare_says_how_many_ro
     from harness.cli import main
     from harness.record.results_store import read_results
 
-    suite = tmp_path / "suite.yaml"
-    suite.write_text(SUITE)
+    suite = suite_file(tmp_path)
     path = tmp_path / "a.json"
     result = CliRunner().invoke(main, ["run", str(suite), "--rounds", "2", "--quiet", "--out", str(path)])
     assert result.exit_code == 0, result.output
@@ -132,8 +116,7 @@ def test_ab_alternates_two_interpreters_and_gates_b_against_a(tmp_path):
     from harness.cli import main
     from harness.record.results_store import read_results
 
-    suite = tmp_path / "suite.yaml"
-    suite.write_text(SUITE.replace("cell: [lstm, gru]", "cell: [lstm]"))
+    suite = suite_file(tmp_path, grid={"cell": ["lstm"]})
     result = CliRunner().invoke(main, ["ab", str(suite), "--a", sys.executable, "--b", sys.executable,
                                        "--rounds", "2", "-o", str(tmp_path / "ab"), "--quiet", "--markdown",
                                        "--same-code-ok"])

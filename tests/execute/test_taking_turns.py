@@ -7,7 +7,6 @@ import os
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -18,13 +17,13 @@ from harness.gate.ratios import MIN_PAIRED_ROUNDS, paired_round_ratio
 from harness.record.results import CaseResult, RunResults
 from harness.execute.rounds import RoundFailed, run_interleaved_round
 from harness.measure.timing import CaseTimeout, measure
-from tests.helpers import QUICK_TIMING, cpu_settings, tiny_case
+from tests.helpers import QUICK_TIMING, cpu_settings, suite_file, tiny_case
 from tests.synthetic_results import CPU_ENVIRONMENT, SUITE as SYNTHETIC_SUITE
 from tests.helpers import make_case
-from tests.execute.test_rounds import KEYS, SUITE as ROUNDS_SUITE
+from tests.execute.test_rounds import KEYS
 
 # the rounds tests' suite, with enough iterations for a few blocks
-SUITE = ROUNDS_SUITE.replace("min_iters: 3", "min_iters: 4")
+TURNS_TIMING = {"min_iters": 4}
 
 # A stand-in worker for the parent's scheduler: speaks the worker protocol, and logs when it computes.
 FAKE_WORKER = """\
@@ -81,18 +80,14 @@ def test_the_timed_loop_in_blocks_waits_for_its_turn_before_each_and_the_wait_is
                 wait_turn=lambda block: wait_turn(block, said_s=0.0))
 
 
-def test_a_worker_taking_turns_asks_before_it_builds_and_before_each_block():
+def test_a_worker_taking_turns_asks_before_it_builds_and_before_each_block(tmp_path):
     from harness.execute.worker import run_plan
 
-    suite = Path(__file__).parent.parent / "_turns_suite.yaml"
+    suite = suite_file(tmp_path, timing=TURNS_TIMING)
     messages = []
-    try:
-        suite.write_text(SUITE)
-        commands = io.StringIO("go\n" * 20)
-        run_plan({"suite": str(suite), "device": "cpu", "keys": KEYS[:1], "turns": {"blocks": 3}}, messages.append,
-                 commands)
-    finally:
-        suite.unlink()
+    commands = io.StringIO("go\n" * 20)
+    run_plan({"suite": str(suite), "device": "cpu", "keys": KEYS[:1], "turns": {"blocks": 3}}, messages.append,
+             commands)
     kinds = [(m["type"], m.get("phase"), m.get("block")) for m in messages]
     assert kinds == [("environment", None, None), ("turn", "prepare", None), ("turn", "block", 0),
                      ("turn", "block", 1), ("turn", "block", 2), ("result", None, None), ("done", None, None)]
@@ -138,8 +133,7 @@ def test_the_parent_lets_one_process_compute_at_a_time_and_alternates_the_blocks
 
 
 def test_a_worker_that_dies_while_taking_turns_is_a_round_failed_with_its_last_line(tmp_path):
-    suite = tmp_path / "suite.yaml"
-    suite.write_text(SUITE)
+    suite = suite_file(tmp_path, timing=TURNS_TIMING)
     with pytest.raises(RoundFailed, match=r"round 0 B: .*No module named"):
         run_interleaved_round(0, str(suite), None, KEYS, {"a": [sys.executable], "b": [sys.executable, "-S"]},
                               blocks=2)
@@ -217,8 +211,7 @@ def test_ab_takes_turns_writes_paired_files_and_says_so(tmp_path):
     from harness.cli import main
     from harness.record.results_store import read_results
 
-    suite = tmp_path / "suite.yaml"
-    suite.write_text(SUITE.replace("cell: [lstm, gru]", "cell: [gru]"))
+    suite = suite_file(tmp_path, timing=TURNS_TIMING, grid={"cell": ["gru"]})
     result = CliRunner().invoke(main, ["ab", str(suite), "--a", sys.executable, "--b", sys.executable,
                                        "--rounds", "3", "--blocks", "2", "-o", str(tmp_path / "ab"), "--quiet"])
     assert result.exit_code in (0, 1), result.output
@@ -253,8 +246,7 @@ def test_ab_with_an_interpreter_that_cannot_start_is_one_line_and_exit_2(tmp_pat
 
     from harness.cli import main
 
-    suite = tmp_path / "suite.yaml"
-    suite.write_text(SUITE)
+    suite = suite_file(tmp_path, timing=TURNS_TIMING)
     result = CliRunner().invoke(main, ["ab", str(suite), "--a", str(tmp_path / "no-python"), "--b", sys.executable,
                                        "--rounds", "3", "-o", str(tmp_path / "ab"), "--quiet"])
     assert result.exit_code == 2

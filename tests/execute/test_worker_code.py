@@ -18,8 +18,8 @@ from harness.gate.compare import SAME_CODE, compare_runs
 from harness.record.results import RunResults
 from harness.execute.rounds import RoundFailed, run_round
 from tests.synthetic_results import CPU_ENVIRONMENT, SUITE as SYNTHETIC_SUITE, case_result
-from tests.helpers import make_case
-from tests.execute.test_rounds import KEYS, SUITE
+from tests.helpers import make_case, suite_file
+from tests.execute.test_rounds import KEYS
 
 PARENT_HARNESS = str(Path(harness.__file__).resolve().parent)
 
@@ -62,8 +62,7 @@ def test_each_side_of_an_ab_started_inside_one_tree_runs_its_own_tree_and_the_sl
     tree_b = project_tree(tmp_path / "tree-b", "tree-b")
     with open(tree_b / "harness" / "measure" / "runner.py", "a", encoding="utf-8") as runner:
         runner.write(SLOWED_RUNNER)
-    suite = tmp_path / "suite.yaml"
-    suite.write_text(SUITE.replace("cell: [lstm, gru]", "cell: [lstm]").replace("min_iters: 3", "min_iters: 4"))
+    suite = suite_file(tmp_path, timing={"min_iters": 4}, grid={"cell": ["lstm"]})
     monkeypatch.chdir(tree_b)  # as the pull-request workflow does: cd head && rnnbench ab ...
 
     def side(tree):
@@ -88,8 +87,7 @@ def test_each_side_of_an_ab_started_inside_one_tree_runs_its_own_tree_and_the_sl
 
 def test_a_round_imports_the_parents_harness_even_from_a_folder_that_holds_another(tmp_path, monkeypatch):
     decoy = project_tree(tmp_path / "decoy", "decoy")
-    suite = tmp_path / "suite.yaml"
-    suite.write_text(SUITE)
+    suite = suite_file(tmp_path)
     monkeypatch.chdir(decoy)
     monkeypatch.delenv("PYTHONPATH", raising=False)  # the parent's harness reaches the worker all the same
     outcome = run_round(0, str(suite), None, KEYS[:1])
@@ -100,8 +98,7 @@ def test_a_round_imports_the_parents_harness_even_from_a_folder_that_holds_anoth
 
 def test_a_round_whose_worker_imports_another_harness_is_refused_before_a_case_runs(tmp_path):
     other = project_tree(tmp_path / "other", "other")
-    suite = tmp_path / "suite.yaml"
-    suite.write_text(SUITE)
+    suite = suite_file(tmp_path)
     received = []
     with pytest.raises(RoundFailed, match=f"imported harness from {other / 'harness'}, not from {PARENT_HARNESS}"):
         run_round(0, str(suite), None, KEYS, interpreter=["env", f"PYTHONPATH={other}", sys.executable],
@@ -113,8 +110,7 @@ def test_devices_workers_import_the_parents_harness_even_from_a_folder_that_hold
     from harness.execute.devices import parse_devices, run_on_devices
 
     decoy = project_tree(tmp_path / "decoy", "decoy")
-    suite = tmp_path / "suite.yaml"
-    suite.write_text(SUITE)
+    suite = suite_file(tmp_path)
     monkeypatch.chdir(decoy)
     environments, results = [], []
     left = run_on_devices(str(suite), KEYS[:1], parse_devices("cpu", lambda: 0, visible=""),
@@ -130,8 +126,7 @@ def test_the_launch_keeps_the_working_folder_off_sys_path_on_interpreters_that_i
     from harness.execute.worker import worker_launch
 
     decoy = project_tree(tmp_path / "decoy", "decoy")
-    suite = tmp_path / "suite.yaml"
-    suite.write_text(SUITE)
+    suite = suite_file(tmp_path)
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps({"suite": str(suite), "device": "cpu", "keys": [], "turns": {"blocks": 1}}))
     command, environment = worker_launch([sys.executable], str(plan), same_harness=True)

@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from harness.errors import SuiteError
 from harness.measure.runner import run_case
 from harness.execute.session import open_suite
 from harness.spec.suite import parse_suite
+from tests.helpers import suite_file
 
 ROOT = Path(__file__).resolve().parent.parents[1]
 
@@ -102,16 +102,9 @@ def user_module(tmp_path, monkeypatch):
     sys.modules.pop("my_rnn_backend", None)
 
 
-def _suite(tmp_path, backends, factories, cell="lstm", extra=""):
-    path = tmp_path / "suite.yaml"
-    path.write_text(textwrap.dedent(f"""\
-        name: custom
-        device: cpu
-        timing: {{warmup_iters: 1, min_iters: 3, max_iters: 5, budget_s: 0.01, profile_iters: 0}}
-        custom_backends: {json.dumps(factories)}
-        grid: {{cell: [{cell}], backend: {json.dumps(backends)}, batch: 2, seq_len: 3, input_size: 4, hidden_size: 5}}
-        {extra}"""))
-    return str(path)
+def _suite(tmp_path, backends, factories, cell="lstm"):
+    return str(suite_file(tmp_path, name="custom", threads=None, custom_backends=factories,
+                          timing={"max_iters": 5}, grid={"cell": [cell], "backend": backends, "hidden_size": [5]}))
 
 
 def _run(tmp_path, backend, spec, cell="lstm"):

@@ -12,20 +12,7 @@ from harness.measure.backends import build_backend
 from harness.cli import main
 from harness.measure.runner import run_case
 from harness.spec.suite import Timing
-from tests.helpers import cpu_settings, tiny_case
-
-SUITE = """
-name: faults
-device: cpu
-timing: {warmup_iters: 0, min_iters: 2, budget_s: 0.01, profile_iters: 0}
-grid:
-  cell: [lstm, gru]
-  backend: [cudnn, eager]
-  batch: 2
-  seq_len: 3
-  input_size: 4
-  hidden_size: 5
-"""
+from tests.helpers import cpu_settings, suite_file, tiny_case
 
 
 def test_out_of_memory_in_one_backend_does_not_stop_the_run(tmp_path, monkeypatch):
@@ -35,8 +22,8 @@ def test_out_of_memory_in_one_backend_does_not_stop_the_run(tmp_path, monkeypatc
         return build_backend(name, reference)
 
     monkeypatch.setattr(harness.measure.runner, "build_backend", eager_runs_out_of_memory)
-    suite = tmp_path / "s.yaml"
-    suite.write_text(SUITE)
+    suite = suite_file(tmp_path, threads=None, timing={"warmup_iters": 0, "min_iters": 2},
+                       grid={"backend": ["cudnn", "eager"]})
     out = tmp_path / "r.json"
     result = CliRunner().invoke(main, ["run", str(suite), "--out", str(out), "--quiet"])
     assert result.exit_code == 1, result.output

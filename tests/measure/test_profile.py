@@ -11,7 +11,7 @@ from harness.errors import ResultsFileError
 from harness.record.profile_file import PROFILE_SCHEMA_VERSION, profile_from_document, read_profile
 from harness.measure.profiling import ProfileSettings, profile_case
 from harness.measure.step_profile import analyze_steps
-from tests.helpers import cpu_settings, tiny_case
+from tests.helpers import cpu_settings, suite_file, tiny_case
 
 
 def _event(cat, name, ts, dur, tid=1):
@@ -208,26 +208,16 @@ def test_a_real_cuda_trace_of_a_tiny_lstm_is_classified_and_adds_up(tmp_path):
 
 # --- the command and the report -------------------------------------------------------------------------
 
-PROFILE_SUITE = """
-name: tiny-profile
-device: cpu
-threads: 1
-timing: {warmup_iters: 1}
-grid:
-  cell: [lstm]
-  backend: [cudnn, eager]
-  batch: 2
-  seq_len: 3
-  input_size: 4
-  hidden_size: 5
-"""
+def profile_suite(folder, backends=("cudnn", "eager")):
+    """One LSTM case a backend, tiny: what the profile command's tests profile."""
+    return suite_file(folder, "tiny.yaml", name="tiny-profile", grid={"cell": ["lstm"], "backend": list(backends)})
 
 
 def test_profile_writes_a_profile_file_traces_and_tables_and_report_draws_it(tmp_path):
-    from tests.cli.test_cli import rnnbench, rnnbench_here
+    from tests.cli.test_cli import rnnbench
+    from tests.helpers import rnnbench_here
 
-    suite = tmp_path / "tiny.yaml"
-    suite.write_text(PROFILE_SUITE)
+    suite = profile_suite(tmp_path)
     done = rnnbench("profile", suite, "-o", tmp_path / "profiles", "--steps", 2, "--trace", "--quiet",
                     "--backend", "cudnn")
     assert done.returncode == 0, done.stderr
@@ -254,10 +244,9 @@ def test_profile_writes_a_profile_file_traces_and_tables_and_report_draws_it(tmp
     (("--filter", "cell=gru"), "no case matches"),
 ])
 def test_profile_refuses_bad_input_in_one_line(tmp_path, args, message):
-    from tests.cli.test_cli import rnnbench_here
+    from tests.helpers import rnnbench_here
 
-    suite = tmp_path / "tiny.yaml"
-    suite.write_text(PROFILE_SUITE)
+    suite = profile_suite(tmp_path)
     done = rnnbench_here("profile", suite, "-o", tmp_path, *args)
     assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not list(tmp_path.glob("*.profile.json"))

@@ -224,11 +224,10 @@ def test_a_nvml_module_variable_that_names_no_module_leaves_nvml_unavailable_wit
         load_nvml()
 
 
-def test_rnnbench_env_with_a_nvml_module_variable_that_names_no_module_says_why_and_exits_0():
-    import subprocess
-    import sys
+def test_rnnbench_env_with_a_nvml_module_variable_that_names_no_module_says_why_and_exits_0(monkeypatch):
+    from tests.helpers import rnnbench_here
 
-    done = subprocess.run([sys.executable, "-m", "harness.cli", "env"], capture_output=True, text=True, timeout=120,
-                          env={**__import__("os").environ, "RNNBENCH_NVML_MODULE": "..bad"})
+    monkeypatch.setenv("RNNBENCH_NVML_MODULE", "..bad")
+    done = rnnbench_here("env")
     assert done.returncode == 0, done.stderr
     assert "not a module name" in done.stdout and "internal error" not in done.stderr

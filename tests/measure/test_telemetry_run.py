@@ -14,23 +14,9 @@ from harness.spec.suite import Telemetry
 from harness.measure.telemetry.case import close_monitors
 from harness.measure.telemetry.nvml import MODULE_ENV_VAR
 from tests import fake_nvml
-from tests.helpers import cpu_settings, tiny_case
+from tests.helpers import cpu_settings, rnnbench_here, suite_file, tiny_case
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-
-TINY_SUITE = """
-name: tiny-telemetry
-device: cpu
-timing: {warmup_iters: 1, min_iters: 3, budget_s: 0.05, profile_iters: 0}
-grid:
-  cell: [lstm]
-  backend: [cudnn]
-  mode: [forward_backward, inference]
-  batch: 2
-  seq_len: 3
-  input_size: 4
-  hidden_size: 5
-"""
 
 
 def rnnbench(*args, env=None, timeout=300):
@@ -44,9 +30,8 @@ def rnnbench(*args, env=None, timeout=300):
 
 @pytest.fixture
 def tiny_suite(tmp_path):
-    path = tmp_path / "tiny.yaml"
-    path.write_text(TINY_SUITE)
-    return path
+    return suite_file(tmp_path, "tiny.yaml", name="tiny-telemetry", timing={"budget_s": 0.05},
+                      grid={"cell": ["lstm"], "mode": ["forward_backward", "inference"]})
 
 
 def test_run_case_on_the_cpu_records_peak_rss_and_why_there_is_no_nvml(monkeypatch):
@@ -108,19 +93,26 @@ def test_run_with_fake_nvml_writes_windows_and_shows_energy_columns(tiny_suite, 
     assert "J/seq" in done.stdout and "LOW-CONFIDENCE" in done.stdout
 
 
-def test_env_without_nvml_prints_a_clean_reason(tmp_path):
-    done = rnnbench("env", "--device", "cpu")
+@pytest.fixture
+def no_nvml_hooks(monkeypatch):
+    """This process as ``rnnbench`` (the helper above) starts one: no test hook names an NVML module or scenario."""
+    monkeypatch.delenv(MODULE_ENV_VAR, raising=False)
+    monkeypatch.delenv(fake_nvml.SCENARIO_ENV, raising=False)
+
+
+def test_env_without_nvml_prints_a_clean_reason(no_nvml_hooks):
+    done = rnnbench_here("env", "--device", "cpu")
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stdout.splitlines() if line.startswith("gpu_state")]
     assert len(lines) == 1 and lines[0].startswith("gpu_state: NVML unavailable: "), done.stdout
     assert "Traceback" not in done.stderr
 
 
-def test_env_prints_the_gpu_state_and_warns_about_other_processes():
+def test_env_prints_the_gpu_state_and_warns_about_other_processes(monkeypatch):
     device = {**fake_nvml.DEFAULT_DEVICE, "processes": [{"pid": 4242, "used": 2**30}], "reasons": 0x1}
-    done = rnnbench("env", "--device", "cpu",
-                    env={MODULE_ENV_VAR: fake_nvml.MODULE,
-                         fake_nvml.SCENARIO_ENV: json.dumps({"devices": [device]})})
+    monkeypatch.setenv(MODULE_ENV_VAR, fake_nvml.MODULE)
+    fake_nvml.configure(monkeypatch, devices=[device])
+    done = rnnbench_here("env", "--device", "cpu")
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "gpu_state: driver 550.54.15" in out
@@ -130,8 +122,8 @@ def test_env_prints_the_gpu_state_and_warns_about_other_processes():
     assert "gpu_state.0.temperature_c: 61" in out
     assert "gpu_state.0.processes: pid 4242 (1024 MiB)" in out
     assert "WARNING: 1 other process(es) on GPU 0" in out
-    as_json = rnnbench("env", "--device", "cpu", "--json",
-                       env={MODULE_ENV_VAR: fake_nvml.MODULE, fake_nvml.SCENARIO_ENV: "{}"})
+    fake_nvml.configure(monkeypatch)
+    as_json = rnnbench_here("env", "--device", "cpu", "--json")
     state = json.loads(as_json.stdout)["gpu_state"]
     assert state["available"] and state["driver"] == "550.54.15" and state["warnings"] == []
 

@@ -25,25 +25,14 @@ from harness.spec.shard import split
 from harness.record.results_io import write_results
 from harness.record.results_store import STORE, read_results
 from harness.spec.suite import load_suite
+from tests.helpers import suite_file
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 WORKFLOW = ROOT / ".github" / "workflows" / "gpu-shards.yml"
 SHARDS = ROOT / "scripts" / "shards.sh"
 SLURM = ROOT / "scripts" / "slurm-shards.sh"
-SUITE = """\
-name: recipe
-device: cpu
-threads: 1
-timing: {warmup_iters: 0, min_iters: 12, budget_s: 0.001, profile_iters: 0}
-telemetry: {enabled: false}
-grid:
-  cell: [lstm, gru]
-  backend: [cudnn]
-  batch: [2]
-  seq_len: [3, 4]
-  input_size: [4]
-  hidden_size: [4]
-"""
+RECIPE_SUITE = dict(name="recipe", timing={"warmup_iters": 0, "min_iters": 12, "budget_s": 0.001},
+                    telemetry={"enabled": False}, grid={"seq_len": [3, 4]})
 # Runs each submitted job at once: array tasks side by side with SLURM_ARRAY_TASK_ID set, then a job that
 # depends on them. Logs every command line to $FAKE_SBATCH_LOG.
 FAKE_SBATCH = r"""
@@ -128,8 +117,7 @@ def fast_baseline_of_this_machine(suite: Path, folder: Path) -> None:
 
 
 def test_the_slurm_array_runs_every_shard_then_the_gate(tmp_path):
-    suite = tmp_path / "suite.yaml"
-    suite.write_text(SUITE)
+    suite = suite_file(tmp_path, **RECIPE_SUITE)
     fake = tmp_path / "sbatch.py"
     fake.write_text(FAKE_SBATCH)
     fast_baseline_of_this_machine(suite, tmp_path / "baselines")

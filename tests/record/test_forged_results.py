@@ -10,34 +10,13 @@ import uuid
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from harness.cli import main
+from tests.helpers import cli, suite_file
 
 H100 = Path("/work/shared/gpu-runs/h100-2026-11-27")
-SUITE = """
-name: forgeable
-device: cpu
-threads: 1
-timing: {warmup_iters: 1, min_iters: 2, max_iters: 3, budget_s: 0.001, profile_iters: 1}
-grid:
-  cell: [lstm, gru]
-  backend: [cudnn]
-  mode: [forward_backward, inference]
-  batch: 2
-  seq_len: 2
-  input_size: 3
-  hidden_size: 4
-"""
 HUGE_INTEGER = "9" * 5000  # json.loads refuses integers past Python's int-string limit (4300 digits)
 HUGE = "__huge_integer__"
-
-
-def cli(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +24,8 @@ def bases(tmp_path_factory):
     """Documents of real results files: shard 0/2 of a 4-case CPU run, the merge of its two shards, and (where
     they are on this machine) three cases of a real H100 run (GPU environment, telemetry)."""
     folder = tmp_path_factory.mktemp("forgeable")
-    suite = folder / "suite.yaml"
-    suite.write_text(SUITE)
+    suite = suite_file(folder, name="forgeable", grid={"mode": ["forward_backward", "inference"]},
+                       timing={"min_iters": 2, "max_iters": 3, "budget_s": 0.001, "profile_iters": 1})
     shards = []
     for index in range(2):
         out = folder / f"s{index}.json"

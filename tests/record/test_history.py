@@ -10,22 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from harness.cli import main
 from harness.record.history import History, HistoryError, pack_samples, unpack_samples
 from harness.gate.step_detect import fit_segments, significant_steps
 from harness.record.results_store import read_results
+from tests.helpers import cli
 
 H100 = Path("/work/shared/gpu-runs/h100-2026-11-27")
 SLOWED = "lstm/cudnn/forward_backward/B64-T100-I512-H512-L1/float32/cuda"
 pytestmark = pytest.mark.skipif(not H100.is_dir(), reason="the H100 results are not on this machine")
-
-
-def cli(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result
 
 
 def nightly(tmp_path: Path, index: int, factor_of: dict[str, float], rng) -> Path:

@@ -13,26 +13,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from harness.cli import main
 from harness.record.results_io import write_results
+from tests.helpers import cli, one_line_refusal
 from synthetic_results import synthetic_run
-
-
-def cli(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result
-
-
-def refused(done, *words):
-    assert done.exit_code == 2, done.output
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
-    for word in words:
-        assert str(word) in lines[0], lines[0]
-    return lines[0]
 
 
 def results_file(folder: Path, seed: int, cases: int = 4, samples: int = 20) -> Path:
@@ -66,7 +50,7 @@ def test_a_damaged_database_is_refused_by_every_command_and_left_as_it_was(tmp_p
     content = damage(database, 5)
     for command in (("history", "add", results_file(tmp_path, 3)), ("history", "show", "--no-charts"),
                     ("history", "regressions")):
-        refused(cli(*command, "--db", database), database)
+        one_line_refusal(cli(*command, "--db", database), database)
     assert database.read_bytes() == content
 
 
@@ -79,7 +63,7 @@ def test_a_damaged_value_is_one_line_when_read(tmp_path):
     content[at:at + 4] = b"\xff\xfe\xff\xfe"
     database.write_bytes(bytes(content))
     for command in (("history", "show", "--no-charts"), ("history", "regressions")):
-        assert len(refused(cli(*command, "--db", database), database, "cannot read")) < 400
+        assert len(one_line_refusal(cli(*command, "--db", database), database, "cannot read")) < 400
     assert database.read_bytes() == bytes(content)
 
 
@@ -91,7 +75,7 @@ def test_a_damage_sqlite_reads_past_is_found_by_the_integrity_check(tmp_path):
     with sqlite3.connect(database) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] != "ok"
         db.execute("SELECT COUNT(*) FROM cases").fetchone()
-    line = refused(cli("history", "add", results_file(tmp_path, 3), "--db", database), database, "damaged")
+    line = one_line_refusal(cli("history", "add", results_file(tmp_path, 3), "--db", database), database, "damaged")
     assert len(line) < 400
     assert database.read_bytes() == content
 
@@ -121,8 +105,8 @@ def test_a_read_only_database_is_read_and_not_written(tmp_path):
     with mounted("-o", "bind,ro", source, view):
         database = view / "h.sqlite"
         assert cli("history", "show", "--no-charts", "--db", database).exit_code == 0
-        refused(cli("history", "add", other, "--db", database), database)
-        refused(cli("history", "add", other, "--db", view / "new.sqlite"), view / "new.sqlite")
+        one_line_refusal(cli("history", "add", other, "--db", database), database)
+        one_line_refusal(cli("history", "add", other, "--db", view / "new.sqlite"), view / "new.sqlite")
     assert (source / "h.sqlite").read_bytes() == before
     assert sorted(p.name for p in source.iterdir()) == ["h.sqlite", "run-0.json"]
 
@@ -146,31 +130,31 @@ def test_a_full_disk_leaves_the_database_as_it_was(tmp_path):
         filler = disk / "filler"
         fill(filler)
         before = database.read_bytes()
-        refused(cli("history", "add", big, "--db", database), database)
+        one_line_refusal(cli("history", "add", big, "--db", database), database)
         assert database.read_bytes() == before
         assert sorted(p.name for p in disk.iterdir()) == ["filler", "h.sqlite"]
         filler.unlink()
         assert cli("history", "show", "--no-charts", "--db", database).exit_code == 0
         # a new database on a full disk: refused, and no file left behind
         fill(filler)
-        refused(cli("history", "add", big, "--db", disk / "new.sqlite"), disk / "new.sqlite")
+        one_line_refusal(cli("history", "add", big, "--db", disk / "new.sqlite"), disk / "new.sqlite")
         assert not (disk / "new.sqlite").exists() and not (disk / "new.sqlite-journal").exists()
 
 
 def test_refused_input_creates_no_database(tmp_path):
     run = results_file(tmp_path, 0)
     database = tmp_path / "new.sqlite"
-    refused(cli("history", "add", run, run, "--db", database), "is also in")
+    one_line_refusal(cli("history", "add", run, run, "--db", database), "is also in")
     assert not database.exists()
 
 
 def test_a_run_without_cases_is_refused(tmp_path):
     empty = tmp_path / "empty.json"
     write_results(empty, replace(synthetic_run(0), cases=()))
-    refused(cli("history", "add", empty, "--db", tmp_path / "new.sqlite"), "without cases")
+    one_line_refusal(cli("history", "add", empty, "--db", tmp_path / "new.sqlite"), "without cases")
     assert not (tmp_path / "new.sqlite").exists()
     database = history_with_one_run(tmp_path)
-    refused(cli("history", "add", empty, "--db", database), "without cases")
+    one_line_refusal(cli("history", "add", empty, "--db", database), "without cases")
     with sqlite3.connect(database) as db:
         assert db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
 

@@ -10,19 +10,15 @@ import time
 import pytest
 
 from harness.record.results_store import read_results
+from tests.helpers import rnnbench_here, suite_file
 
-SUITE = """
-name: interruptible
-device: cpu
-timing: {warmup_iters: 0, min_iters: 1, budget_s: 0.1, profile_iters: 0}
-grid:
-  cell: [lstm, gru]
-  backend: [cudnn, eager]
-  batch: [2, 3]
-  seq_len: 3
-  input_size: 4
-  hidden_size: 5
-"""
+
+def interruptible_suite(folder, budget_s=0.1):
+    """Eight cases of at least ``budget_s`` each: a run that can be stopped between them."""
+    return suite_file(folder, name="interruptible", timing={"warmup_iters": 0, "min_iters": 1, "budget_s": budget_s},
+                      grid={"backend": ["cudnn", "eager"], "batch": [2, 3]})
+
+
 TOTAL_CASES = 8
 
 
@@ -42,9 +38,12 @@ def wait_for_finished_cases(journal, count, timeout=120):
 
 @pytest.fixture
 def suite(tmp_path):
-    path = tmp_path / "suite.yaml"
-    path.write_text(SUITE)
-    return path
+    return interruptible_suite(tmp_path)
+
+
+def resume_here(suite, results):
+    """A resume that is refused, or has nothing left to run, in this process: no signal is sent to it."""
+    return rnnbench_here("run", suite, "--quiet", "--resume", results)
 
 
 def resume(suite, results):
@@ -102,10 +101,9 @@ def test_a_killed_run_resumes_from_its_journal_and_stays_interrupted_until_the_p
 
 @pytest.fixture(scope="module")
 def cudnn_run(tmp_path_factory):
-    """A finished run of SUITE's cudnn cases, made once; each test resumes a copy of it."""
+    """A finished run of the suite's cudnn cases, made once; each test resumes a copy of it."""
     folder = tmp_path_factory.mktemp("cudnn-run")
-    suite = folder / "suite.yaml"
-    suite.write_text(SUITE)
+    suite = interruptible_suite(folder)
     results = folder / "r.json"
     done = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(suite), "--quiet", "--out",
                            str(results), "--backend", "cudnn"], capture_output=True, text=True, timeout=300)
@@ -121,8 +119,8 @@ def finished_run(cudnn_run, tmp_path):
 
 
 def test_resume_refuses_a_changed_suite(suite, finished_run):
-    suite.write_text(SUITE.replace("budget_s: 0.1", "budget_s: 0.2"))
-    done = resume(suite, finished_run)
+    interruptible_suite(suite.parent, budget_s=0.2)
+    done = resume_here(suite, finished_run)
     assert done.returncode == 2
     assert "the suite has changed" in done.stderr and "Traceback" not in done.stderr
 
@@ -131,19 +129,19 @@ def test_resume_refuses_a_changed_environment(suite, finished_run):
     document = json.loads(finished_run.read_text())
     document["environment"]["torch"]["version"] = "1.0.0"
     finished_run.write_text(json.dumps(document))
-    done = resume(suite, finished_run)
+    done = resume_here(suite, finished_run)
     assert done.returncode == 2
     assert "the environment has changed" in done.stderr and "torch: 1.0.0 ->" in done.stderr
 
 
 def test_resume_repeats_the_runs_selection(suite, finished_run):
-    done = resume(suite, finished_run)
+    done = resume_here(suite, finished_run)
     assert done.returncode == 0, done.stderr
     assert {case.case.backend for case in read_results(finished_run).cases} == {"cudnn"}
 
 
 def test_a_second_run_on_the_same_out_is_refused_while_the_first_writes(suite, tmp_path):
-    suite.write_text(SUITE.replace("budget_s: 0.1", "budget_s: 2.0"))  # the first run outlasts the second's start
+    interruptible_suite(suite.parent, budget_s=2.0)  # the first run outlasts the second's start
     results = tmp_path / "r.json"
     process = start_run(suite, "--out", results)
     wait_for_finished_cases(results.with_name("r.json.journal"), 1)

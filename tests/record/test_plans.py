@@ -11,40 +11,13 @@ import sys
 import time
 
 import pytest
-from click.testing import CliRunner
 
-from harness.cli import main
 from harness.record.journal import journal_path_for
 from harness.record.results_store import read_results, read_results_or_journal
+from tests.helpers import cli, one_line_refusal, suite_file
 
-SUITE = """
-name: planned
-device: cpu
-threads: 1
-timing: {warmup_iters: 0, min_iters: 2, max_iters: 3, budget_s: 0.001, profile_iters: 0}
-grid:
-  cell: [lstm, gru]
-  backend: [cudnn]
-  batch: [2, 3]
-  seq_len: 2
-  input_size: 3
-  hidden_size: 4
-"""
-
-
-def cli(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result
-
-
-def one_line_refusal(done, *words):
-    assert done.exit_code == 2, done.output
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
-    return lines[0]
+PLANNED = dict(name="planned", timing={"warmup_iters": 0, "min_iters": 2, "max_iters": 3, "budget_s": 0.001},
+               grid={"batch": [2, 3]})  # four cases
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +25,8 @@ def runs(tmp_path_factory):
     """Real runs of the 4-case suite: shards 0/2 and 1/2, shard 1/3, shard 1/2 of the LSTM cases only, and
     shard 1/2 of the suite with another seed."""
     folder = tmp_path_factory.mktemp("plans")
-    suite = folder / "suite.yaml"
-    suite.write_text(SUITE)
-    other_seed = folder / "seeded.yaml"
-    other_seed.write_text(SUITE.replace("threads: 1", "threads: 1\nseed: 7"))
+    suite = suite_file(folder, **PLANNED)
+    other_seed = suite_file(folder, "seeded.yaml", seed=7, **PLANNED)
     made = {}
     for name, path, extra in (("0of2", suite, ["--shard", "0/2"]), ("1of2", suite, ["--shard", "1/2"]),
                               ("1of3", suite, ["--shard", "1/3"]),

@@ -1,6 +1,7 @@
 """rnnbench profile's output: checked before any case is profiled, every profiled case kept in a journal as it
 finishes, a rescue copy where the profile file cannot be written, and the file named in every disk error.
-Real subprocesses of the command, a real full disk (a small tmpfs) and a real SIGKILL."""
+Real subprocesses of the command where it runs cases (a real SIGKILL, a rescue folder of its own), the refusals
+before the first case in this process; a real full disk (a small tmpfs)."""
 
 import json
 import os
@@ -16,7 +17,8 @@ import pytest
 from harness.errors import ResultsFileError
 from harness.record.profile_file import ProfileWriter, read_results_and_profiles
 from tests.full_disk import PAGE_BYTES, fill, small_disk
-from tests.measure.test_profile import PROFILE_SUITE
+from tests.helpers import rnnbench_here
+from tests.measure.test_profile import profile_suite
 
 PROFILING = "rnnbench: profiling"
 _RECORD = {"key": "k", "case": {"cell": "lstm", "backend": "cudnn", "mode": "forward", "batch": 1, "seq_len": 1,
@@ -26,11 +28,15 @@ _RECORD = {"key": "k", "case": {"cell": "lstm", "backend": "cudnn", "mode": "for
 
 
 def _profile(tmp_path, *args, env=None):
-    suite = tmp_path / "tiny.yaml"
-    suite.write_text(PROFILE_SUITE)
+    suite = profile_suite(tmp_path)
     return subprocess.run([sys.executable, "-m", "harness.cli", "profile", str(suite), "--quiet", "--steps", "2",
                            *map(str, args)], capture_output=True, text=True, timeout=300,
                           env={**os.environ, **(env or {})})
+
+
+def _profile_here(tmp_path, *args):
+    """A profile refused before its first case, in this process."""
+    return rnnbench_here("profile", profile_suite(tmp_path), "--quiet", "--steps", "2", *args)
 
 
 def _one_error_line(done) -> str:
@@ -43,7 +49,7 @@ def _one_error_line(done) -> str:
 @pytest.mark.parametrize("out", ["a-file", "a-file/below"])
 def test_an_output_folder_that_is_a_file_is_refused_before_any_case_is_profiled(tmp_path, out):
     (tmp_path / "a-file").write_text("not a folder")
-    done = _profile(tmp_path, "-o", tmp_path / out, "--trace")
+    done = _profile_here(tmp_path, "-o", tmp_path / out, "--trace")
     assert done.returncode == 2
     assert str(tmp_path / "a-file") in _one_error_line(done)
     assert PROFILING not in done.stderr and len(done.stderr.strip().splitlines()) == 1
@@ -53,7 +59,7 @@ def test_an_output_folder_that_is_a_file_is_refused_before_any_case_is_profiled(
 def test_a_full_disk_before_the_first_case_is_refused_at_once_naming_the_journal(tmp_path):
     with small_disk(tmp_path / "disk") as disk:
         fill(disk)
-        done = _profile(tmp_path, "-o", disk / "profiles")
+        done = _profile_here(tmp_path, "-o", disk / "profiles")
         line = _one_error_line(done)
         assert done.returncode == 2 and PROFILING not in done.stderr
         assert str(disk / "profiles") in line and ".profile.json.journal" in line and "No space left" in line
@@ -93,10 +99,8 @@ def test_when_not_even_a_rescue_copy_fits_the_error_names_the_journal(tmp_path, 
 
 def test_a_killed_profile_leaves_a_journal_that_report_reads(tmp_path):
     """SIGKILL once the first case is in the journal: the journal keeps it, and report draws it."""
-    from tests.cli.test_cli import rnnbench_here
 
-    suite = tmp_path / "tiny.yaml"
-    suite.write_text(PROFILE_SUITE.replace("backend: [cudnn, eager]", "backend: [cudnn, eager, torchscript]"))
+    suite = profile_suite(tmp_path, backends=("cudnn", "eager", "torchscript"))
     out = tmp_path / "profiles"
     process = subprocess.Popen([sys.executable, "-m", "harness.cli", "profile", str(suite), "--quiet", "--steps", "2",
                                 "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

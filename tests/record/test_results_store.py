@@ -13,7 +13,7 @@ from harness.record.journal import ResultsWriter
 from harness.record.profile_file import ProfileRun, ProfileWriter
 from harness.record.results import RunResults
 from harness.record.results_io import write_results
-from harness.record.results_store import STORE, ResultsStore
+from harness.record.results_store import STORE, ResultsStore, read_results
 from tests.synthetic_results import CPU_ENVIRONMENT, SUITE, synthetic_run
 
 NOW = datetime(2026, 1, 2, 3, 4, 5)
@@ -79,16 +79,25 @@ def test_load_reads_a_profile_file_and_a_profiles_journal(tmp_path):
     assert isinstance(finished, ProfileRun) and finished.status == "complete" and len(finished.cases) == 1
 
 
-@pytest.mark.parametrize("content, problem", [
+BAD_RESULTS_FILES = [
     ("", "not valid JSON"),
+    ('{"schema": "rnnbench.results", "schema_version": 1, "cases": [', "not valid JSON"),
+    ('{"hello": 1}', "not an rnnbench results file"),
     ('{"schema": "something.else"}', "not an rnnbench results file"),
-    ('{"schema": "rnnbench.profile", "schema_version": 9}', "profile schema version 9"),
-])
-def test_load_refuses_anything_else_in_one_line(tmp_path, content, problem):
+    ('{"schema": "rnnbench.results", "schema_version": 99, "cases": []}', "schema version 99"),
+    ('{"schema": "rnnbench.results", "schema_version": 1, "cases": [{"status": "ok"}]}', "must be a mapping"),
+]
+# read_results reads results files only; the store's load reads a profile file too, and refuses its version 9
+READERS = [(read, content, problem) for read in (read_results, STORE.load) for content, problem in BAD_RESULTS_FILES]
+READERS.append((STORE.load, '{"schema": "rnnbench.profile", "schema_version": 9}', "profile schema version 9"))
+
+
+@pytest.mark.parametrize("read, content, problem", READERS)
+def test_a_bad_file_is_refused_by_each_reader_in_one_line_that_names_it(tmp_path, read, content, problem):
     path = tmp_path / "x.json"
     path.write_text(content)
     with pytest.raises(ResultsFileError, match=problem) as refused:
-        STORE.load(path)
+        read(path)
     assert "\n" not in str(refused.value) and str(path) in str(refused.value)
 
 

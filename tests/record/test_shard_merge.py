@@ -8,27 +8,20 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from hypothesis import given, settings, strategies as st
 
 from harness.spec.cases import expand_cases
-from harness.cli import main
 from harness.errors import SuiteError
 from harness.record.merge import MergeError, merge_runs
 from harness.spec.shard import estimated_case_s, parse_shard, split
 from harness.record.results_io import write_results
 from harness.record.results_store import read_results
 from harness.spec.suite import Timing, load_suite
+from tests.helpers import cli
 from synthetic_results import GPU_ENVIRONMENT, grid_cases, synthetic_run
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 H100 = Path("/work/shared/gpu-runs/h100-2026-11-27")
-
-
-def cli(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result
 
 
 @pytest.mark.parametrize("spec", ["3/2", "0/0", "2/2", "-1/2", "1", "a/b", "1/2/3", ""])

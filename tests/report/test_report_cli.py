@@ -16,6 +16,7 @@ from harness.report.render import write_report
 from harness.record.results_io import write_results
 from harness.record.results_store import read_results
 from harness.gate.verdict import REGRESSION
+from tests.helpers import suite_file
 
 
 def rnnbench(*args):
@@ -217,10 +218,8 @@ def test_a_missing_or_broken_results_file_is_one_line_and_exit_2(tmp_path):
 
 def test_a_real_tiny_run_reports_headless(tmp_path):
     """End to end in real processes, with no display: run a tiny sweep, then report it."""
-    suite = tmp_path / "tiny.yaml"
-    suite.write_text("name: tiny\ndevice: cpu\ntiming: {warmup_iters: 1, min_iters: 5, budget_s: 0.01}\n"
-                     "grid:\n  cell: [lstm]\n  backend: [cudnn, eager]\n  batch: [1, 4]\n  seq_len: 3\n"
-                     "  input_size: 4\n  hidden_size: 5\n")
+    suite = suite_file(tmp_path, "tiny.yaml", timing={"min_iters": 5},
+                       grid={"cell": ["lstm"], "backend": ["cudnn", "eager"], "batch": [1, 4]})
     # no DISPLAY, and an interactive backend asked for: the reporter must not need one (it never uses pyplot)
     env = {"PATH": "/usr/bin:/bin", "MPLBACKEND": "TkAgg", "HOME": str(tmp_path)}
     results = tmp_path / "tiny.json"

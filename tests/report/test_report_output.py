@@ -24,7 +24,7 @@ from harness.gate.speedup import cudnn_counterpart, cudnn_speedups, speedup_of
 from tests.full_disk import fill, small_disk
 from tests.report_builders import make_run, ok_result, sweep_run
 from tests.helpers import make_case
-from tests.cli.test_cli import rnnbench_here
+from tests.helpers import rnnbench_here
 
 PNG_END = b"IEND\xaeB`\x82"
 
