@@ -74,8 +74,10 @@ def plan_run(suite_path: str, *, device: str | None = None, out: str | None = No
              devices: str | None = None) -> RunPlan:
     """The plan of ``rnnbench run`` from its options. Raises UsageError for options that do not go together,
     and the stages' own errors (a bad suite, device, shard, a run that cannot be resumed) otherwise."""
+    from harness.record.machine_state import collect_machine_state, start_sampling
+
+    sampling = start_sampling()  # the busy-machine window runs while torch is imported and the suite opened
     from harness.measure.env import collect_environment, measured_peak
-    from harness.record.machine_state import collect_machine_state
     from harness.record.resume import CARRIED_ON_RESUME, ResumeError, check_resumable, refuse_another_plan
     from harness.execute.session import apply_process_settings, open_suite
     from harness.record.results_store import STORE, read_results_or_journal
@@ -102,9 +104,10 @@ def plan_run(suite_path: str, *, device: str | None = None, out: str | None = No
     precision_flags = apply_process_settings(opened.suite)
     environment = collect_environment(opened.device)
     environment["math_precision"] = precision_flags
-    environment["measured_peak"] = measured_peak(opened.device, opened.suite.dtype)  # once: the workers do not
-    state = collect_machine_state(environment)  # measured with the environment; said once the plan is accepted
+    # read with the environment, before the peak's GEMMs take every core; said once the plan is accepted
+    state = collect_machine_state(environment, sampling=sampling)
     environment["machine_state"] = state.to_dict()
+    environment["measured_peak"] = measured_peak(opened.device, opened.suite.dtype)  # once: the workers do not
     now = None
     if previous is not None:
         check_resumable(previous, resume_path, opened.suite.to_dict(), environment)
@@ -318,8 +321,10 @@ def plan_profile(suite_path: str, *, device: str | None = None, backends: Sequen
                  filters: Sequence[str] = (), out_dir: str | None = None, steps: int = 10, trace: bool = False,
                  nvtx: bool = False) -> ProfilePlan:
     """The plan of ``rnnbench profile``."""
+    from harness.record.machine_state import collect_machine_state, start_sampling
+
+    sampling = start_sampling()  # as plan_run's
     from harness.measure.env import collect_environment
-    from harness.record.machine_state import collect_machine_state
     from harness.measure.profiling import ProfileSettings
     from harness.execute.session import apply_process_settings, open_suite
     from harness.record.results_store import STORE
@@ -330,7 +335,7 @@ def plan_profile(suite_path: str, *, device: str | None = None, backends: Sequen
     flags = apply_process_settings(opened.suite)  # first: the environment records the suite's threads
     environment = collect_environment(opened.device)
     environment["math_precision"] = flags
-    state = collect_machine_state(environment)  # said once the profile's output is accepted
+    state = collect_machine_state(environment, sampling=sampling)  # said once the profile's output is accepted
     environment["machine_state"] = state.to_dict()
     options = {"device": str(opened.device), "backends": list(backends), "filters": list(filters), "steps": steps,
                "nvtx": nvtx, "trace": trace}

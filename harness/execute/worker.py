@@ -106,7 +106,9 @@ def _site_folders() -> list[str]:
     return folders + ([user] if isinstance(user, str) else [])
 
 
-def run_plan(plan: dict, emit, commands=sys.stdin) -> None:
+def run_plan(plan: dict, emit, commands=sys.stdin, sampling=None) -> None:
+    """``sampling``: the busy-machine window's first reading (:func:`harness.record.machine_state.start_sampling`),
+    taken as the process started; without it the window starts when the environment is read."""
     from harness.measure.env import collect_environment, measured_peak
     from harness.record.machine_state import collect_machine_state
     from harness.measure.runner import run_case
@@ -117,7 +119,8 @@ def run_plan(plan: dict, emit, commands=sys.stdin) -> None:
     environment = collect_environment(opened.device)
     environment["math_precision"] = flags
     # its parent (the rnnbench that started it) and the parent's other workers (an A/B's other side) are ours
-    environment["machine_state"] = collect_machine_state(environment, family_root=os.getppid()).to_dict()
+    environment["machine_state"] = collect_machine_state(environment, family_root=os.getppid(),
+                                                         sampling=sampling).to_dict()
     if plan.get("turns"):  # the sides start together: a peak measured now would share the device with the other's
         environment["measured_peak"] = {"error": "not measured in an A/B (its processes share the device)"}
     elif plan.get("measure_peak") is False:  # the parent measured the run's peak; the results keep that one
@@ -183,6 +186,9 @@ def _keys_from(stream):
 
 
 def main(argv: list[str] | None = None) -> int:
+    from harness.record.machine_state import start_sampling
+
+    sampling = start_sampling()  # the window runs while torch is imported and the suite opened
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
         print("usage: python -m harness.execute.worker PLAN.json", file=sys.stderr)
@@ -200,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         out.flush()
 
     try:
-        run_plan(plan, emit)
+        run_plan(plan, emit, sampling=sampling)
     except KeyboardInterrupt:
         return 130
     return 0

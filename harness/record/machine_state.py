@@ -262,11 +262,29 @@ def busy_line(labelled: Sequence[tuple[str, MachineState]]) -> str | None:
 
 # --- reading the machine ---------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class CpuSampling:
+    """The first reading of every process's CPU time, taken when a command starts (:func:`start_sampling`), so
+    that the window runs while the command imports torch and opens its suite instead of after them: what the
+    window measures is the CPU of the *other* processes, which this process's own work does not enter.
+    :func:`collect_machine_state` takes the second reading, no sooner than ``SAMPLE_WINDOW_S`` after this one."""
+
+    snapshot: Mapping[int, _Stat] | None  # None: /proc not readable here
+    started: float  # time.monotonic() of the reading
+
+
+def start_sampling() -> CpuSampling:
+    """Take the window's first reading now (a few milliseconds: one read of each /proc/<pid>/stat)."""
+    return CpuSampling(snapshot=_proc_snapshot(), started=time.monotonic())
+
+
 def collect_machine_state(environment: Mapping, *, family_root: int | None = None,
-                          window_s: float = SAMPLE_WINDOW_S) -> MachineState:
+                          window_s: float = SAMPLE_WINDOW_S, sampling: CpuSampling | None = None) -> MachineState:
     """Read the machine now. ``environment``: the one :func:`harness.measure.env.collect_environment` just gave (its
     device, torch's threads and the NVML state). ``family_root``: a process whose descendants are ours too (a
-    worker passes its parent: the rnnbench that started it and the other side of an A/B)."""
+    worker passes its parent: the rnnbench that started it and the other side of an A/B). ``sampling``: the
+    window's first reading, taken as the command started (:func:`start_sampling`); without it the window starts
+    now. Either way it lasts at least ``window_s``: what is left of it is waited for here."""
     unreadable: list[str] = []
     allowed = _allowed_cpus()
     try:
@@ -276,15 +294,17 @@ def collect_machine_state(environment: Mapping, *, family_root: int | None = Non
         unreadable.append("load average: not on this system")
     device_type = str(environment.get("device") or "cpu").split(":")[0]
     threads = (environment.get("threads") or {}).get("intra_op")
-    first = _proc_snapshot()
-    started = time.monotonic()
+    sampling = sampling if sampling is not None else start_sampling()
+    first = sampling.snapshot
     others_cores, busiest, ours = None, (), {os.getpid()}
     if first is None:
         unreadable.append(f"processes: {PROC} not readable here")
     else:
-        time.sleep(window_s)
+        left_s = window_s - (time.monotonic() - sampling.started)
+        if left_s > 0:
+            time.sleep(left_s)
         second = _proc_snapshot() or {}
-        elapsed = time.monotonic() - started
+        elapsed = time.monotonic() - sampling.started
         if family_root is not None:
             ours |= _descendants(second, family_root) | {family_root}
         others_cores, busiest = _others(first, second, elapsed, ours, set(allowed))

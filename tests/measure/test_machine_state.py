@@ -14,12 +14,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.record.machine_state import (BUSY_OTHERS_CORES, BUSY_PROCESS_SHARE, GpuReading, MachineState, ProcessLoad,
-                                   busy_line, collect_machine_state, gpu_readings, read_stat)
+                                   busy_line, clock_ticks_per_s, collect_machine_state, gpu_readings, read_stat,
+                                   start_sampling)
+from harness.record import machine_state
 from harness.record.results import RunResults
 from harness.record.journal import ResultsWriter, read_journal
 from harness.record.results_io import write_results
 from harness.record.results_store import read_results
 from tests import fake_nvml
+from tests.helpers import rnnbench_here, suite_file
 from tests.synthetic_results import CPU_ENVIRONMENT, synthetic_run
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -175,6 +178,33 @@ def test_a_workers_family_is_not_counted_against_it(busy_child):
     assert busy_child.pid not in [p.pid for p in state.busiest]
 
 
+@pytest.mark.skipif(not ON_LINUX, reason="reads /proc")
+def test_a_window_started_with_the_command_is_read_without_waiting_again(busy_child, monkeypatch):
+    """Started as the command starts (before it imports torch), the window is long enough by the time the
+    environment is read: it is read at once, and finds the process that was busy meanwhile."""
+    sampling = start_sampling()
+    deadline = time.monotonic() + 60  # a safety net only: the wait ends on the child's own CPU time
+    # the child spun 0.1 s of CPU since the first reading: at least 0.1 s of the window has passed
+    while read_stat(busy_child.pid).ticks < sampling.snapshot[busy_child.pid].ticks + 0.1 * clock_ticks_per_s():
+        assert time.monotonic() < deadline, "the busy child stopped running"
+        time.sleep(0.01)
+    monkeypatch.setattr(machine_state.time, "sleep", lambda seconds: pytest.fail(f"waited {seconds} s again"))
+    state = collect_machine_state({"device": "cpu", "threads": {"intra_op": 1}}, sampling=sampling, window_s=0.1)
+    assert state.window_s >= 0.1
+    assert busy_child.pid in [p.pid for p in state.busiest] and state.busy, state.to_dict()
+
+
+@pytest.mark.skipif(not ON_LINUX, reason="reads /proc")
+def test_a_window_read_too_soon_waits_for_the_rest_of_it(monkeypatch):
+    waits = []
+    real_sleep = machine_state.time.sleep
+    monkeypatch.setattr(machine_state.time, "sleep", lambda seconds: (waits.append(seconds), real_sleep(seconds)))
+    sampling = start_sampling()
+    state = collect_machine_state({"device": "cpu", "threads": {"intra_op": 1}}, sampling=sampling, window_s=0.2)
+    assert len(waits) == 1 and 0 < waits[0] <= 0.2
+    assert state.window_s >= 0.2  # never shorter than asked for, however soon it is read
+
+
 # --- the GPU, through the NVML layer and the fake -----------------------------------------------------------
 
 def _fake_gpu_state(monkeypatch, processes, graphics=()):
@@ -296,10 +326,7 @@ def rnnbench(*args):
 
 @pytest.mark.skipif(not ON_LINUX, reason="reads /proc")
 def test_run_on_a_busy_machine_warns_once_and_records_it(busy_child, tmp_path):
-    suite = tmp_path / "tiny.yaml"
-    suite.write_text("name: tiny\ndevice: cpu\nthreads: 1\ntiming: {warmup_iters: 1, min_iters: 3, budget_s: 0.01, "
-                     "profile_iters: 0}\ngrid: {cell: [lstm], backend: [cudnn], batch: 2, seq_len: 3, input_size: 4, "
-                     "hidden_size: 5}\n")
+    suite = suite_file(tmp_path, "tiny.yaml", grid={"cell": ["lstm"]})
     out = tmp_path / "r.json"
     done = rnnbench("run", suite, "--out", out, "--quiet")
     assert done.returncode == 0, done.stderr
@@ -312,7 +339,7 @@ def test_run_on_a_busy_machine_warns_once_and_records_it(busy_child, tmp_path):
 
 
 def test_env_shows_the_machine_state():
-    done = rnnbench("env", "--device", "cpu", "--json")
+    done = rnnbench_here("env", "--device", "cpu", "--json")
     assert done.returncode == 0, done.stderr
     state = MachineState.from_dict(json.loads(done.stdout)["machine_state"])
     assert state.allowed_cores >= 1 and state.device_type == "cpu"
