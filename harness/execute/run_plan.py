@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from harness.errors import ComparisonError, SuiteError, UsageError
+from harness.record.results import thaw
 from harness.record.run_options import AbSide, RunOptions, WorkerDevice
 from harness.spec.shard import ShardSpec, parse_shard
 
@@ -62,10 +63,45 @@ class RunPlan:
         return IN_ROUNDS if self.rounds > 1 else ON_DEVICES if self.options.devices else IN_PROCESS
 
     def to_dict(self) -> dict:
+        """The plan as JSON: the cases by key (the suite file holds them), what :meth:`from_dict` opens again."""
         return {"suite": str(self.suite_path), "device": str(self.opened.device), "how": self.how,
                 "path": str(self.path), "resuming": self.resuming, "force": self.force,
                 "planned": [case.key for case in self.planned], "cases": [case.key for case in self.cases],
-                "previous_cases": [result.key for result in self.previous_cases], "options": self.options.to_dict()}
+                "previous_cases": [result.to_dict() for result in self.previous_cases],
+                "options": self.options.to_dict(), "environment": thaw(self.environment)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "RunPlan":
+        """The plan :meth:`to_dict` wrote, on this machine: the suite opened again on the plan's device, its cases
+        found by key. SuiteError, one line, when the suite no longer holds one of them."""
+        from harness.execute.session import open_suite
+        from harness.record.machine_state import MachineState
+        from harness.record.results import CaseResult
+
+        opened = open_suite(data["suite"], data["device"])
+        by_key = {case.key: case for case in opened.cases}
+
+        def cases(name: str) -> tuple:
+            missing = [key for key in data[name] if key not in by_key]
+            if missing:
+                raise SuiteError(f"{data['suite']}: the plan's case {missing[0]} is not in the suite "
+                                 f"({len(missing)} of its {name} cases are not)")
+            return tuple(by_key[key] for key in data[name])
+
+        options = RunOptions.from_dict(data["options"])
+        environment = dict(data["environment"])
+        state = environment.get("machine_state")
+        return cls(suite_path=data["suite"], opened=opened, planned=cases("planned"), cases=cases("cases"),
+                   settings=run_settings(opened, options), options=options, environment=environment,
+                   path=Path(data["path"]), previous_cases=tuple(map(CaseResult.from_dict, data["previous_cases"])),
+                   resuming=bool(data["resuming"]), force=bool(data["force"]),
+                   machine_state=MachineState.from_dict(state) if state is not None else None)
+
+
+def run_settings(opened, options: RunOptions):
+    """How each case of a plan runs: the suite's settings, with ``--nvtx``'s ranges when the options ask."""
+    settings = opened.settings()
+    return replace(settings, nvtx=True) if options.nvtx else settings
 
 
 def plan_run(suite_path: str, *, device: str | None = None, out: str | None = None, backends: Sequence[str] = (),
@@ -135,16 +171,14 @@ def plan_run(suite_path: str, *, device: str | None = None, out: str | None = No
                          device_of_case=recorded.device_of_case if workers and recorded is not None else None)
     if recorded is not None:  # and what it carries beside the plan (where a merged file came from)
         options = replace(options, **{name: getattr(recorded, name) for name in CARRIED_ON_RESUME})
-    settings = opened.settings()
-    if nvtx:
-        settings = replace(settings, nvtx=True)
     if rounds > 1:
         from harness.execute.rounds import round_order
 
         keys = [case.key for case in cases]
         options = replace(options, rounds=rounds, planned_order=keys,
                           round_orders=[round_order(keys, opened.suite.seed, index) for index in range(rounds)])
-    return RunPlan(suite_path=suite_path, opened=opened, planned=tuple(planned), cases=cases, settings=settings,
+    return RunPlan(suite_path=suite_path, opened=opened, planned=tuple(planned), cases=cases,
+                   settings=run_settings(opened, options),
                    options=options, environment=environment, path=Path(path), previous_cases=tuple(previous_cases),
                    resuming=previous is not None, force=force, machine_state=state)
 
