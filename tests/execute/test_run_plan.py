@@ -73,3 +73,27 @@ def test_a_plan_whose_case_the_suite_no_longer_holds_is_refused_in_one_line(plan
     with pytest.raises(SuiteError, match="is not in the suite") as refused:
         RunPlan.from_dict({**document, "suite": str(suite)})
     assert "\n" not in str(refused.value) and "/eager/" in str(refused.value)
+
+
+def test_the_busy_machine_window_opens_before_the_suite_is_opened_and_closes_before_the_peak(tmp_path, monkeypatch):
+    from harness.execute import session
+    from harness.measure import env
+    from harness.record import machine_state
+
+    events = []
+
+    def recorded(what, function):
+        def call(*args, **kwargs):
+            events.append(what)
+            return function(*args, **kwargs)
+        return call
+
+    opened = machine_state.start_sampling
+    monkeypatch.setattr(machine_state, "start_sampling", recorded("window opens", opened))
+    monkeypatch.setattr(session, "open_suite", recorded("suite opened", session.open_suite))
+    monkeypatch.setattr(machine_state, "collect_machine_state",
+                        recorded("window closes", machine_state.collect_machine_state))
+    monkeypatch.setattr(env, "measured_peak", recorded("peak measured", env.measured_peak))
+    plan = plan_run(str(suite_file(tmp_path)), out=str(tmp_path / "r.json"))
+    assert events == ["window opens", "suite opened", "window closes", "peak measured"]
+    assert plan.machine_state.window_s >= machine_state.SAMPLE_WINDOW_S
