@@ -90,7 +90,8 @@ def test_merge_rounds_keeps_every_sample_and_the_median_of_round_medians():
 
 def test_merged_rounds_keep_their_blocks_only_when_every_round_had_them():
     from harness.record.merge import merge_rounds
-    from tests.synthetic_results import case_result, make_case
+    from tests.helpers import make_case
+    from tests.synthetic_results import case_result
 
     first = dict(case_result(make_case(), (1.0, 1.1, 1.2)).to_dict(), block_lengths=[1, 2])
     second = dict(case_result(make_case(), (2.0, 2.1)).to_dict(), block_lengths=[1, 1])
