@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -25,7 +24,6 @@ from tests import fake_nvml
 from tests.helpers import rnnbench_here, suite_file
 from tests.synthetic_results import CPU_ENVIRONMENT, synthetic_run
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 ON_LINUX = os.path.isdir("/proc/self")
 
 
@@ -318,17 +316,11 @@ def test_the_table_report_and_compare_headers_say_the_machine_was_busy(tmp_path)
     assert "<dt>machine</dt><dd>the run: quiet (load 0.30 on 2 cores, others 0.02 cores)</dd>" in html
 
 
-def rnnbench(*args):
-    environment = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    return subprocess.run([sys.executable, "-m", "harness.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=ROOT, env=environment, timeout=300)
-
-
 @pytest.mark.skipif(not ON_LINUX, reason="reads /proc")
 def test_run_on_a_busy_machine_warns_once_and_records_it(busy_child, tmp_path):
     suite = suite_file(tmp_path, "tiny.yaml", grid={"cell": ["lstm"]})
     out = tmp_path / "r.json"
-    done = rnnbench("run", suite, "--out", out, "--quiet")
+    done = rnnbench_here("run", suite, "--out", out, "--quiet")
     assert done.returncode == 0, done.stderr
     warnings = [line for line in done.stderr.splitlines() if "machine BUSY" in line]
     assert len(warnings) == 1, done.stderr

@@ -105,8 +105,7 @@ def cudnn_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cudnn-run")
     suite = interruptible_suite(folder)
     results = folder / "r.json"
-    done = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(suite), "--quiet", "--out",
-                           str(results), "--backend", "cudnn"], capture_output=True, text=True, timeout=300)
+    done = rnnbench_here("run", suite, "--quiet", "--out", results, "--backend", "cudnn")
     assert done.returncode == 0, done.stderr
     return results
 
