@@ -248,7 +248,13 @@ def suite_from_record(record: Mapping, source: str) -> Suite:
     from harness.spec.frozen import thaw  # a record read back is frozen (read-only mappings, tuples)
 
     data = {key: thaw(value) for key, value in record.items() if key not in RECORD_ONLY_KEYS + ("threads",)}
-    return replace(_Checker(source, None).suite(data), sha256=str(record.get("sha256") or ""))
+    return replace(check_suite_mapping(data, source), sha256=str(record.get("sha256") or ""))
+
+
+def check_suite_mapping(data: Mapping, source: str) -> Suite:
+    """A suite given as the mapping a suite file holds (not read from YAML text: no line numbers), validated as
+    a file is; raises SuiteError naming what is wrong."""
+    return _Checker(source, None).suite(data)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
