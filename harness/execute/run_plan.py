@@ -30,7 +30,7 @@ IN_PROCESS, IN_ROUNDS, ON_DEVICES = "in-process", "rounds", "devices"
 class RunPlan:
     """One ``rnnbench run``, decided: what runs, where, how, into which file."""
 
-    suite_path: str
+    suite_path: str | None  # None: a suite of --set alone
     opened: object  # harness.execute.session.OpenedSuite: the suite, its resolved device, its cases
     planned: tuple  # the cases of the run's plan (Case), in order: a resumed run's whole selection
     cases: tuple  # the cases to run now: the planned ones not finished (and inside a narrower --filter)
@@ -42,6 +42,7 @@ class RunPlan:
     resuming: bool = False
     force: bool = False
     machine_state: object = None  # harness.record.machine_state.MachineState: who else used the machine as it started
+    sets: tuple[str, ...] = ()  # --set KEY=VALUE overrides of the suite (its workers apply them too)
 
     @property
     def suite(self):
@@ -62,16 +63,16 @@ class RunPlan:
         return IN_ROUNDS if self.rounds > 1 else ON_DEVICES if self.options.devices else IN_PROCESS
 
     def to_dict(self) -> dict:
-        return {"suite": str(self.suite_path), "device": str(self.opened.device), "how": self.how,
+        return {"suite": self.opened.path, "device": self.opened.device_name, "how": self.how,
                 "path": str(self.path), "resuming": self.resuming, "force": self.force,
                 "planned": [case.key for case in self.planned], "cases": [case.key for case in self.cases],
                 "previous_cases": [result.key for result in self.previous_cases], "options": self.options.to_dict()}
 
 
-def plan_run(suite_path: str, *, device: str | None = None, out: str | None = None, backends: Sequence[str] = (),
-             filters: Sequence[str] = (), resume_path: str | None = None, rounds: int | None = None,
-             force: bool = False, nvtx: bool = False, shard_spec: str | None = None,
-             devices: str | None = None) -> RunPlan:
+def plan_run(suite_path: str | None, *, device: str | None = None, out: str | None = None,
+             backends: Sequence[str] = (), filters: Sequence[str] = (), resume_path: str | None = None,
+             rounds: int | None = None, force: bool = False, nvtx: bool = False, shard_spec: str | None = None,
+             devices: str | None = None, sets: Sequence[str] = ()) -> RunPlan:
     """The plan of ``rnnbench run`` from its options. Raises UsageError for options that do not go together,
     and the stages' own errors (a bad suite, device, shard, a run that cannot be resumed) otherwise."""
     from harness.measure.env import collect_environment, measured_peak
@@ -95,7 +96,7 @@ def plan_run(suite_path: str, *, device: str | None = None, out: str | None = No
         if recorded.devices:  # resumed as it ran: one worker per device it named
             devices = ",".join(worker.requested for worker in recorded.devices)
     workers = _parse_devices(devices) if devices is not None else None
-    opened = open_suite(suite_path, device or (workers[0].requested if workers else None))
+    opened = open_suite(suite_path, device or (workers[0].requested if workers else None), sets=sets)
     rounds = rounds or opened.suite.timing.rounds
     refuse_combinations(rounds=rounds, workers=workers, nvtx=nvtx)
     opened.select(backends, filters)  # a selection that matches nothing is refused before anything is set
@@ -143,7 +144,7 @@ def plan_run(suite_path: str, *, device: str | None = None, out: str | None = No
                           round_orders=[round_order(keys, opened.suite.seed, index) for index in range(rounds)])
     return RunPlan(suite_path=suite_path, opened=opened, planned=tuple(planned), cases=cases, settings=settings,
                    options=options, environment=environment, path=Path(path), previous_cases=tuple(previous_cases),
-                   resuming=previous is not None, force=force, machine_state=state)
+                   resuming=previous is not None, force=force, machine_state=state, sets=tuple(sets))
 
 
 def refuse_combinations(*, rounds: int, workers: Sequence[WorkerDevice] | None, nvtx: bool) -> None:
