@@ -1,9 +1,6 @@
 """The ``rnnbench`` command. It wires the stages together and is, with the reporter, the only place that
-prints. Exit codes: 0 success, 1 a case failed (run) / a regression (compare), 2 unusable input,
-3 an internal error, 130 interrupted (the finished cases are saved).
-
-Commands import what they use when they run: ``--help``, ``list`` and ``validate`` of a CPU suite never import
-torch (docs/suites.md#which-commands-import-torch)."""
+prints; how a command ends (exit codes: harness.errors) is harness.terminal's. Commands import what they use
+when they run: ``--help``, ``list`` and ``validate`` of a CPU suite never import torch (docs/suites.md)."""
 
 from __future__ import annotations
 
@@ -15,7 +12,7 @@ import click
 from harness.errors import EXIT_FAILED, EXIT_OK
 from harness.spec.limits import MAX_PROFILE_ITERS
 from harness.spec.suite import BACKENDS
-from harness.terminal import Group, OutOption, examples
+from harness.terminal import Group, OutOption, echo_lines, examples, fraction, options
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]},
@@ -38,11 +35,15 @@ FILTER_OPTION = click.option("--filter", "filters", multiple=True, metavar="AXIS
                                   "whose key matches a glob. Repeatable; all must match.")
 DEVICE_OPTION = click.option("--device", default=None, metavar="DEVICE",
                              help="Override the suite's device: auto, cpu, cuda, cuda:N.")
-THRESHOLD_OPTION = click.option("--threshold", default="5%", show_default=True, metavar="FRACTION",
+THRESHOLD_OPTION = click.option("--threshold", default="5%", show_default=True, metavar="FRACTION", callback=fraction,
                                 help="Smallest slowdown that counts as a regression: 5% or 0.05.")
-ALPHA_OPTION = click.option("--alpha", default="0.05", show_default=True, metavar="FRACTION",
-                            help="Significance level, after Holm-Bonferroni over all compared cases; intervals "
-                                 "are at confidence 1 - alpha.")
+ALPHA_OPTION = click.option("--alpha", default="0.05", show_default=True, metavar="FRACTION", callback=fraction,
+                            help="Significance level (Holm-Bonferroni over all cases); intervals at 1 - alpha.")
+SELECTION_OPTIONS = options(DEVICE_OPTION, BACKEND_OPTION, FILTER_OPTION)
+GATE_OPTIONS = options(THRESHOLD_OPTION, ALPHA_OPTION)
+REGION_OPTION = click.option("--metric", metavar="REGION", help="step, forward or backward.  [default: each case's "
+                                                                "primary region]")
+SUITE_OPTIONS = options(SUITE_ARGUMENT, SELECTION_OPTIONS, SET_OPTION)
 QUIET_OPTION = click.option("--quiet", is_flag=True, help="No progress bar.")
 FORCE_OPTION = click.option("--force", is_flag=True, help="Replace what rnnbench wrote at -o/--out before (a results "
                                                            "file, an interrupted run's journal, a.json and b.json).")
@@ -55,11 +56,7 @@ def out_option(help: str, metavar: str = "DIR", old: tuple[str, ...] = (), **ext
 
 @main.command("list", epilog=examples("rnnbench list suites/small.yaml --device cpu --backend cudnn",
                                       "rnnbench list --set cell=lstm,gru --set hidden_size=64,128 --set device=cpu"))
-@SUITE_ARGUMENT
-@DEVICE_OPTION
-@BACKEND_OPTION
-@FILTER_OPTION
-@SET_OPTION
+@SUITE_OPTIONS
 def list_cases(suite_path, device, backends, filters, sets):
     """Print the cases SUITE expands to, without running them."""
     from harness.spec.flops import forward_flops
@@ -67,9 +64,8 @@ def list_cases(suite_path, device, backends, filters, sets):
 
     opened = open_suite(suite_path, device, sets=sets)
     cases = opened.select(backends, filters)
-    for case in cases:
-        click.echo(f"{case.key}  ({forward_flops(case) / 1e9:.3g} GFLOP forward)")
-    click.echo(f"{len(cases)} cases of suite '{opened.suite.name}' on {opened.device_name}")
+    echo_lines([*(f"{case.key}  ({forward_flops(case) / 1e9:.3g} GFLOP forward)" for case in cases),
+                f"{len(cases)} cases of suite '{opened.suite.name}' on {opened.device_name}"])
 
 
 @main.command(epilog=examples("rnnbench validate suites/regression-cpu.yaml",
@@ -88,28 +84,20 @@ def validate(suite_path, device, sets):
 @main.command(epilog=examples("rnnbench run suites/small.yaml --device cpu -o results/",
                               "rnnbench run suites/small.yaml --set hidden_size=64 --backend cudnn --device cpu",
                               "rnnbench run --set cell=lstm,gru --set backend=cudnn,torchscript --set device=cpu"))
-@SUITE_ARGUMENT
-@DEVICE_OPTION
+@SUITE_OPTIONS
 @out_option("Results file (*.json) or folder for it.  [default: results/<suite>-<device>-<time>.json]", "PATH")
-@BACKEND_OPTION
-@FILTER_OPTION
-@SET_OPTION
-@click.option("--resume", "resume_path", default=None, metavar="RESULTS",
-              help="Continue the interrupted run that wrote RESULTS (or its .journal): finished cases are kept, "
-                   "the rest run. Refused if the suite or the environment changed.")
-@click.option("--rounds", type=click.IntRange(1, 50), default=None, metavar="R",
-              help="Measure every case in R rounds, each a fresh worker process with the cases in a new seeded "
-                   "order (default: the suite's timing.rounds, else 1: one round, in this process).")
+@click.option("--resume", "resume_path", metavar="RESULTS",
+              help="Continue the interrupted run that wrote RESULTS (or its .journal); refused if the suite or the "
+                   "environment changed.")
+@click.option("--rounds", type=click.IntRange(1, 50), metavar="R",
+              help="R rounds, each a fresh worker with the cases in a new seeded order.  [default: timing.rounds]")
 @FORCE_OPTION
 @QUIET_OPTION
-@click.option("--nvtx", is_flag=True, help="NVTX ranges around forward, backward and step, for nsys (CUDA; no-op on "
-                                           "a CPU). Off by default: their cost in the timed loop is not yet measured.")
-@click.option("--shard", "shard_spec", default=None, metavar="I/N",
-              help="Run only shard I of N (I from 0 to N-1): a deterministic split balanced by estimated cost, "
-                   "for N CI jobs or Slurm tasks; join the files with rnnbench merge.")
-@click.option("--devices", "devices", default=None, metavar="D,D…|all",
-              help="One worker process per device (cuda:0,cuda:1 or all; cpu,cpu to try it on a CPU), cases "
-                   "handed out as workers free up, one results file.")
+@click.option("--nvtx", is_flag=True, help="NVTX ranges around forward, backward and step, for nsys (CUDA only).")
+@click.option("--shard", "shard_spec", metavar="I/N", help="Only shard I (0 to N-1) of N, split by estimated cost "
+                                                          "(docs/scale-out.md); join the files with rnnbench merge.")
+@click.option("--devices", "devices", metavar="D,D…|all",
+              help="One worker per device (cuda:0,cuda:1 or all; cpu,cpu on a CPU), one results file.")
 def run(suite_path, device, out, backends, filters, sets, resume_path, rounds, force, quiet, nvtx, shard_spec,
         devices):
     """Time every case of SUITE (or of the suite --set builds) and write a results file."""
@@ -127,11 +115,8 @@ def run(suite_path, device, out, backends, filters, sets, resume_path, rounds, f
     with Progress(plan.progress_total, quiet, busy) as progress:
         outcome = execute(plan, writer, progress)
     ending = finish_run(plan, writer, outcome)
-    for line in run_summary_lines(ending.results):
-        click.echo(line)
-    click.echo(f"results: {plan.path}")
-    for line in run_ending_lines(plan, ending):
-        click.echo(line, err=True)
+    echo_lines([*run_summary_lines(ending.results), f"results: {plan.path}"])
+    echo_lines(run_ending_lines(plan, ending), err=True)
     sys.exit(ending.exit_code)
 
 
@@ -139,41 +124,30 @@ def run(suite_path, device, out, backends, filters, sets, resume_path, rounds, f
                               "--b .venv/bin/python -o results/ab"))
 @click.argument("suite_path", metavar="SUITE")
 @click.option("--a", "python_a", required=True, metavar="PYTHON_A",
-              help="The baseline's interpreter, e.g. venv-a/bin/python (a command line: 'env PYTHONPATH=wt-a python').")
+              help="The baseline's interpreter: venv-a/bin/python, or a command line ('env PYTHONPATH=wt-a python').")
 @click.option("--b", "python_b", required=True, metavar="PYTHON_B", help="The current side's interpreter.")
-@click.option("--rounds", type=click.IntRange(2, 50), default=None, metavar="R",
-              help="Rounds per side (default: the suite's timing.rounds, at least 5).")
+@click.option("--rounds", type=click.IntRange(2, 50), metavar="R", help="Rounds per side.  [default: timing.rounds, "
+                                                                        "at least 5]")
 @click.option("--blocks", type=click.IntRange(1, 50), default=4, show_default=True, metavar="K",
               help="Timed blocks per case and round; the sides alternate block by block.")
-@DEVICE_OPTION
-@BACKEND_OPTION
-@FILTER_OPTION
-@out_option("Folder for a.json, b.json (and comparison.md with --markdown).", default="results/ab",
-            show_default=True)
-@THRESHOLD_OPTION
-@ALPHA_OPTION
+@SELECTION_OPTIONS
+@out_option("Folder for a.json, b.json (and comparison.md).", default="results/ab", show_default=True)
+@GATE_OPTIONS
 @click.option("--markdown", is_flag=True, help="Also write DIR/comparison.md.")
 @FORCE_OPTION
 @QUIET_OPTION
-@click.option("--same-code-ok", is_flag=True,
-              help="A and B are meant to run the same code (an A/A, to see the gate's noise): no warning when "
-                   "their harness and torch come from the same folders; the files record that it was asked for.")
+@click.option("--same-code-ok", is_flag=True, help="An A/A is meant (the gate's noise): no warning when both sides "
+                                                   "run the same harness and torch; the files record it.")
 def ab(suite_path, python_a, python_b, rounds, blocks, device, backends, filters, out, threshold, alpha,
        markdown, force, quiet, same_code_ok):
-    """Interleaved A/B: SUITE under interpreter A and B on this machine, taking turns, then the gate.
-
-    Each round starts a fresh worker process per side; case by case the sides time it in K blocks, alternating,
-    one process computing at a time, and the gate compares them round by round. Each side imports what its
-    interpreter command names; ab warns when both come from the same folders (an A/A). Exit codes as for
-    compare: 1 when B regresses against A. How and why: docs/gate.md#interleaved-ab.
-    """
+    """Interleaved A/B: SUITE under interpreters A and B, a fresh worker per side and round, taking turns block
+    by block, then the gate round by round; exit 1 when B regresses against A (docs/gate.md#interleaved-ab)."""
     from harness.execute.executor import run_ab_session
-    from harness.execute.run_plan import gate_settings, plan_ab
+    from harness.execute.run_plan import plan_ab
     from harness.report.compare_text import ab_comparison_lines
     from harness.report.progress import AbProgress, SameCodeOnce
     from harness.report.run_text import ab_ending_line, ab_header
 
-    threshold_value, alpha_value = gate_settings(threshold, alpha)
     plan = plan_ab(suite_path, {"a": python_a, "b": python_b}, rounds=rounds, blocks=blocks, device=device,
                    backends=backends, filters=filters, out_dir=out, force=force, same_code_ok=same_code_ok)
     click.echo(ab_header(plan), err=True)
@@ -182,10 +156,9 @@ def ab(suite_path, python_a, python_b, rounds, blocks, device, backends, filters
     if session.exit_code is not None:
         click.echo(ab_ending_line(plan, session), err=True)
         sys.exit(session.exit_code)
-    lines, failed = ab_comparison_lines(session.runs, threshold_value, alpha_value,
+    lines, failed = ab_comparison_lines(session.runs, threshold, alpha,
                                         plan.folder / "comparison.md" if markdown else None)
-    for line in lines:
-        click.echo(line)
+    echo_lines(lines)
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
 
 
@@ -198,36 +171,25 @@ def env(device, as_json):
     from harness.report.env_text import environment_lines
 
     environment = machine_environment(device)
-    for line in [json.dumps(environment, indent=2)] if as_json else environment_lines(environment):
-        click.echo(line)
+    echo_lines([json.dumps(environment, indent=2)] if as_json else environment_lines(environment))
 
 
 @main.command(epilog=examples("rnnbench compare results/baselines/cpu.json results/new.json --markdown comparison.md"))
 @click.argument("baseline_path", metavar="BASELINE")
 @click.argument("current_path", metavar="CURRENT")
-@click.option("--metric", default=None, metavar="REGION",
-              help="Timed region to compare: step, forward or backward. Default: each case's primary region "
-                   "(the step of a training case, the forward otherwise). gpu_busy: the GPU's busy time per "
-                   "step, from the profiled pass after the timed loop (docs/gate.md#which-metric-to-gate-on).")
-@THRESHOLD_OPTION
-@ALPHA_OPTION
-@click.option("--markdown", "markdown_path", default=None, metavar="FILE",
-              help="Also write the report as Markdown (a pull-request comment, $GITHUB_STEP_SUMMARY).")
-@click.option("--allow-env-mismatch", is_flag=True,
-              help="Compare even when the GPU model, driver, torch, CUDA or cuDNN version (or device type, CPU "
-                   "model, math precision) differ. Refused without it.")
+@click.option("--metric", metavar="REGION", help="step, forward, backward, or gpu_busy (docs/gate.md#which-metric-"
+                                                 "to-gate-on).  [default: each case's primary region]")
+@GATE_OPTIONS
+@click.option("--markdown", "markdown_path", metavar="FILE", help="Also write the report as Markdown (a pull-request "
+                                                                  "comment, $GITHUB_STEP_SUMMARY).")
+@click.option("--allow-env-mismatch", is_flag=True, help="Compare even when GPU, driver, torch, CUDA, cuDNN, device "
+                                                         "type, CPU model or math precision differ.")
 def compare(baseline_path, current_path, metric, threshold, alpha, markdown_path, allow_env_mismatch):
-    """Is CURRENT slower than BASELINE? Compares two results files case by case.
-
-    Exit code 0: no regression; 1: a regression (a case significantly slower by more than the threshold, or
-    a case that ran in the baseline and fails now); 2: unusable input (a missing or malformed file, nothing
-    in common, different environments without --allow-env-mismatch, a bad option).
-    """
-    from harness.execute.run_plan import gate_settings
+    """Is CURRENT slower than BASELINE? Compares two results files case by case. Exit code 0: no regression;
+    1: a case significantly slower by more than the threshold, or failing now; 2: unusable input."""
     from harness.report.compare_text import compare_files
 
-    threshold_value, alpha_value = gate_settings(threshold, alpha)
-    verdict = compare_files(baseline_path, current_path, metric=metric, threshold=threshold_value, alpha=alpha_value,
+    verdict = compare_files(baseline_path, current_path, metric=metric, threshold=threshold, alpha=alpha,
                             markdown_path=markdown_path, allow_env_mismatch=allow_env_mismatch)
     click.echo(verdict.text, err=verdict.refusal is not None)
     if verdict.refusal is not None:
@@ -239,36 +201,23 @@ def compare(baseline_path, current_path, metric, threshold, alpha, markdown_path
               epilog=examples("rnnbench export-pytest-benchmark results/small-cpu.json -o small.pytest-benchmark.json"))
 @click.argument("results_path", metavar="RESULTS")
 @out_option("The pytest-benchmark JSON file to write.", "FILE", old=("--output",), required=True)
-@click.option("--metric", default=None, metavar="REGION",
-              help="Timed region to export: step, forward or backward. Default: each case's primary region.")
+@REGION_OPTION
 def export_pytest_benchmark(results_path, out, metric):
     """Write RESULTS in pytest-benchmark's JSON format (times in seconds), for `pytest-benchmark compare`."""
-    from harness.errors import ResultsFileError
-    from harness.record.export_pytest_benchmark import to_pytest_benchmark
-    from harness.record.results_io import refuse_overwriting, write_json_atomically
-    from harness.record.results_store import read_results
+    from harness.record.export_pytest_benchmark import export_file
 
-    export = to_pytest_benchmark(read_results(results_path), metric)
-    for line in export.skipped_cases:
-        click.echo(f"left out: {line}", err=True)
-    if not export.exported:
-        raise ResultsFileError(f"{results_path}: no ok case with samples to export")
-    write_json_atomically(refuse_overwriting(out, inputs=(results_path,)), export.document)
+    export = export_file(results_path, out, metric, on_left_out=lambda line: click.echo(f"left out: {line}", err=True))
     click.echo(f"{out}: {export.exported} benchmarks in pytest-benchmark format")
 
 
 @main.command("baseline-path", epilog=examples("rnnbench baseline-path --device cpu",
                                                 "rnnbench baseline-path results/small-cpu.json"))
 @click.argument("results_path", metavar="[RESULTS]", required=False)
-@click.option("--device", default="auto", show_default=True, metavar="DEVICE",
-              help="Without RESULTS: the device of this machine whose baseline to name.")
-@click.option("--dir", "directory", default=None, metavar="DIR",
-              help="Where baselines live.  [default: results/baselines]")
+@click.option("--device", default="auto", show_default=True, metavar="DEVICE", help="Without RESULTS: this device.")
+@click.option("--dir", "directory", metavar="DIR", help="Where baselines live.  [default: results/baselines]")
 def baseline_path(results_path, device, directory):
-    """Print the baseline file for a machine: DIR/<GPU model>.json (cpu-<CPU model>.json on a CPU).
-
-    With RESULTS, for the machine that wrote that results file; else for DEVICE on this machine.
-    """
+    """Print the baseline file, DIR/<GPU model>.json (cpu-<CPU model>.json on a CPU), of the machine that wrote
+    RESULTS, or of DEVICE on this machine."""
     from harness.execute.session import baseline_environment
     from harness.record.results_store import STORE
 
@@ -277,9 +226,7 @@ def baseline_path(results_path, device, directory):
 
 @main.command(epilog=examples("rnnbench profile suites/small.yaml --device cpu --backend cudnn --steps 5 -o profiles/"))
 @click.argument("suite_path", metavar="SUITE")
-@DEVICE_OPTION
-@BACKEND_OPTION
-@FILTER_OPTION
+@SELECTION_OPTIONS
 @out_option("Folder for the profile file (and the traces).  [default: profiles]")
 @click.option("--steps", type=click.IntRange(1, MAX_PROFILE_ITERS), default=10, show_default=True, metavar="N",
               help="Steps recorded per case (after the case's warm-up and the profiler's wait and warm-up steps).")
@@ -291,10 +238,8 @@ def profile(suite_path, device, backends, filters, out, steps, trace, nvtx, quie
     and idle time, launches per step, CPU dispatch time, and cuDNN's predicted algorithm."""
     from harness.execute.executor import execute_profile, finish_profile, open_profile_writer
     from harness.execute.run_plan import plan_profile
-    from harness.record.profile_file import profile_from_document
-    from harness.report.profile_text import profile_text
     from harness.report.progress import Progress, warn_about_machine
-    from harness.report.run_text import profile_ending_lines, profile_header
+    from harness.report.run_text import profile_ending_lines, profile_header, profile_summary_lines
 
     plan = plan_profile(suite_path, device=device, backends=backends, filters=filters, out_dir=out, steps=steps,
                         trace=trace, nvtx=nvtx)
@@ -304,74 +249,50 @@ def profile(suite_path, device, backends, filters, out, steps, trace, nvtx, quie
     with Progress(len(plan.cases), quiet, label="profiling") as progress:
         outcome = execute_profile(plan, writer, progress)
     ending = finish_profile(writer, outcome)
-    click.echo(profile_text(profile_from_document(ending.document, str(plan.path))))
-    click.echo(f"profile: {plan.path}")
-    for line in profile_ending_lines(plan, ending):
-        click.echo(line, err=True)
+    echo_lines(profile_summary_lines(plan, ending))
+    echo_lines(profile_ending_lines(plan, ending), err=True)
     sys.exit(ending.exit_code)
 
 
 # --- charts and reports: read results files, draw, write; never measure (harness/report) ---
 
 RESULTS_ARGUMENT = click.argument("results_paths", metavar="RESULTS...", nargs=-1, required=True)
-REPORTS_OUT_OPTION = out_option("Folder for the files written (created if missing).  [default: reports]")
+REPORT_OPTIONS = options(FILTER_OPTION, GATE_OPTIONS,
+                         out_option("Folder for the files written (created if missing).  [default: reports]"))
 
 
 @main.command(epilog=examples("rnnbench plot results/small-cpu.json --x hidden_size --y tokens_per_s -o reports/"))
 @RESULTS_ARGUMENT
-@click.option("--x", "x_axis", default=None, metavar="AXIS",
-              help="The swept axis of the curves: batch, seq_len, input_size, hidden_size, num_layers. "
-                   "Default: one chart per axis the results swept.")
-@click.option("--y", "metric", default=None, metavar="METRIC",
-              help="What to draw: step, forward, backward (median ms), sequences_per_s, tokens_per_s, "
-                   "achieved_tflops, peak_memory, energy_per_sequence. Default: the step time (the forward "
-                   "when not every case trains).")
+@click.option("--x", "x_axis", metavar="AXIS", help="The swept axis: batch, seq_len, input_size, hidden_size, "
+                                                   "num_layers.  [default: one chart per swept axis]")
+@click.option("--y", "metric", metavar="METRIC", help="step, forward, backward (median ms), sequences_per_s, "
+                                                      "tokens_per_s, achieved_tflops, peak_memory, energy_per_sequence.")
 @click.option("--by", default="backend", show_default=True, metavar="DIM",
-              help="What one line stands for: backend, cell, mode or file; other dimensions that vary become "
-                   "facets.")
-@click.option("--chart", default="curves", show_default=True, metavar="KIND",
-              help="curves: scaling curves; speedup: every backend over cudnn, per case; compare: each file "
-                   "after the first (B) against the first (A), per case; roofline: achieved FLOP/s against arithmetic "
-                   "intensity under the run's measured ceilings.")
-@FILTER_OPTION
-@THRESHOLD_OPTION
-@ALPHA_OPTION
-@REPORTS_OUT_OPTION
+              help="What one line stands for: backend, cell, mode or file; other varying dimensions become facets.")
+@click.option("--chart", default="curves", show_default=True, metavar="KIND", help="curves, speedup (over cudnn), "
+              "compare (each file against the first) or roofline (docs/reports.md).")
+@REPORT_OPTIONS
 def plot(results_paths, x_axis, metric, by, chart, filters, threshold, alpha, out):
     """Draw charts of RESULTS files as PNGs: scaling curves (default), speedups or an A-vs-B comparison."""
-    from harness.execute.run_plan import gate_settings
-    from harness.report.render import filter_runs, plot as draw, write_charts
-    from harness.record.results_store import STORE, read_runs
+    from harness.report.render import plot_files
 
-    threshold_value, alpha_value = gate_settings(threshold, alpha)
-    runs = filter_runs(read_runs(results_paths), filters)
-    charts = draw(runs, chart, x_axis, metric, by, threshold=threshold_value, alpha=alpha_value)
-    for path in write_charts(charts, out or STORE.reports_dir):
-        click.echo(str(path))
+    echo_lines(plot_files(results_paths, filters, out, chart=chart, x=x_axis, metric=metric, by=by,
+                          threshold=threshold, alpha=alpha))
 
 
 @main.command(epilog=examples("rnnbench report results/small-cpu.json -o reports/",
                               "rnnbench report results/baselines/cpu.json results/new.json profiles/small-cpu.json"))
 @RESULTS_ARGUMENT
-@FILTER_OPTION
-@THRESHOLD_OPTION
-@ALPHA_OPTION
-@REPORTS_OUT_OPTION
+@REPORT_OPTIONS
 def report(results_paths, filters, threshold, alpha, out):
-    """Write charts, one self-contained HTML page and a Markdown summary of RESULTS files (and of profile files
-    from rnnbench profile): per file its curves, speedups, environment, tables and failed or noisy cases; with
-    two or more, each after the first (B) against the first (A). What it holds: docs/reports.md.
-    """
-    from harness.execute.run_plan import gate_settings
+    """Write charts, one self-contained HTML page and a Markdown summary of RESULTS files and profile files;
+    with two or more results files, each after the first against the first (docs/reports.md)."""
     from harness.report.render import write_report_of_files
 
-    threshold_value, alpha_value = gate_settings(threshold, alpha)
     left_out = []
-    for path in write_report_of_files(results_paths, filters, out, threshold=threshold_value, alpha=alpha_value,
-                                      left_out=left_out):
-        click.echo(str(path))
-    for chart in left_out:
-        click.echo(f"rnnbench: chart not drawn: {chart.name}: {chart.left_out} (the report says so)", err=True)
+    echo_lines(write_report_of_files(results_paths, filters, out, threshold=threshold, alpha=alpha, left_out=left_out))
+    echo_lines([f"rnnbench: chart not drawn: {chart.name}: {chart.left_out} (the report says so)"
+                for chart in left_out], err=True)
 
 
 # --- scale-out: shards and their merge (harness/spec/shard.py, harness/record/merge.py) ---
@@ -379,36 +300,25 @@ def report(results_paths, filters, threshold, alpha, out):
 @main.command(epilog=examples("rnnbench merge results/shard-0.json results/shard-1.json -o results/merged.json"))
 @click.argument("results_paths", metavar="RESULTS...", nargs=-1, required=True)
 @out_option("The merged results file to write.", "FILE", old=("--output",), required=True)
-@click.option("--allow-env-mismatch", is_flag=True,
-              help="Merge files whose environments differ (GPU model, driver, torch, CUDA, cuDNN, ...): "
-                   "refused without it.")
+@click.option("--allow-env-mismatch", is_flag=True, help="Merge files whose environments differ (GPU, driver, "
+                                                         "torch, CUDA, cuDNN, ...).")
 @FORCE_OPTION
 def merge(results_paths, out, allow_env_mismatch, force):
     """Join results files (the shards of one run) into one: same suite, comparable environments, each case once,
     every sample kept. report and compare read the merged file like any other."""
-    from harness.record.merge import merge_runs
+    from harness.record.merge import merge_files
     from harness.report.run_text import merge_line, merge_warning_lines
-    from harness.record.results_io import refuse_overwriting, write_results
-    from harness.record.results_store import read_runs
 
-    target = refuse_overwriting(out, inputs=results_paths, force=force)
-    merged = merge_runs(read_runs(results_paths), allow_env_mismatch=allow_env_mismatch)
-    for line in merge_warning_lines(merged, written=False):
-        click.echo(line, err=True)
-    write_results(target, merged.run)
-    for line in merge_warning_lines(merged, written=True):
-        click.echo(line, err=True)
+    merged = merge_files(results_paths, out, allow_env_mismatch=allow_env_mismatch, force=force,
+                         before_writing=lambda merged: echo_lines(merge_warning_lines(merged, written=False), err=True))
+    echo_lines(merge_warning_lines(merged, written=True), err=True)
     click.echo(merge_line(merged, out, len(results_paths)))
 
 
 # --- history: runs kept over time in SQLite, trend charts, step detection (harness/record/history.py) ---
 
-HISTORY_DB_OPTION = click.option("--db", "db_path", default=None, metavar="FILE",
-                                 help="The history database.  [default: results/history.sqlite]")
-CASE_OPTION = click.option("--case", "case_glob", default=None, metavar="GLOB",
-                           help="Only cases whose key matches the glob.")
-REGION_OPTION = click.option("--metric", default=None, metavar="REGION",
-                             help="step, forward or backward. Default: each case's primary region.")
+HISTORY_DB_OPTION = click.option("--db", "db_path", metavar="FILE", help="The history database.  [default: results/history.sqlite]")
+CASE_OPTION = click.option("--case", "case_glob", metavar="GLOB", help="Only cases whose key matches the glob.")
 
 
 @main.group(epilog=examples("rnnbench history add results/small-cpu.json", "rnnbench history regressions"))
@@ -424,26 +334,22 @@ def history_add(results_paths, db_path):
     (statistics, every sample). A run already there is refused; all files are checked before any is added."""
     from harness.report.history import add_to_history
 
-    for line in add_to_history(results_paths, db_path):
-        click.echo(line)
+    echo_lines(add_to_history(results_paths, db_path))
 
 
 @history.command("show", epilog=examples("rnnbench history show --case 'lstm/*' -o reports/history"))
 @CASE_OPTION
 @REGION_OPTION
-@click.option("--threshold", default="5%", show_default=True, metavar="FRACTION",
+@click.option("--threshold", default="5%", show_default=True, metavar="FRACTION", callback=fraction,
               help="Smallest step marked on the charts: 5% or 0.05.")
 @click.option("--no-charts", is_flag=True, help="Print the series only.")
 @out_option("Folder for the trend charts.  [default: reports/history]")
 @HISTORY_DB_OPTION
 def history_show(case_glob, metric, threshold, no_charts, out, db_path):
     """Print each case's series (one per environment fingerprint) and draw a trend chart per case."""
-    from harness.execute.run_plan import parse_fraction
     from harness.report.history import show_history
 
-    for line in show_history(db_path, case_glob, metric, parse_fraction(threshold, "--threshold"),
-                             charts=not no_charts, out_dir=out):
-        click.echo(line)
+    echo_lines(show_history(db_path, case_glob, metric, threshold, charts=not no_charts, out_dir=out))
 
 
 @history.command("regressions", epilog=examples("rnnbench history regressions --threshold 5%"))
@@ -452,16 +358,12 @@ def history_show(case_glob, metric, threshold, no_charts, out, db_path):
 @THRESHOLD_OPTION
 @HISTORY_DB_OPTION
 def history_regressions(case_glob, metric, threshold, db_path):
-    """Step detection over each case's series within one environment fingerprint (asv's piecewise-constant fit).
-
-    Exit code 1 when the latest step of a series is a regression: larger than both the noise and the threshold.
-    """
-    from harness.execute.run_plan import parse_fraction
+    """Step detection over each case's series per environment fingerprint (asv's piecewise-constant fit); exit
+    code 1 when a series' latest step is a regression, larger than both the noise and the threshold."""
     from harness.report.history import regressions_lines, series_steps
 
-    found = series_steps(db_path, case_glob, metric, parse_fraction(threshold, "--threshold"))
-    for line in regressions_lines(found):
-        click.echo(line)
+    found = series_steps(db_path, case_glob, metric, threshold)
+    echo_lines(regressions_lines(found))
     sys.exit(EXIT_FAILED if any(item.latest_step_regresses for item in found) else EXIT_OK)
 
 

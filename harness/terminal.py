@@ -24,19 +24,17 @@ class Command(click.Command):
 
 
 class Group(click.Group):
-    """Every way a command can end, as an exit code and at most one line on stderr, never a traceback.
-
-    0 success, 1 a case failed (run) or a regression (compare), 2 unusable input (the project's own errors,
-    usage errors, files that cannot be read or written), 3 an internal error (a bug: RNNBENCH_DEBUG=1 shows
-    its traceback), 130 interrupted. A closed stdout (``| head``) ends nothing: output stops, the command
-    finishes and exits with its own code.
-    """
+    """Every way a command can end, as an exit code (harness.errors) and at most one line on stderr, never a
+    traceback (RNNBENCH_DEBUG=1 shows a bug's). A closed stdout (``| head``) ends nothing: output stops, the
+    command finishes and exits with its own code."""
 
     command_class = Command
     group_class = type
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if sys.stdout is sys.__stdout__ and sys.stdout is not None:
+            from harness.report.progress import QuietWhenClosed
+
             sys.stdout = QuietWhenClosed(sys.stdout)
         try:
             super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
@@ -68,8 +66,7 @@ class Group(click.Group):
 
 
 class OutOption(click.Option):
-    """An option with earlier spellings (``old``) that it still reads and no longer shows (``--output`` of
-    ``-o/--out``)."""
+    """An option with earlier spellings (``old``, e.g. ``--output``) that it still reads and no longer shows."""
 
     def __init__(self, param_decls, old: tuple[str, ...] = (), **attrs):
         super().__init__(param_decls, **attrs)
@@ -89,6 +86,27 @@ class OutOption(click.Option):
         return self._shown(super().get_error_hint, ctx)
 
 
+def fraction(ctx, param, value) -> float:
+    """The callback of the gate's fraction options (--threshold, --alpha: '5%' or 0.05), by the gate's rules."""
+    from harness.execute.run_plan import gate_option
+
+    return gate_option(f"--{param.name}", value)
+
+
+def echo_lines(lines, err: bool = False) -> None:
+    for line in lines:
+        click.echo(str(line), err=err)
+
+
+def options(*decorators):
+    """Options that go together (--device, --backend, --filter), as one decorator."""
+    def decorate(function):
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+    return decorate
+
+
 def examples(*command_lines: str) -> str:
     """A command's ``--help`` epilog: command lines that run as shown (tests/cli/test_help_examples.py runs them
     through the parser), printed as written."""
@@ -102,32 +120,3 @@ def fail(message: str, code: int, prefix: str = "rnnbench: error: ") -> None:
 
 def one_line(text: str) -> str:
     return " ".join(str(text).split())
-
-
-class QuietWhenClosed:
-    """stdout that, once its reader has gone (``rnnbench ... | head``), drops further output instead of
-    raising BrokenPipeError, so the command still finishes and exits with its own code."""
-
-    def __init__(self, stream):
-        self._stream = stream
-
-    def write(self, text):
-        try:
-            return self._stream.write(text)
-        except BrokenPipeError:
-            self._to_devnull()
-            return len(text)
-
-    def flush(self):
-        try:
-            self._stream.flush()
-        except BrokenPipeError:
-            self._to_devnull()
-
-    def _to_devnull(self):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, self._stream.fileno())
-        os.close(devnull)
-
-    def __getattr__(self, name):
-        return getattr(self._stream, name)

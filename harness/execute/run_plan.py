@@ -281,10 +281,18 @@ def parse_fraction(text: str | float, option: str, *, allow_zero: bool = True, u
     return value
 
 
+# The gate's fractions: a threshold may be 0 (every significant slowdown counts); a significance level is in (0, 1).
+GATE_FRACTIONS = {"--threshold": {}, "--alpha": {"allow_zero": False, "upper": 1.0}}
+
+
+def gate_option(option: str, text: str | float) -> float:
+    """``--threshold`` or ``--alpha`` of the gate's commands (``rnnbench history``'s --threshold too) as a fraction."""
+    return parse_fraction(text, option, **GATE_FRACTIONS[option])
+
+
 def gate_settings(threshold: str, alpha: str) -> tuple[float, float]:
     """``--threshold`` and ``--alpha`` of the gate's commands."""
-    return (parse_fraction(threshold, "--threshold"),
-            parse_fraction(alpha, "--alpha", allow_zero=False, upper=1.0))
+    return gate_option("--threshold", threshold), gate_option("--alpha", alpha)
 
 
 

@@ -1,8 +1,9 @@
-"""A run's progress and the warnings said while it runs, on stderr: the reporter's side of the executor's
-events (:mod:`harness.record.events`). ``rnnbench run``, ``profile`` and ``ab`` show them."""
+"""What rnnbench shows while it works: a run's progress and the warnings said while it runs, on stderr (the
+reporter's side of the executor's events, :mod:`harness.record.events`), and a stdout whose reader may go."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -96,3 +97,32 @@ class AbProgress(Progress):
             self._busy_once(event.environment, event.where, event.side)
         else:
             super().__call__(event)
+
+
+class QuietWhenClosed:
+    """stdout that, once its reader has gone (``rnnbench ... | head``), drops further output instead of
+    raising BrokenPipeError, so the command still finishes and exits with its own code."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._to_devnull()
+            return len(text)
+
+    def flush(self):
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._to_devnull()
+
+    def _to_devnull(self):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self._stream.fileno())
+        os.close(devnull)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)

@@ -276,3 +276,12 @@ def write_report_of_files(paths: Sequence[str], filters: Sequence[str], out_dir:
     runs, profiles = filter_runs(runs, filters) if runs else runs, filter_profiles(profiles, filters)
     return write_report(runs, out_dir or STORE.reports_dir, threshold=threshold, alpha=alpha, profiles=profiles,
                         left_out=left_out)
+
+
+def plot_files(paths: Sequence[str], filters: Sequence[str], out_dir: str | Path | None, *, chart: str, x, metric,
+               by: str, threshold: float, alpha: float) -> list[Path]:
+    """``rnnbench plot``: results files read, filtered, charted and written into ``out_dir`` (default: reports/)."""
+    from harness.record.results_store import read_runs
+
+    charts = plot(filter_runs(read_runs(paths), filters), chart, x, metric, by, threshold=threshold, alpha=alpha)
+    return write_charts(charts, out_dir or STORE.reports_dir)

@@ -97,3 +97,11 @@ def run_summary_lines(results) -> list[str]:
 def profile_header(plan, journal_path) -> str:
     return (f"rnnbench: profiling {len(plan.cases)} cases of suite '{plan.suite.name}' on {plan.opened.device_name}, "
             f"{plan.profile_settings.steps} steps each; journal: {journal_path}")
+
+
+def profile_summary_lines(plan, ending) -> list[str]:
+    """The end of ``rnnbench profile`` on stdout: the profile's tables, then where the file is."""
+    from harness.record.profile_file import profile_from_document
+    from harness.report.profile_text import profile_text
+
+    return [profile_text(profile_from_document(ending.document, str(plan.path))), f"profile: {plan.path}"]
