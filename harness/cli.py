@@ -11,7 +11,7 @@ import click
 
 from harness.errors import EXIT_FAILED, EXIT_OK
 from harness.spec.limits import MAX_PROFILE_ITERS
-from harness.spec.suite import BACKENDS
+from harness.spec.backend_names import BACKENDS
 from harness.terminal import Group, OutOption, echo_lines, examples, fraction, options
 
 

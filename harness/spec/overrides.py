@@ -66,8 +66,8 @@ def with_sets(data: dict, sets: tuple[tuple[str, tuple], ...]) -> dict:
     into their section, the rest at the top."""
     data = copy.deepcopy(data)
     for key, values in sets:
-        if key in AXES:
-            data.setdefault("grid", {})[key] = list(values)
+        if key in AXES:  # one value as a file would write it, so that its messages read the same
+            data.setdefault("grid", {})[key] = list(values) if len(values) > 1 else values[0]
         elif "." in key:
             section, sub = key.split(".", 1)
             data.setdefault(section, {})[sub] = values[0]

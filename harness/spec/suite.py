@@ -18,14 +18,11 @@ from typing import Any, Mapping
 import yaml
 
 from harness.spec import limits
+from harness.spec.backend_names import BACKENDS, FLASHRNN_BACKENDS  # noqa: F401 (the suite's axis values)
 from harness.spec.dtypes import DTYPES
 from harness.errors import SuiteError
 
 CELLS = ("lstm", "gru")
-# FlashRNN's kernels (harness.measure.backends.flashrnn), one backend per kernel variant
-FLASHRNN_BACKENDS = ("flashrnn_vanilla", "flashrnn_triton", "flashrnn_cuda", "flashrnn_cuda_fused")
-BACKENDS = ("cudnn", "eager", "torchscript", "compile", "compile_module", "compile_rnn", "cudagraph",
-            *FLASHRNN_BACKENDS)
 # The backends torch.compile builds, which a suite's compile_mode applies to (ignored by the others).
 COMPILE_BACKENDS = ("compile", "compile_module", "compile_rnn")
 MODES = ("forward", "forward_backward", "inference")

@@ -1,4 +1,4 @@
-"""One list of backend names (harness.spec.suite.BACKENDS) behind --backend's help, the unknown-backend error
+"""One list of backend names (harness.spec.backend_names.BACKENDS) behind --backend's help, the unknown-backend error
 and docs/backends.md; the error adds the suite's own backends."""
 
 import re
