@@ -216,6 +216,7 @@ def _measure_case(case: Case, settings: RunSettings, build, deadline: float, fin
         activity = profile_activity(work, prepared.clock, device.type, profile_iters,
                                     timed_step_ms=statistics.median(step_samples) if step_samples else None)
     return finished("ok", backend=facts, warmup_ms=measured.warmup_ms, samples_ms=measured.samples_ms,
+                    block_lengths=measured.block_lengths,
                     memory=memory, activity=activity,
                     telemetry=telemetry.to_dict(iterations=len(measured.samples_ms.get(region, ())),
                                                 batch=case.batch), **common)

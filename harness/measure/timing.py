@@ -151,6 +151,8 @@ class Measured:
     samples_ms: dict[str, tuple[float, ...]]
     warmup_ms: dict[str, tuple[float, ...]]
     loop_s: float
+    # the timed samples of each block, in order, when the loop was cut into blocks (rnnbench ab); () otherwise
+    block_lengths: tuple[int, ...] = ()
 
 
 def measure(work: Workload, clock, timing: Timing, deadline: float = float("inf"),
@@ -178,6 +180,7 @@ def measure(work: Workload, clock, timing: Timing, deadline: float = float("inf"
     min_per_block = -(-timing.min_iters // blocks)
     max_per_block = max(1, timing.max_iters // blocks)
     loop_s = 0.0
+    block_lengths: list[int] = []
     try:
         with around_loop() if around_loop is not None else nullcontext():
             for block in range(blocks):
@@ -193,10 +196,12 @@ def measure(work: Workload, clock, timing: Timing, deadline: float = float("inf"
                     if now > deadline:
                         raise CaseTimeout(f"time limit reached after {len(samples)} timed iterations")
                 loop_s += time.perf_counter() - started
+                block_lengths.append(count)
     finally:
         if gc_was_enabled:
             gc.enable()
-    return Measured(samples_ms=_by_region(samples), warmup_ms=_by_region(warmup), loop_s=loop_s)
+    return Measured(samples_ms=_by_region(samples), warmup_ms=_by_region(warmup), loop_s=loop_s,
+                    block_lengths=tuple(block_lengths) if blocks > 1 else ())
 
 
 def _by_region(iterations: list[dict[str, float]]) -> dict[str, tuple[float, ...]]:

@@ -150,7 +150,8 @@ def _short(value) -> str:
 def merge_rounds(round_results: Sequence[dict]) -> CaseResult:
     """One case's results from its rounds (result documents, in the order the rounds ran) as one result.
 
-    All rounds ok: every round's samples one after the other, with ``round_lengths``; the first round's
+    All rounds ok: every round's samples one after the other, with ``round_lengths`` (and ``block_lengths`` where
+    every round cut its loop into blocks); the first round's
     warm-up, first iteration, parity, facts, memory, telemetry and activity; every round's warnings. Any
     round not ok: that round's status and reason (a case that failed once is not a measurement).
     """
@@ -166,7 +167,10 @@ def merge_rounds(round_results: Sequence[dict]) -> CaseResult:
     samples = {region: tuple(s for result in results for s in result.samples_ms.get(region, ())) for region in regions}
     lengths = {region: tuple(len(result.samples_ms.get(region, ())) for result in results) for region in regions}
     warnings = tuple(dict.fromkeys(w for result in results for w in result.warnings))
-    return CaseResult(case=first.case, status="ok", samples_ms=samples, round_lengths=lengths,
+    # blocks (an A/B's turns) only where every round had them: a partial record would misplace the later rounds'
+    blocks = (tuple(n for result in results for n in result.block_lengths)
+              if all(result.block_lengths for result in results) else ())
+    return CaseResult(case=first.case, status="ok", samples_ms=samples, round_lengths=lengths, block_lengths=blocks,
                       warmup_ms=first.warmup_ms, first_iteration_ms=first.first_iteration_ms, parity=first.parity,
                       backend=first.backend, memory=first.memory, telemetry=first.telemetry,
                       activity=_merged_activity(results), build_s=first.build_s, started_utc=first.started_utc,

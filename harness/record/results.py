@@ -57,6 +57,9 @@ class CaseResult:
     # A case measured in rounds (fresh processes): samples_ms holds every round's samples one round after
     # the other, and this how many each round gave, per region. Empty: one round.
     round_lengths: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    # A timed loop cut into blocks that took turns with another process (rnnbench ab): how many samples each
+    # block gave, every round's blocks one round after the other (the same for every region). Empty: no blocks.
+    block_lengths: tuple[int, ...] = ()
 
     def __post_init__(self):
         if self.status not in STATUSES:
@@ -65,6 +68,7 @@ class CaseResult:
                      "activity", "round_lengths"):
             object.__setattr__(self, name, freeze(getattr(self, name)))
         object.__setattr__(self, "warnings", tuple(self.warnings))
+        object.__setattr__(self, "block_lengths", tuple(self.block_lengths))
 
     @property
     def key(self) -> str:
@@ -89,6 +93,26 @@ class CaseResult:
             rounds.append(tuple(samples[start:start + length]))
             start += length
         return [r for r in rounds if r]
+
+    def samples_by_block(self, region: str) -> list[list[tuple[float, ...]]] | None:
+        """The region's samples, per round a list of its blocks, in measured order; None when the loop was not
+        cut into blocks or the counts do not add up to the round (a region the blocks do not cover)."""
+        if not self.block_lengths:
+            return None
+        lengths = iter(self.block_lengths)
+        rounds = []
+        for samples in self.samples_by_round(region):
+            blocks, start = [], 0
+            while start < len(samples):
+                length = next(lengths, None)
+                if length is None or length <= 0:
+                    return None
+                blocks.append(tuple(samples[start:start + length]))
+                start += length
+            if start != len(samples):
+                return None
+            rounds.append(blocks)
+        return rounds if next(lengths, None) is None else None
 
     @cached_property
     def stats(self) -> dict[str, SampleStats]:
@@ -188,6 +212,7 @@ class CaseResult:
             "activity": thaw(self.activity),
             "warnings": list(self.warnings),
             **({"round_lengths": thaw(self.round_lengths)} if self.round_lengths else {}),
+            **({"block_lengths": list(self.block_lengths)} if self.block_lengths else {}),
         }
 
     @classmethod
@@ -209,6 +234,7 @@ class CaseResult:
             warnings=tuple(data.get("warnings") or ()),
             activity=data.get("activity") or {},
             round_lengths={region: tuple(lengths) for region, lengths in (data.get("round_lengths") or {}).items()},
+            block_lengths=tuple(data.get("block_lengths") or ()),
         )
 
 

@@ -163,6 +163,14 @@ def check_document(document: dict, source: str) -> None:
                                                             for c in counts)
                         or not isinstance(samples, list) or sum(counts) != len(samples)):
                     bad(f"{where}.round_lengths.{region}", "must count the region's samples round by round")
+        blocks = entry.get("block_lengths")
+        if blocks is not None:
+            timed = [samples for samples in (entry.get("samples_ms") or {}).values() if isinstance(samples, list)]
+            if (not isinstance(blocks, list) or not all(isinstance(c, int) and not isinstance(c, bool) and c > 0
+                                                        for c in blocks)
+                    or any(sum(blocks) != len(samples) for samples in timed)):
+                bad(f"{where}.block_lengths", "must count the timed samples block by block (positive counts that "
+                                              "add up to every region's samples)")
         first = entry.get("first_iteration_ms")
         if first is not None and not (isinstance(first, dict) and all(v is None or _is_time(v) or v == 0
                                                                        for v in first.values())):

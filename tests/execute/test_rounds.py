@@ -1,5 +1,6 @@
 """Rounds in fresh worker processes: seeded orders, results streamed as cases finish, failures said."""
 
+from dataclasses import replace
 import os
 import sys
 from pathlib import Path
@@ -99,6 +100,23 @@ def test_merge_rounds_keeps_every_sample_and_the_median_of_round_medians():
     assert len(merged.samples_ms["step"]) == 8
     failed = dict(rounds[1], status="failed", reason="boom")
     assert merge_rounds([rounds[0], failed]).reason == "round 1: boom"
+
+
+def test_merged_rounds_keep_their_blocks_only_when_every_round_had_them():
+    from harness.record.merge import merge_rounds
+    from tests.synthetic_results import case_result, make_case
+
+    first = dict(case_result(make_case(), (1.0, 1.1, 1.2)).to_dict(), block_lengths=[1, 2])
+    second = dict(case_result(make_case(), (2.0, 2.1)).to_dict(), block_lengths=[1, 1])
+    merged = merge_rounds([first, second])
+    assert merged.block_lengths == (1, 2, 1, 1)
+    assert merged.samples_by_block("step") == [[(1.0,), (1.1, 1.2)], [(2.0,), (2.1,)]]
+    without = case_result(make_case(), (2.0, 2.1)).to_dict()
+    assert merge_rounds([first, without]).block_lengths == ()
+    assert merge_rounds([first, without]).samples_by_block("step") is None
+    # counts that do not add up to a round are no blocks at all, not blocks that straddle two rounds
+    assert replace(merged, block_lengths=(2, 2, 1)).samples_by_block("step") is None
+    assert replace(merged, block_lengths=(1, 2, 1, 1, 1)).samples_by_block("step") is None  # one too many
 
 
 def test_a_run_in_rounds_writes_one_result_per_case_and_compare_says_how_many_rounds(tmp_path):

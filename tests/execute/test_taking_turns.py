@@ -74,6 +74,10 @@ def test_the_timed_loop_in_blocks_waits_for_its_turn_before_each_and_the_wait_is
                        wait_turn=wait_turn)
     assert waits == [0, 1, 2, 3]
     assert len(measured.samples_ms["step"]) >= 8
+    # each block's count is kept, so the gate can pair A's block k with B's block k of the same turn
+    assert len(measured.block_lengths) == 4 and all(count >= 2 for count in measured.block_lengths)
+    assert sum(measured.block_lengths) == len(measured.samples_ms["step"]) == len(measured.samples_ms["forward"])
+    assert measure(prepared.work, prepared.clock, timing).block_lengths == ()  # one block: nothing to record
     assert measured.loop_s < 50.0  # the blocks' own time, not the 400 s of waiting
     with pytest.raises(CaseTimeout, match="after 1 timed iterations"):  # the same waits, said to be none
         measure(prepared.work, prepared.clock, timing, deadline=loop_clock.perf_counter() + 50.0, blocks=4,
@@ -225,6 +229,13 @@ def test_ab_takes_turns_writes_paired_files_and_says_so(tmp_path):
     assert a.options["interleaved"]["session"] == b.options["interleaved"]["session"]
     assert (a.options["interleaved"]["side"], b.options["interleaved"]["side"]) == ("a", "b")
     assert a.cases[0].round_count == 3 and all(length >= 4 for length in a.cases[0].round_lengths["step"])
+    for side in (a, b):  # 2 blocks in each of the 3 rounds, every round's blocks adding up to that round
+        blocks = side.cases[0].samples_by_block("step")
+        assert [len(round_blocks) for round_blocks in blocks] == [2, 2, 2]
+        assert [sum(len(block) for block in round_blocks) for round_blocks in blocks] == list(
+            side.cases[0].round_lengths["step"])
+        assert [s for round_blocks in blocks for block in round_blocks for s in block] == list(
+            side.cases[0].samples_ms["step"])
     # each side's file keeps that side's machine state per round; its parent (this process) is not a neighbour
     for side in (a, b):
         states = side.environment.machine_states

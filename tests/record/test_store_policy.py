@@ -180,3 +180,20 @@ def test_a_killed_run_in_rounds_keeps_every_round_and_reads_back_merged(tmp_path
     writer._journal.close()  # killed before finish
     (case,) = read_journal(journal_path_for(path)).cases
     assert case.round_count == 2 and case.median_ms("step") == pytest.approx(1.6)
+
+
+@pytest.mark.parametrize("counts, error", [([150, 50], None), ([150, 51], "block_lengths"),
+                                           ([200, 0], "block_lengths"), ("200", "block_lengths"),
+                                           ([True, 199], "block_lengths")])
+def test_block_counts_that_do_not_add_up_to_the_samples_are_a_results_file_error(counts, error):
+    from harness.record.results_schema import results_from_document
+
+    document = _document(synthetic_run(1))
+    document["cases"][0]["block_lengths"] = counts
+    if error is None:
+        case = results_from_document(document, "x.json").cases[0]
+        assert case.samples_by_block(case.primary_region) == [[case.samples_ms["step"][:150],
+                                                                case.samples_ms["step"][150:]]]
+        return
+    with pytest.raises(ResultsFileError, match=error):
+        results_from_document(document, "x.json")
