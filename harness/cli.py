@@ -224,16 +224,16 @@ def baseline_path(results_path, device, directory):
     click.echo(str(STORE.baseline_path(baseline_environment(results_path, device), directory)))
 
 
-@main.command(epilog=examples("rnnbench profile suites/small.yaml --device cpu --backend cudnn --steps 5 -o profiles/"))
-@click.argument("suite_path", metavar="SUITE")
-@SELECTION_OPTIONS
+@main.command(epilog=examples("rnnbench profile suites/small.yaml --device cpu --backend cudnn --steps 5 -o profiles/",
+                              "rnnbench profile --set cell=gru --set hidden_size=256 --set device=cpu"))
+@SUITE_OPTIONS
 @out_option("Folder for the profile file (and the traces).  [default: profiles]")
 @click.option("--steps", type=click.IntRange(1, MAX_PROFILE_ITERS), default=10, show_default=True, metavar="N",
               help="Steps recorded per case (after the case's warm-up and the profiler's wait and warm-up steps).")
 @click.option("--trace", is_flag=True, help="Also write a Chrome/Perfetto trace per case (opens in ui.perfetto.dev).")
 @click.option("--nvtx", is_flag=True, help="NVTX ranges around forward, backward and step (CUDA; no-op on a CPU).")
 @QUIET_OPTION
-def profile(suite_path, device, backends, filters, out, steps, trace, nvtx, quiet):
+def profile(suite_path, device, backends, filters, sets, out, steps, trace, nvtx, quiet):
     """Profile every case of SUITE: kernels (GPU) or operators (CPU) per step, by name and by class, GPU busy
     and idle time, launches per step, CPU dispatch time, and cuDNN's predicted algorithm."""
     from harness.execute.executor import execute_profile, finish_profile, open_profile_writer
@@ -242,7 +242,7 @@ def profile(suite_path, device, backends, filters, out, steps, trace, nvtx, quie
     from harness.report.run_text import profile_ending_lines, profile_header, profile_summary_lines
 
     plan = plan_profile(suite_path, device=device, backends=backends, filters=filters, out_dir=out, steps=steps,
-                        trace=trace, nvtx=nvtx)
+                        trace=trace, nvtx=nvtx, sets=sets)
     writer = open_profile_writer(plan)  # before any case: a path that cannot be written fails now
     warn_about_machine(plan.machine_state, "the profile")
     click.echo(profile_header(plan, writer.journal_path), err=True)

@@ -319,13 +319,13 @@ class ProfilePlan:
         return bool(self.options.get("trace"))
 
     def to_dict(self) -> dict:
-        return {"suite": str(self.suite_path), "path": str(self.path), "cases": [case.key for case in self.cases],
+        return {"suite": self.opened.path, "path": str(self.path), "cases": [case.key for case in self.cases],
                 "options": dict(self.options)}
 
 
-def plan_profile(suite_path: str, *, device: str | None = None, backends: Sequence[str] = (),
+def plan_profile(suite_path: str | None, *, device: str | None = None, backends: Sequence[str] = (),
                  filters: Sequence[str] = (), out_dir: str | None = None, steps: int = 10, trace: bool = False,
-                 nvtx: bool = False) -> ProfilePlan:
+                 nvtx: bool = False, sets: Sequence[str] = ()) -> ProfilePlan:
     """The plan of ``rnnbench profile``."""
     from harness.measure.env import collect_environment
     from harness.record.machine_state import collect_machine_state
@@ -333,7 +333,7 @@ def plan_profile(suite_path: str, *, device: str | None = None, backends: Sequen
     from harness.execute.session import apply_process_settings, open_suite
     from harness.record.results_store import STORE
 
-    opened = open_suite(suite_path, device)
+    opened = open_suite(suite_path, device, sets=sets)
     cases = opened.select(backends, filters)
     path = STORE.new_profile_path(out_dir, opened.suite.name, opened.device.type)  # refused there if taken: its writer
     flags = apply_process_settings(opened.suite)  # first: the environment records the suite's threads

@@ -55,3 +55,12 @@ def test_an_ad_hoc_run_in_rounds_records_its_suite_as_loaded(tmp_path):
     assert suite["name"] == "adhoc" and suite["source"] == " ".join(sets)
     assert suite["grid"]["cell"] == ["gru"] and suite["timing"]["budget_s"] == 0.01 and len(suite["sha256"]) == 64
     assert [case.status for case in run.cases] == ["ok"] and run.run_options.round_count == 2
+
+
+def test_a_profile_of_a_suite_without_a_file(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "harness.cli", "profile", *TINY, "--set", "hidden_size=5",
+                             "--steps", "1", "--quiet", "-o", str(tmp_path)], capture_output=True, text=True,
+                            cwd=ROOT, timeout=600)
+    assert result.returncode == 0, result.stderr
+    written = json.loads(next(tmp_path.glob("adhoc-cpu-*.json")).read_text())
+    assert written["suite"]["name"] == "adhoc" and written["suite"]["grid"]["hidden_size"] == [5]
