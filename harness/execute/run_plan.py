@@ -31,7 +31,7 @@ IN_PROCESS, IN_ROUNDS, ON_DEVICES = "in-process", "rounds", "devices"
 class RunPlan:
     """One ``rnnbench run``, decided: what runs, where, how, into which file."""
 
-    suite_path: str
+    suite_path: str | None  # None: a suite of --set alone
     opened: object  # harness.execute.session.OpenedSuite: the suite, its resolved device, its cases
     planned: tuple  # the cases of the run's plan (Case), in order: a resumed run's whole selection
     cases: tuple  # the cases to run now: the planned ones not finished (and inside a narrower --filter)
@@ -43,6 +43,7 @@ class RunPlan:
     resuming: bool = False
     force: bool = False
     machine_state: object = None  # harness.record.machine_state.MachineState: who else used the machine as it started
+    sets: tuple[str, ...] = ()  # --set KEY=VALUE overrides of the suite (its workers apply them too)
 
     @property
     def suite(self):
@@ -63,8 +64,10 @@ class RunPlan:
         return IN_ROUNDS if self.rounds > 1 else ON_DEVICES if self.options.devices else IN_PROCESS
 
     def to_dict(self) -> dict:
-        """The plan as JSON: the cases by key (the suite file holds them), what :meth:`from_dict` opens again."""
-        return {"suite": str(self.suite_path), "device": str(self.opened.device), "how": self.how,
+        """The plan as JSON: the cases by key (the suite file, with its --set overrides, holds them), what
+        :meth:`from_dict` opens again; ``suite`` says where the suite came from, ``suite_path`` is the file."""
+        return {"suite": self.opened.path, "suite_path": self.suite_path, "sets": list(self.sets),
+                "device": self.opened.device_name, "how": self.how,
                 "path": str(self.path), "resuming": self.resuming, "force": self.force,
                 "planned": [case.key for case in self.planned], "cases": [case.key for case in self.cases],
                 "previous_cases": [result.to_dict() for result in self.previous_cases],
@@ -78,7 +81,8 @@ class RunPlan:
         from harness.record.machine_state import MachineState
         from harness.record.results import CaseResult
 
-        opened = open_suite(data["suite"], data["device"])
+        sets = tuple(data["sets"])
+        opened = open_suite(data["suite_path"], data["device"], sets=sets)
         by_key = {case.key: case for case in opened.cases}
 
         def cases(name: str) -> tuple:
@@ -91,11 +95,11 @@ class RunPlan:
         options = RunOptions.from_dict(data["options"])
         environment = dict(data["environment"])
         state = environment.get("machine_state")
-        return cls(suite_path=data["suite"], opened=opened, planned=cases("planned"), cases=cases("cases"),
+        return cls(suite_path=data["suite_path"], opened=opened, planned=cases("planned"), cases=cases("cases"),
                    settings=run_settings(opened, options), options=options, environment=environment,
                    path=Path(data["path"]), previous_cases=tuple(map(CaseResult.from_dict, data["previous_cases"])),
                    resuming=bool(data["resuming"]), force=bool(data["force"]),
-                   machine_state=MachineState.from_dict(state) if state is not None else None)
+                   machine_state=MachineState.from_dict(state) if state is not None else None, sets=sets)
 
 
 def run_settings(opened, options: RunOptions):
@@ -104,10 +108,10 @@ def run_settings(opened, options: RunOptions):
     return replace(settings, nvtx=True) if options.nvtx else settings
 
 
-def plan_run(suite_path: str, *, device: str | None = None, out: str | None = None, backends: Sequence[str] = (),
-             filters: Sequence[str] = (), resume_path: str | None = None, rounds: int | None = None,
-             force: bool = False, nvtx: bool = False, shard_spec: str | None = None,
-             devices: str | None = None) -> RunPlan:
+def plan_run(suite_path: str | None, *, device: str | None = None, out: str | None = None,
+             backends: Sequence[str] = (), filters: Sequence[str] = (), resume_path: str | None = None,
+             rounds: int | None = None, force: bool = False, nvtx: bool = False, shard_spec: str | None = None,
+             devices: str | None = None, sets: Sequence[str] = ()) -> RunPlan:
     """The plan of ``rnnbench run`` from its options. Raises UsageError for options that do not go together,
     and the stages' own errors (a bad suite, device, shard, a run that cannot be resumed) otherwise."""
     from harness.record.machine_state import collect_machine_state, start_sampling
@@ -133,7 +137,7 @@ def plan_run(suite_path: str, *, device: str | None = None, out: str | None = No
         if recorded.devices:  # resumed as it ran: one worker per device it named
             devices = ",".join(worker.requested for worker in recorded.devices)
     workers = _parse_devices(devices) if devices is not None else None
-    opened = open_suite(suite_path, device or (workers[0].requested if workers else None))
+    opened = open_suite(suite_path, device or (workers[0].requested if workers else None), sets=sets)
     rounds = rounds or opened.suite.timing.rounds
     refuse_combinations(rounds=rounds, workers=workers, nvtx=nvtx)
     opened.select(backends, filters)  # a selection that matches nothing is refused before anything is set
@@ -180,7 +184,7 @@ def plan_run(suite_path: str, *, device: str | None = None, out: str | None = No
     return RunPlan(suite_path=suite_path, opened=opened, planned=tuple(planned), cases=cases,
                    settings=run_settings(opened, options),
                    options=options, environment=environment, path=Path(path), previous_cases=tuple(previous_cases),
-                   resuming=previous is not None, force=force, machine_state=state)
+                   resuming=previous is not None, force=force, machine_state=state, sets=tuple(sets))
 
 
 def refuse_combinations(*, rounds: int, workers: Sequence[WorkerDevice] | None, nvtx: bool) -> None:
@@ -317,10 +321,18 @@ def parse_fraction(text: str | float, option: str, *, allow_zero: bool = True, u
     return value
 
 
+# The gate's fractions: a threshold may be 0 (every significant slowdown counts); a significance level is in (0, 1).
+GATE_FRACTIONS = {"--threshold": {}, "--alpha": {"allow_zero": False, "upper": 1.0}}
+
+
+def gate_option(option: str, text: str | float) -> float:
+    """``--threshold`` or ``--alpha`` of the gate's commands (``rnnbench history``'s --threshold too) as a fraction."""
+    return parse_fraction(text, option, **GATE_FRACTIONS[option])
+
+
 def gate_settings(threshold: str, alpha: str) -> tuple[float, float]:
     """``--threshold`` and ``--alpha`` of the gate's commands."""
-    return (parse_fraction(threshold, "--threshold"),
-            parse_fraction(alpha, "--alpha", allow_zero=False, upper=1.0))
+    return gate_option("--threshold", threshold), gate_option("--alpha", alpha)
 
 
 
@@ -347,13 +359,13 @@ class ProfilePlan:
         return bool(self.options.get("trace"))
 
     def to_dict(self) -> dict:
-        return {"suite": str(self.suite_path), "path": str(self.path), "cases": [case.key for case in self.cases],
+        return {"suite": self.opened.path, "path": str(self.path), "cases": [case.key for case in self.cases],
                 "options": dict(self.options)}
 
 
-def plan_profile(suite_path: str, *, device: str | None = None, backends: Sequence[str] = (),
+def plan_profile(suite_path: str | None, *, device: str | None = None, backends: Sequence[str] = (),
                  filters: Sequence[str] = (), out_dir: str | None = None, steps: int = 10, trace: bool = False,
-                 nvtx: bool = False) -> ProfilePlan:
+                 nvtx: bool = False, sets: Sequence[str] = ()) -> ProfilePlan:
     """The plan of ``rnnbench profile``."""
     from harness.record.machine_state import collect_machine_state, start_sampling
 
@@ -363,7 +375,7 @@ def plan_profile(suite_path: str, *, device: str | None = None, backends: Sequen
     from harness.execute.session import apply_process_settings, open_suite
     from harness.record.results_store import STORE
 
-    opened = open_suite(suite_path, device)
+    opened = open_suite(suite_path, device, sets=sets)
     cases = opened.select(backends, filters)
     path = STORE.new_profile_path(out_dir, opened.suite.name, opened.device.type)  # refused there if taken: its writer
     flags = apply_process_settings(opened.suite)  # first: the environment records the suite's threads
