@@ -88,7 +88,7 @@ class RunPlan:
         def cases(name: str) -> tuple:
             missing = [key for key in data[name] if key not in by_key]
             if missing:
-                raise SuiteError(f"{data['suite']}: the plan's case {missing[0]} is not in the suite "
+                raise SuiteError(f"{opened.path}: the plan's case {missing[0]} is not in the suite "
                                  f"({len(missing)} of its {name} cases are not)")
             return tuple(by_key[key] for key in data[name])
 

@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from harness.cli import main
 from harness.spec.suite import BACKENDS
+from tests.helpers import suite_file
 
 DOCS = Path(__file__).resolve().parent.parent.parent / "docs" / "backends.md"
 
@@ -31,9 +32,7 @@ def test_the_help_of_backend_names_every_backend():
 
 
 def test_an_unknown_backend_is_refused_naming_every_backend_and_the_suites_own(tmp_path):
-    suite = tmp_path / "mine.yaml"
-    suite.write_text("name: mine\ndevice: cpu\ncustom_backends: {my_lstm: 'my_package.rnn:build'}\n"
-                     "grid: {batch: 2, seq_len: 3, input_size: 4, hidden_size: 5}\n")
+    suite = suite_file(tmp_path, "mine.yaml", name="mine", custom_backends={"my_lstm": "my_package.rnn:build"})
     result = CliRunner().invoke(main, ["list", str(suite), "--backend", "cudnnn"])
     assert result.exit_code == 2
     message = result.stderr.strip()

@@ -71,7 +71,7 @@ def test_a_plan_whose_case_the_suite_no_longer_holds_is_refused_in_one_line(plan
     document = plan.to_dict()
     suite = suite_file(tmp_path, grid={"backend": ["cudnn"], "batch": [2, 3]})  # the eager cases are gone
     with pytest.raises(SuiteError, match="is not in the suite") as refused:
-        RunPlan.from_dict({**document, "suite": str(suite)})
+        RunPlan.from_dict({**document, "suite_path": str(suite)})
     assert "\n" not in str(refused.value) and "/eager/" in str(refused.value)
 
 

@@ -194,13 +194,20 @@ def test_a_window_started_with_the_command_is_read_without_waiting_again(busy_ch
 
 @pytest.mark.skipif(not ON_LINUX, reason="reads /proc")
 def test_a_window_read_too_soon_waits_for_the_rest_of_it(monkeypatch):
-    waits = []
-    real_sleep = machine_state.time.sleep
-    monkeypatch.setattr(machine_state.time, "sleep", lambda seconds: (waits.append(seconds), real_sleep(seconds)))
+    """On a clock of the test's own: read 0.05 s after it opened, a 0.2 s window waits the other 0.15 s."""
+    now, waits = [100.0], []
+
+    def sleep(seconds):
+        waits.append(seconds)
+        now[0] += seconds
+
+    monkeypatch.setattr(machine_state.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(machine_state.time, "sleep", sleep)
     sampling = start_sampling()
+    now[0] += 0.05
     state = collect_machine_state({"device": "cpu", "threads": {"intra_op": 1}}, sampling=sampling, window_s=0.2)
-    assert len(waits) == 1 and 0 < waits[0] <= 0.2
-    assert state.window_s >= 0.2  # never shorter than asked for, however soon it is read
+    assert waits == [pytest.approx(0.15)]
+    assert state.window_s == pytest.approx(0.2)  # never shorter than asked for, however soon it is read
 
 
 # --- the GPU, through the NVML layer and the fake -----------------------------------------------------------
