@@ -25,6 +25,7 @@ forward, not scaled samples). Prints a table (and --json) with the measured slow
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -107,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="ab: measure nothing; tally the sessions --keep wrote to DIR (from several calls)")
     parser.add_argument("--simulate", type=int, default=0, metavar="N",
                         help="--from-kept: also N sessions simulated from the A/A sessions' variance components")
+    parser.add_argument("--simulate-rounds", default=None, metavar="R1,R2,...",
+                        help="--from-kept --simulate: the rounds of the simulated sessions (default: 3 and the kept "
+                             "sessions' rounds)")
     args = parser.parse_args(argv)
     rounds = args.rounds or (5 if args.mode == "ab" else 3)
     slowdowns = [float(s) for s in (args.slowdowns or ("0.20" if args.mode == "ab" else "0.05,0.10,0.20")).split(",") if s]
@@ -144,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.from_kept:
             return tally_kept(Path(args.from_kept), threshold=args.threshold, alpha=DEFAULT_ALPHA,
-                              simulate=args.simulate, json_path=args.json)
+                              simulate=args.simulate, json_path=args.json,
+                              simulate_rounds=[int(r) for r in (args.simulate_rounds or "").split(",") if r])
         for index in range(args.first_session, args.first_session + args.pairs):
             runs = ab_session(args.suite, rounds, args.blocks, slowdowns, seed=index)
             if args.keep:
@@ -203,7 +208,7 @@ def kept_sessions(folder: Path) -> dict[str, dict[float, Path]]:
 
 
 def tally_kept(folder: Path, *, threshold: float, alpha: float, simulate: int = 0, json_path: str | None = None,
-               seed: int = 0) -> int:
+               seed: int = 0, simulate_rounds: list[int] | None = None) -> int:
     """The offline tally of kept sessions (module docstring): prints the tables, writes ``json_path``."""
     import numpy as np
 
@@ -218,6 +223,7 @@ def tally_kept(folder: Path, *, threshold: float, alpha: float, simulate: int = 
     rows: dict[tuple, dict] = {}
     changes: dict[float, list[float]] = {}
     aa_logs: dict[str, list] = {}
+    aa_round_values: dict[str, list] = {}
     sequential_input: dict[float, list] = {}
     most_rounds = 0
     checked = mismatched = 0
@@ -230,8 +236,9 @@ def tally_kept(folder: Path, *, threshold: float, alpha: float, simulate: int = 
             most_rounds = max(most_rounds, rounds_kept)
             changes.setdefault(slowdown, []).extend(math.expm1(float(blocks.mean())) for blocks, _ in logs)
             if slowdown == 0.0:
-                for (blocks, _), case in zip(logs, [c for c in baseline.cases if c.ok]):
+                for (blocks, round_values), case in zip(logs, [c for c in baseline.cases if c.ok]):
                     aa_logs.setdefault(case.key, []).append(blocks)
+                    aa_round_values.setdefault(case.key, []).append(round_values)
             sequential_input.setdefault(slowdown, []).append([blocks for blocks, _ in logs])
             for used in range(3, rounds_kept + 1):
                 flags = gate_rules.flags_by_rule([b[:used] for b, _ in logs], [r[:used] for _, r in logs],
@@ -271,19 +278,22 @@ def tally_kept(folder: Path, *, threshold: float, alpha: float, simulate: int = 
     simulated = []
     if simulate:
         rng = np.random.default_rng(seed)
-        for slowdown in sorted(sequential_input):
-            for used in (3, most_rounds):
-                tally = {rule: [0, 0, 0] for rule in gate_rules.RULES}  # cases, flagged, sessions flagged
-                for _ in range(simulate):
-                    block_logs, round_logs = gate_rules.simulated_session(rng, components, used, blocks_per_round,
-                                                                          math.log1p(slowdown))
-                    for rule, flagged in gate_rules.flags_by_rule(block_logs, round_logs, threshold, alpha).items():
-                        tally[rule][0] += len(flagged)
-                        tally[rule][1] += sum(flagged)
-                        tally[rule][2] += any(flagged)
-                simulated += [dict(injected=slowdown, rule=rule, rounds=used, sessions=simulate, cases=cases,
-                                   flagged=flagged, sessions_flagged=flagged_sessions)
-                              for rule, (cases, flagged, flagged_sessions) in tally.items()]
+        pools = [(np.concatenate(aa_logs[key]), np.concatenate(aa_round_values[key])) for key in aa_logs]
+        draws = {"normal": lambda used, change: gate_rules.simulated_session(rng, components, used, blocks_per_round,
+                                                                             change),
+                 "resampled": lambda used, change: gate_rules.resampled_session(rng, pools, used, change)}
+        for (how, draw), slowdown, used in itertools.product(draws.items(), sorted(sequential_input),
+                                                             simulate_rounds or (3, most_rounds)):
+            tally = {rule: [0, 0, 0] for rule in gate_rules.RULES}  # cases, flagged, sessions flagged
+            for _ in range(simulate):
+                block_logs, round_logs = draw(used, math.log1p(slowdown))
+                for rule, flagged in gate_rules.flags_by_rule(block_logs, round_logs, threshold, alpha).items():
+                    tally[rule][0] += len(flagged)
+                    tally[rule][1] += sum(flagged)
+                    tally[rule][2] += any(flagged)
+            simulated += [dict(injected=slowdown, rule=f"{rule} ({how})", rounds=used, sessions=simulate,
+                               cases=cases, flagged=flagged, sessions_flagged=flagged_sessions)
+                          for rule, (cases, flagged, flagged_sessions) in tally.items()]
     report = dict(folder=str(folder), sessions=list(sessions), threshold=threshold, alpha=alpha,
                   gate_checked=checked, gate_mismatched=mismatched,
                   measured_change={str(s): dict(median=statistics.median(v), low=min(v), high=max(v))
@@ -313,15 +323,16 @@ def print_kept_report(report: dict) -> None:
     for key, parts in report["variance_components"].items():
         print(f"  {key}: {math.sqrt(parts['between_round_var']):.2%} / {math.sqrt(parts['within_round_var']):.2%}")
     for title, rows in (("kept sessions", report["rows"]), ("sequential (kept sessions)", report["sequential"]),
-                        ("simulated from the A/A variance components", report["simulated"])):
+                        ("simulated: normal from the A/A variance components, or resampled from the kept A/A "
+                         "rounds (random signs), plus the injected change", report["simulated"])):
         if not rows:
             continue
-        print(f"\n{title}:\n{'injected':>8} {'rule':<22} {'rounds':>6} {'sessions':>8} {'with any':>8} "
+        print(f"\n{title}:\n{'injected':>8} {'rule':<34} {'rounds':>6} {'sessions':>8} {'with any':>8} "
               f"{'cases flagged':>16}" + ("  case-rounds" if "case_rounds" in rows[0] else ""))
         for row in sorted(rows, key=lambda r: (r["injected"], r["rule"], r["rounds"])):
             extra = f"  {row['case_rounds']}/{row['case_rounds_fixed']} (per look {row['per_look_alpha']:.4f})" \
                 if "case_rounds" in row else ""
-            print(f"{row['injected']:8.0%} {row['rule']:<22} {row['rounds']:6d} {row['sessions']:8d} "
+            print(f"{row['injected']:8.0%} {row['rule']:<34} {row['rounds']:6d} {row['sessions']:8d} "
                   f"{row['sessions_flagged']:8d} {rate(row):>16}{extra}")
     print(f"\n{report['minutes']:.1f} min")
 

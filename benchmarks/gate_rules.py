@@ -6,13 +6,15 @@ others are what it was chosen against.
 Rules (t = threshold, alpha = the false-alarm level; "BH": Benjamini-Hochberg over the session's cases)
     today             pairs of round medians, two-sided paired t, Holm, whole 1 - alpha interval above 1 + t
                       (compare_runs of files without blocks: PAIRED_BY_ROUND)
-    new               block pairs, rounds a random effect (df R - 1), one-sided vs 1, BH, change above 1 + t
-                      (compare_runs as it is: PAIRED_BY_BLOCK)
-    block-holm        block pairs, today's rule (two-sided, Holm, whole interval above 1 + t): the pairing alone
-    block-vs-threshold  block pairs, one-sided test of H0 ratio <= 1 + t, BH (rule (b) of issue 25)
+    new               block pairs, each round the median of its K block log ratios, rounds a random effect
+                      (df R - 1), one-sided vs 1, BH, change above 1 + t (compare_runs as it is: PAIRED_BY_BLOCK)
+    block-holm        block pairs (as new), today's rule (two-sided, Holm, whole interval above 1 + t): the pairing alone
+    block-vs-threshold  block pairs (as new), one-sided test of H0 ratio <= 1 + t, BH (rule (b) of issue 25)
     round-point       round pairs, one-sided vs 1, BH, change above 1 + t: the rule alone
-    block-pooled      as new, but blocks pooled as if independent (df R K - 1, the within-round spread):
-                      what ignoring the rounds' random effect would promise
+    block-mean        as new, but each round stands for the mean of its K block log ratios (the balanced
+                      random-effects estimate; not robust to a block hit by a neighbour's burst)
+    block-pooled      block pairs, all R K block log ratios pooled as if independent (df R K - 1): what
+                      ignoring the rounds' random effect would promise
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from scipy import stats
 
 from harness.gate.ratios import bh_adjust, block_log_ratios, holm_adjust
 
-RULES = ("today", "new", "block-holm", "block-vs-threshold", "round-point", "block-pooled")
+RULES = ("today", "new", "block-holm", "block-vs-threshold", "round-point", "block-mean", "block-pooled")
 
 
 def truncated(run, rounds: int):
@@ -79,11 +81,13 @@ def flags_by_rule(block_logs: list[np.ndarray], round_logs: list[np.ndarray], th
     """Which cases each offline rule calls a regression ("today" and "new" as the gate computes them from the
     same numbers; the gate itself is checked against these in tests/gate/test_block_pairing.py)."""
     upper = math.log1p(threshold)
-    block_stats, round_stats, pooled_stats = [], [], []
+    block_stats, round_stats, pooled_stats, mean_stats = [], [], [], []
     for blocks in block_logs:
         rounds, per_round = blocks.shape
+        medians = np.median(blocks, axis=1)
+        block_stats.append((float(medians.mean()), float(medians.std(ddof=1) / math.sqrt(rounds)), rounds - 1))
         means = blocks.mean(axis=1)
-        block_stats.append((float(means.mean()), float(means.std(ddof=1) / math.sqrt(rounds)), rounds - 1))
+        mean_stats.append((float(means.mean()), float(means.std(ddof=1) / math.sqrt(rounds)), rounds - 1))
         pooled_stats.append((float(blocks.mean()), float(blocks.std(ddof=1) / math.sqrt(blocks.size)),
                              blocks.size - 1))
     for logs in round_logs:
@@ -106,6 +110,7 @@ def flags_by_rule(block_logs: list[np.ndarray], round_logs: list[np.ndarray], th
         "block-holm": holm_interval_rule(block_stats),
         "block-vs-threshold": [p < alpha for p in bh_adjust(p_beyond)],
         "round-point": point_rule(round_stats),
+        "block-mean": point_rule(mean_stats),
         "block-pooled": point_rule(pooled_stats),
     }
 
@@ -141,6 +146,21 @@ def simulated_session(rng: np.random.Generator, components: list[tuple[float, fl
     return block_logs, [logs.mean(axis=1) for logs in block_logs]
 
 
+def resampled_session(rng: np.random.Generator, aa_rounds: list[tuple[np.ndarray, np.ndarray]], rounds: int,
+                      log_change: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """One session's cases drawn from recorded A/A rounds, heavy tails and all: per case, ``rounds`` rounds drawn
+    with replacement from that case's kept A/A rounds (``aa_rounds``: its (rounds, K) log block ratios and its
+    log ratios of round medians, every kept session's stacked), each with a random sign (A and A again are
+    exchangeable), plus ``log_change``."""
+    block_logs, round_logs = [], []
+    for blocks, round_values in aa_rounds:
+        picks = rng.integers(0, blocks.shape[0], rounds)
+        signs = rng.choice([-1.0, 1.0], rounds)
+        block_logs.append(log_change + signs[:, None] * blocks[picks])
+        round_logs.append(log_change + signs * round_values[picks])
+    return block_logs, round_logs
+
+
 def sequential_flags(block_logs: list[np.ndarray], threshold: float, alpha: float, looks: list[int],
                      per_look_alpha: float, *, beyond_threshold: bool = True) -> tuple[list[bool], int]:
     """The sequential policy: at each look (a number of rounds), the cases still running are tested with the new
@@ -156,7 +176,7 @@ def sequential_flags(block_logs: list[np.ndarray], threshold: float, alpha: floa
     for position, look in enumerate(looks):
         statistics = []
         for index in running:
-            means = block_logs[index][:look].mean(axis=1)
+            means = np.median(block_logs[index][:look], axis=1)
             statistics.append((float(means.mean()), float(means.std(ddof=1) / math.sqrt(look)), look - 1))
         p_slower = bh_adjust([_one_sided_t(m, e, df, 0.0) for m, e, df in statistics])
         still = []

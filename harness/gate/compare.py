@@ -69,7 +69,7 @@ class ComparisonMethod(Enum):
 
 _SIDE_STATISTICS = {
     # the runs took turns block by block and recorded the blocks: block k of A against block k of B, rounds a
-    # random effect (ratios.paired_block_ratio)
+    # random effect (ratios.paired_block_ratio); the change is that paired estimate, not the ratio of these two
     ComparisonMethod.PAIRED_BY_BLOCK: "geometric mean of block medians",
     # the runs took turns (rnnbench ab): the change is the geometric mean of the rounds' ratios of medians
     ComparisonMethod.PAIRED_BY_ROUND: "geometric mean of round medians",
@@ -104,7 +104,8 @@ class Pair:
     method: ComparisonMethod      # how this pair was compared; method.side_statistic: what the two times are
     baseline_ms: float            # the baseline's time of the region, by method.side_statistic
     current_ms: float             # the current run's, likewise
-    ratio: float                  # the change, current / baseline (by the method); > 1: slower
+    ratio: float                  # the change, current / baseline (by the method; paired by block: the paired
+                                  # estimate, not current_ms / baseline_ms); > 1: slower
     ci_low: float | None          # interval of the ratio at method.rule.interval_confidence(alpha); None: too few
     ci_high: float | None         # batches or rounds
     # the p the verdict tests, by method.rule: PAIRED_BY_BLOCK: one-sided, of the direction the ratio points
@@ -372,7 +373,8 @@ def _compared(method: ComparisonMethod, base: CaseResult, cur: CaseResult, regio
 
 
 def _geometric_mean_of_block_medians(rounds_of_blocks) -> float:
-    """A side's time when paired by block: the ratio of the two sides' values is the change exactly."""
+    """A side's own time when paired by block (the change is the paired estimate, near but not exactly the ratio
+    of the two sides' values)."""
     return float(np.exp(np.mean([np.log(np.median(block)) for blocks in rounds_of_blocks for block in blocks])))
 
 

@@ -113,11 +113,11 @@ def interval_method(alpha: float = DEFAULT_ALPHA, rounds: bool = False, paired: 
     took turns and recorded their blocks, compared block by block (:func:`paired_block_ratio`)."""
     if by_block:
         return (f"{1 - 2 * alpha:.0%} interval, paired by block (the runs took turns, rnnbench ab): the change is the "
-                f"geometric mean of the ratios of block medians, block k of B against block k of A in the same "
-                f"round (the ms shown: each side's geometric mean of its block medians), rounds a random effect: "
-                f"the interval a Student t interval of the round means of the log block ratios (rounds - 1 degrees "
-                f"of freedom), its ends the one-sided {1 - alpha:.0%} bounds; p one-sided, of the direction the "
-                f"change points; none with fewer than {MIN_PAIRED_ROUNDS} rounds")
+                f"geometric mean over the rounds of each round's median ratio of block medians, block k of B against "
+                f"block k of A in the same round (the ms shown: each side's own geometric mean of its block "
+                f"medians), rounds a random effect: the interval a Student t interval of the rounds' log median "
+                f"block ratios (rounds - 1 degrees of freedom), its ends the one-sided {1 - alpha:.0%} bounds; "
+                f"p one-sided, of the direction the change points; none with fewer than {MIN_PAIRED_ROUNDS} rounds")
     if paired:
         return (f"{1 - alpha:.0%} interval, paired by round (the runs took turns, rnnbench ab): the change is the "
                 f"geometric mean of the rounds' ratios of medians (the ms shown: each side's geometric mean of its "
@@ -217,7 +217,7 @@ class BlockPairing:
     p_faster: float              # its mirror
     rounds: int
     blocks: int                  # per round
-    between_round_var: float     # sigma_u^2, REML-style (MSB - MSW) / K, at least 0
+    between_round_var: float     # sigma_u^2 of the log block ratios, (MSB - MSW) / K (ANOVA), at least 0
     within_round_var: float      # sigma_e^2 = MSW, the blocks' scatter within their round
     df: int                      # degrees of freedom of the interval and the tests: rounds - 1
 
@@ -240,27 +240,28 @@ def paired_block_ratio(baseline_blocks: Sequence[Sequence[Sequence[float]]],
                        alpha: float = DEFAULT_ALPHA) -> BlockPairing:
     """Sides that took turns block by block (``rnnbench ab``), compared at the level the design alternates.
 
-    y[r, k] = log(median B block k / median A block k) of round r, modelled as mu + u_r + e_rk: rounds (fresh
-    processes: their own memory layout, their own ratio) a random effect u ~ N(0, sigma_u^2), blocks within a
-    round e ~ N(0, sigma_e^2). The change is exp of the grand mean (balanced: the mean of the round means). Its
-    variance (sigma_u^2 + sigma_e^2 / K) / R is estimated by the spread of the R round means, with R - 1 degrees of
-    freedom: what REML and Kenward-Roger give for this balanced design whenever sigma_u^2 > 0, which the A/A
-    sessions showed it is (docs/gate.md#the-paired-block-model). The K blocks still count: each round's mean of K
-    adjacent-in-time block ratios scatters less than its ratio of two round medians does.
+    y[r, k] = log(median B block k / median A block k) of round r: the two blocks ran next to each other, so the
+    machine's drift within the round cancels. Rounds (fresh processes: their own memory layout, their own ratio)
+    are a random effect, u_r ~ N(0, sigma_u^2), and blocks within a round scatter around their round's value. Each
+    round stands for the **median** of its K block ratios (one block hit by a neighbour's burst does not move it:
+    on the CPU VM's kept sessions the median caught more than the mean, docs/gate.md#paired-by-block), and the
+    change is exp of the mean of the R round values, its interval a Student t interval of them with R - 1 degrees
+    of freedom: the rounds are independent, so that is exact whatever the rounds' own variance is (pooling the R K
+    blocks as if independent is not: sigma_u^2 > 0 on the kept A/A sessions).
 
     The interval is the two-sided 1 - 2 alpha one (its ends are the one-sided 1 - alpha bounds the one-sided tests
-    use); p_slower and p_faster are one-sided t-tests against 1. Fewer than ``MIN_PAIRED_ROUNDS`` rounds give no
-    interval and p-values of 1."""
+    use); p_slower and p_faster are one-sided t-tests against 1. ``between_round_var`` and ``within_round_var``
+    are the balanced one-way ANOVA estimates of the y's components, for the calibration. Fewer than
+    ``MIN_PAIRED_ROUNDS`` rounds give no interval and p-values of 1."""
     logs = block_log_ratios(baseline_blocks, other_blocks)
     rounds, blocks = logs.shape
-    round_means = logs.mean(axis=1)
-    mean = float(round_means.mean())
+    round_values = np.median(logs, axis=1)
+    mean = float(round_values.mean())
     within = float(logs.var(axis=1, ddof=1).mean()) if blocks > 1 else 0.0
     if rounds < MIN_PAIRED_ROUNDS:
         return BlockPairing(Ratio(math.exp(mean)), 1.0, 1.0, rounds, blocks, 0.0, within, max(rounds - 1, 0))
-    between_mean_square = blocks * float(round_means.var(ddof=1))
-    between = max(0.0, (between_mean_square - within) / blocks)
-    error = math.sqrt(between_mean_square / (rounds * blocks))
+    between = max(0.0, float(logs.mean(axis=1).var(ddof=1)) - within / blocks)
+    error = float(round_values.std(ddof=1)) / math.sqrt(rounds)
     df = rounds - 1
     if error == 0.0:  # the same samples on both sides, or a ratio that never varied
         tiny = 1.0 / BOOTSTRAP_RESAMPLES
