@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="ab: measure nothing; tally the sessions --keep wrote to DIR (from several calls)")
     parser.add_argument("--simulate", type=int, default=0, metavar="N",
                         help="--from-kept: also N sessions simulated from the A/A sessions' variance components")
+    parser.add_argument("--pocock-sessions", type=int, default=2000, metavar="N",
+                        help="--from-kept: simulated A/A sessions that find the sequential policy's per-look level")
     parser.add_argument("--simulate-rounds", default=None, metavar="R1,R2,...",
                         help="--from-kept --simulate: the rounds of the simulated sessions (default: 3 and the kept "
                              "sessions' rounds)")
@@ -148,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.from_kept:
             return tally_kept(Path(args.from_kept), threshold=args.threshold, alpha=DEFAULT_ALPHA,
-                              simulate=args.simulate, json_path=args.json,
+                              simulate=args.simulate, json_path=args.json, pocock_sessions=args.pocock_sessions,
                               simulate_rounds=[int(r) for r in (args.simulate_rounds or "").split(",") if r])
         for index in range(args.first_session, args.first_session + args.pairs):
             runs = ab_session(args.suite, rounds, args.blocks, slowdowns, seed=index)
@@ -208,7 +210,7 @@ def kept_sessions(folder: Path) -> dict[str, dict[float, Path]]:
 
 
 def tally_kept(folder: Path, *, threshold: float, alpha: float, simulate: int = 0, json_path: str | None = None,
-               seed: int = 0, simulate_rounds: list[int] | None = None) -> int:
+               seed: int = 0, simulate_rounds: list[int] | None = None, pocock_sessions: int = 2000) -> int:
     """The offline tally of kept sessions (module docstring): prints the tables, writes ``json_path``."""
     import numpy as np
 
@@ -262,7 +264,8 @@ def tally_kept(folder: Path, *, threshold: float, alpha: float, simulate: int = 
     looks = list(range(3, most_rounds + 1))
     components = [gate_rules.variance_components(tables) for tables in aa_logs.values()]
     blocks_per_round = next(iter(aa_logs.values()))[0].shape[1]
-    pocock = gate_rules.pocock_alpha(components, blocks_per_round, threshold, alpha, looks, seed=seed) \
+    pocock = gate_rules.pocock_alpha(components, blocks_per_round, threshold, alpha, looks, seed=seed,
+                                     sessions=pocock_sessions) \
         if len(looks) > 1 else alpha
     sequential = []
     for slowdown, session_logs in sorted(sequential_input.items()):
@@ -294,6 +297,17 @@ def tally_kept(folder: Path, *, threshold: float, alpha: float, simulate: int = 
             simulated += [dict(injected=slowdown, rule=f"{rule} ({how})", rounds=used, sessions=simulate,
                                cases=cases, flagged=flagged, sessions_flagged=flagged_sessions)
                           for rule, (cases, flagged, flagged_sessions) in tally.items()]
+        for (how, draw), slowdown in itertools.product(draws.items(), sorted(sequential_input)):
+            drawn = [draw(looks[-1], math.log1p(slowdown))[0] for _ in range(simulate)]
+            for policy, per_look in (("sequential-bonferroni", alpha / len(looks)), ("sequential-pocock", pocock)):
+                outcomes = [gate_rules.sequential_flags(logs, threshold, alpha, looks, per_look) for logs in drawn]
+                sequential.append(dict(injected=slowdown, rule=f"{policy} ({how})", rounds=looks[-1],
+                                       per_look_alpha=per_look, sessions=simulate,
+                                       cases=sum(len(f) for f, _ in outcomes),
+                                       flagged=sum(sum(f) for f, _ in outcomes),
+                                       sessions_flagged=sum(any(f) for f, _ in outcomes),
+                                       case_rounds=sum(spent for _, spent in outcomes),
+                                       case_rounds_fixed=sum(len(f) for f, _ in outcomes) * looks[-1]))
     report = dict(folder=str(folder), sessions=list(sessions), threshold=threshold, alpha=alpha,
                   gate_checked=checked, gate_mismatched=mismatched,
                   measured_change={str(s): dict(median=statistics.median(v), low=min(v), high=max(v))
@@ -322,7 +336,8 @@ def print_kept_report(report: dict) -> None:
           "deviations:")
     for key, parts in report["variance_components"].items():
         print(f"  {key}: {math.sqrt(parts['between_round_var']):.2%} / {math.sqrt(parts['within_round_var']):.2%}")
-    for title, rows in (("kept sessions", report["rows"]), ("sequential (kept sessions)", report["sequential"]),
+    for title, rows in (("kept sessions", report["rows"]),
+                        ("sequential (kept sessions; with --simulate also simulated ones)", report["sequential"]),
                         ("simulated: normal from the A/A variance components, or resampled from the kept A/A "
                          "rounds (random signs), plus the injected change", report["simulated"])):
         if not rows:

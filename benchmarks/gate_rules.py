@@ -8,7 +8,8 @@ Rules (t = threshold, alpha = the false-alarm level; "BH": Benjamini-Hochberg ov
                       (compare_runs of files without blocks: PAIRED_BY_ROUND)
     new               block pairs, each round the median of its K block log ratios, rounds a random effect
                       (df R - 1), one-sided vs 1, BH, change above 1 + t (compare_runs as it is: PAIRED_BY_BLOCK)
-    block-holm        block pairs (as new), today's rule (two-sided, Holm, whole interval above 1 + t): the pairing alone
+    block-holm        block pairs (as new), today's rule (two-sided, Holm, whole interval above 1 + t): the
+                      pairing alone
     block-vs-threshold  block pairs (as new), one-sided test of H0 ratio <= 1 + t, BH (rule (b) of issue 25)
     round-point       round pairs, one-sided vs 1, BH, change above 1 + t: the rule alone
     block-mean        as new, but each round stands for the mean of its K block log ratios (the balanced
@@ -173,17 +174,19 @@ def sequential_flags(block_logs: list[np.ndarray], threshold: float, alpha: floa
     running = list(range(len(block_logs)))
     flagged = [False] * len(block_logs)
     spent = [looks[-1]] * len(block_logs)
-    for position, look in enumerate(looks):
-        statistics = []
-        for index in running:
-            means = np.median(block_logs[index][:look], axis=1)
-            statistics.append((float(means.mean()), float(means.std(ddof=1) / math.sqrt(look)), look - 1))
-        p_slower = bh_adjust([_one_sided_t(m, e, df, 0.0) for m, e, df in statistics])
+    for look in looks:
+        values = np.median(np.stack([block_logs[index][:look] for index in running]), axis=2)  # (cases, look)
+        means = values.mean(axis=1)
+        errors = values.std(axis=1, ddof=1) / math.sqrt(look)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p_slower = np.where(errors > 0, stats.t.sf(means / errors, look - 1), (means <= 0).astype(float))
+        p_slower = bh_adjust(list(p_slower))
+        bounds = means + float(stats.t.ppf(1 - alpha, look - 1)) * errors
         still = []
-        for index, p, (mean, error, df) in zip(running, p_slower, statistics):
+        for index, p, mean, bound in zip(running, p_slower, means, bounds):
             if p < per_look_alpha and mean > upper:
                 flagged[index], spent[index] = True, look
-            elif mean + float(stats.t.ppf(1 - alpha, df)) * error < math.log1p(threshold):
+            elif bound < math.log1p(threshold):
                 spent[index] = look
             else:
                 still.append(index)

@@ -175,3 +175,37 @@ def test_the_gate_over_simulated_sessions_keeps_its_false_alarm_rate_and_catches
     assert _binomial_interval(significant, sessions)[0] <= ALPHA
     assert regressions == 0
     assert _binomial_interval(caught, cases)[1] >= 0.90 and caught / cases >= 0.90
+
+
+def test_the_calibration_tallies_kept_sessions_per_injected_change_rule_and_rounds(tmp_path, capsys):
+    """benchmarks/gate_calibration.py --from-kept on kept files: a row per injected change, rule and rounds used,
+    the gate itself agreeing with the offline rules, and the +20 % side flagged where the A/A side is not."""
+    import json
+
+    from benchmarks import gate_calibration
+    from harness.record.results_io import write_results
+
+    cases = CASES[:4]
+    for session in range(2):
+        a, again = ab_runs(10 + session, cases, rounds=4, session=f"s{session}")
+        _, slowed = ab_runs(20 + session, cases, rounds=4, changes={c.key: 1.2 for c in cases}, session=f"s{session}")
+        for side, run in (("a", a), ("a-again", again), ("slowed-0.2", slowed)):
+            write_results(tmp_path / f"session{session}-{side}.json", run)
+    out = tmp_path / "tally.json"
+    assert gate_calibration.main(["unused.yaml", "--from-kept", str(tmp_path), "--json", str(out),
+                                  "--pocock-sessions", "100"]) == 0
+    report = json.loads(out.read_text())
+    assert report["sessions"] == ["session0", "session1"] and report["gate_mismatched"] == 0
+    rows = {(row["injected"], row["rule"], row["rounds"]): row for row in report["rows"]}
+    assert set(rows) == {(injected, rule, rounds) for injected in (0.0, 0.2) for rule in gate_calibration_rules()
+                         for rounds in (3, 4)}
+    assert rows[(0.0, "new", 4)]["flagged"] == 0 and rows[(0.2, "new", 4)]["flagged"] == 8
+    assert all(row["cases"] == 8 and row["sessions"] == 2 for row in rows.values())
+    assert {row["rule"] for row in report["sequential"]} == {"sequential-bonferroni", "sequential-pocock"}
+    assert "kept sessions" in capsys.readouterr().out
+
+
+def gate_calibration_rules():
+    from benchmarks.gate_rules import RULES
+
+    return RULES
