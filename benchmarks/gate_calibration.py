@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         for pair in surprises:
             interval = f"[{pair.ci_low - 1:+.1%}, {pair.ci_high - 1:+.1%}]" if pair.ci_low else "[-]"
             print(f"    {'missed' if slowdown else 'FALSE ALARM'}: {pair.key} {pair.ratio - 1:+.1%} {interval} "
-                  f"p(Holm) {pair.p_adjusted:.3g} {pair.verdict}", flush=True)
+                  f"p({pair.method.rule.adjustment}) {pair.p_adjusted:.3g} {pair.verdict}", flush=True)
 
     if args.mode == "ab":
         from harness.gate.compare import compare_runs
