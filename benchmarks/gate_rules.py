@@ -165,7 +165,7 @@ def resampled_session(rng: np.random.Generator, aa_rounds: list[tuple[np.ndarray
 def sequential_flags(block_logs: list[np.ndarray], threshold: float, alpha: float, looks: list[int],
                      per_look_alpha: float, *, beyond_threshold: bool = True) -> tuple[list[bool], int]:
     """The sequential policy: at each look (a number of rounds), the cases still running are tested with the new
-    rule at ``per_look_alpha`` (BH over the cases still running); a case is decided and stops when it is called a
+    rule at ``per_look_alpha`` (BH over all the session's cases, the stopped ones counted with p = 1); a case is decided and stops when it is called a
     regression, or when its one-sided upper bound at 1 - alpha lies below 1 + t (clearly within the threshold: a
     stop that can only lower the false-alarm rate). What is left at the last look is decided there. Returns the
     flags and the case-rounds spent. ``beyond_threshold=False``: significance alone calls a regression (what the
@@ -180,7 +180,9 @@ def sequential_flags(block_logs: list[np.ndarray], threshold: float, alpha: floa
         errors = values.std(axis=1, ddof=1) / math.sqrt(look)
         with np.errstate(divide="ignore", invalid="ignore"):
             p_slower = np.where(errors > 0, stats.t.sf(means / errors, look - 1), (means <= 0).astype(float))
-        p_slower = bh_adjust(list(p_slower))
+        # BH over every case of the session, the stopped ones with p = 1: a family the stops (which pick the
+        # cases with the higher estimates) cannot shrink; BH is monotone, so this keeps its level per look
+        p_slower = bh_adjust(list(p_slower) + [1.0] * (len(block_logs) - len(running)))[:len(running)]
         bounds = means + float(stats.t.ppf(1 - alpha, look - 1)) * errors
         still = []
         for index, p, mean, bound in zip(running, p_slower, means, bounds):
