@@ -41,6 +41,8 @@ REPO = HERE.parent
 if str(REPO) not in sys.path:  # benchmarks.gate_rules, when run as a script
     sys.path.insert(0, str(REPO))
 
+from harness.gate.ratios import DEFAULT_ALPHA  # noqa: E402  (numpy only; after the path above)
+
 
 def run_once(suite: str, out: Path, rounds: int, slowdown: float) -> None:
     environment = dict(os.environ)
@@ -82,11 +84,11 @@ def ab_session(suite: str, rounds: int, blocks: int, slowdowns: list[float], see
     return dict(session.runs)
 
 
-def compare(baseline: Path, current: Path, threshold: float) -> list:
+def compare(baseline: Path, current: Path, threshold: float, alpha: float = DEFAULT_ALPHA) -> list:
     from harness.gate.compare import compare_runs
     from harness.record.store import read_results
 
-    return list(compare_runs(read_results(baseline), read_results(current), threshold=threshold).pairs)
+    return list(compare_runs(read_results(baseline), read_results(current), threshold=threshold, alpha=alpha).pairs)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--blocks", type=int, default=4, help="ab: timed blocks per case and round")
     parser.add_argument("--slowdowns", default=None, help="default: 0.20 (ab), 0.05,0.10,0.20 (back-to-back)")
     parser.add_argument("--threshold", type=float, default=0.05)
+    parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="the gate's alpha (rnnbench ab --alpha)")
     parser.add_argument("--json", default=None)
     parser.add_argument("--keep", default=None, metavar="DIR", help="ab: write every session's results files here")
     parser.add_argument("--first-session", type=int, default=0, metavar="K",
@@ -143,13 +146,14 @@ def main(argv: list[str] | None = None) -> int:
         from harness.record.store import read_results, write_results
 
         def tally_session(runs: dict, label: str) -> None:
-            tally(0.0, list(compare_runs(runs["a"], runs["a-again"], threshold=args.threshold).pairs), label)
+            tally(0.0, list(compare_runs(runs["a"], runs["a-again"], threshold=args.threshold,
+                                         alpha=args.alpha).pairs), label)
             for slowdown in slowdowns:
                 tally(slowdown, list(compare_runs(runs["a"], runs[f"slowed-{slowdown:g}"],
-                                                  threshold=args.threshold).pairs), label)
+                                                  threshold=args.threshold, alpha=args.alpha).pairs), label)
 
         if args.from_kept:
-            return tally_kept(Path(args.from_kept), threshold=args.threshold, alpha=DEFAULT_ALPHA,
+            return tally_kept(Path(args.from_kept), threshold=args.threshold, alpha=args.alpha,
                               simulate=args.simulate, json_path=args.json, pocock_sessions=args.pocock_sessions,
                               simulate_rounds=[int(r) for r in (args.simulate_rounds or "").split(",") if r])
         for index in range(args.first_session, args.first_session + args.pairs):
@@ -167,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                     a, b = folder / f"a-{slowdown}-{index}.json", folder / f"b-{slowdown}-{index}.json"
                     run_once(args.suite, a, rounds, 0.0)
                     run_once(args.suite, b, rounds, slowdown)
-                    tally(slowdown, compare(a, b, args.threshold), f"pair {index + 1}/{pairs}")
+                    tally(slowdown, compare(a, b, args.threshold, args.alpha), f"pair {index + 1}/{pairs}")
     rows = []
     for row in tallies.values():
         ratios = row.pop("ratios")
@@ -188,9 +192,6 @@ def main(argv: list[str] | None = None) -> int:
                                                "threshold": args.threshold, "minutes": minutes, "rows": rows},
                                               indent=2))
     return 0
-
-
-DEFAULT_ALPHA = 0.05
 
 
 def kept_sessions(folder: Path) -> dict[str, dict[float, Path]]:
