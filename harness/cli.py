@@ -1,6 +1,6 @@
 """The ``rnnbench`` command. It wires the stages together and is, with the reporter, the only place that
-prints. Exit codes: 0 success, 1 a case failed (run) / a regression (compare), 2 unusable input,
-3 an internal error, 130 interrupted (the finished cases are saved)."""
+prints; how a command ends (exit codes: harness.errors) is harness.terminal's. Commands import what they use
+when they run: ``--help``, ``list`` and ``validate`` of a CPU suite never import torch (docs/suites.md)."""
 
 from __future__ import annotations
 
@@ -11,91 +11,103 @@ import click
 
 from harness.errors import EXIT_FAILED, EXIT_OK
 from harness.spec.limits import MAX_PROFILE_ITERS
-from harness.terminal import AbProgress, BusyOnce, Group, Progress, SameCodeOnce, warn_about_machine
+from harness.spec.backend_names import BACKENDS
+from harness.terminal import Group, OutOption, echo_lines, examples, fraction, options
 
 
-@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=examples("rnnbench run suites/small.yaml --device cpu",
+                             "rnnbench run --set cell=lstm,gru --set hidden_size=64,128 --set device=cpu"))
 @click.version_option(package_name="rnnbench")
 def main():
     """Benchmark LSTM and GRU in PyTorch across cuDNN, TorchScript, torch.compile and gate-level cells."""
 
 
+SUITE_ARGUMENT = click.argument("suite_path", metavar="[SUITE]", required=False)
+SET_OPTION = click.option("--set", "sets", multiple=True, metavar="KEY=V[,V]",
+                          help="Set a grid axis or key of SUITE (hidden_size=64,128, timing.budget_s=0.2, device=cpu); "
+                               "without SUITE, build the suite from defaults and these (docs/suites.md). Repeatable.")
 BACKEND_OPTION = click.option("--backend", "backends", multiple=True, metavar="NAME",
-                              help="Only these backends (repeatable): cudnn, eager, torchscript, compile, "
-                                   "compile_module.")
+                              help=f"Only these backends (repeatable): {', '.join(BACKENDS)}, or one the suite adds "
+                                   f"(custom_backends, installed entry points).")
 FILTER_OPTION = click.option("--filter", "filters", multiple=True, metavar="AXIS=V[,V]|GLOB",
                              help="Only cases with these axis values (e.g. cell=lstm, hidden_size=256,512) or "
                                   "whose key matches a glob. Repeatable; all must match.")
 DEVICE_OPTION = click.option("--device", default=None, metavar="DEVICE",
                              help="Override the suite's device: auto, cpu, cuda, cuda:N.")
-THRESHOLD_OPTION = click.option("--threshold", default="5%", show_default=True, metavar="FRACTION",
+THRESHOLD_OPTION = click.option("--threshold", default="5%", show_default=True, metavar="FRACTION", callback=fraction,
                                 help="Smallest slowdown that counts as a regression: 5% or 0.05.")
-ALPHA_OPTION = click.option("--alpha", default="0.05", show_default=True, metavar="FRACTION",
-                            help="Significance level, after Holm-Bonferroni over all compared cases; intervals "
-                                 "are at confidence 1 - alpha.")
+ALPHA_OPTION = click.option("--alpha", default="0.05", show_default=True, metavar="FRACTION", callback=fraction,
+                            help="Significance level (Holm-Bonferroni over all cases); intervals at 1 - alpha.")
+SELECTION_OPTIONS = options(DEVICE_OPTION, BACKEND_OPTION, FILTER_OPTION)
+GATE_OPTIONS = options(THRESHOLD_OPTION, ALPHA_OPTION)
+REGION_OPTION = click.option("--metric", metavar="REGION", help="step, forward or backward.  [default: each case's "
+                                                                "primary region]")
+SUITE_OPTIONS = options(SUITE_ARGUMENT, SELECTION_OPTIONS, SET_OPTION)
+QUIET_OPTION = click.option("--quiet", is_flag=True, help="No progress bar.")
+FORCE_OPTION = click.option("--force", is_flag=True, help="Replace what rnnbench wrote at -o/--out before (a results "
+                                                           "file, an interrupted run's journal, a.json and b.json).")
 
 
-@main.command("list")
-@click.argument("suite_path", metavar="SUITE")
-@DEVICE_OPTION
-@BACKEND_OPTION
-@FILTER_OPTION
-def list_cases(suite_path, device, backends, filters):
+def out_option(help: str, metavar: str = "DIR", old: tuple[str, ...] = (), **extra):
+    """``-o/--out``, the one spelling of every command's output (``old``: an earlier one, still read, not shown)."""
+    return click.option("-o", "--out", *old, "out", cls=OutOption, old=old, metavar=metavar, help=help, **extra)
+
+
+@main.command("list", epilog=examples("rnnbench list suites/small.yaml --device cpu --backend cudnn",
+                                      "rnnbench list --set cell=lstm,gru --set hidden_size=64,128 --set device=cpu"))
+@SUITE_OPTIONS
+def list_cases(suite_path, device, backends, filters, sets):
     """Print the cases SUITE expands to, without running them."""
     from harness.spec.flops import forward_flops
     from harness.execute.session import open_suite
 
-    opened = open_suite(suite_path, device)
+    opened = open_suite(suite_path, device, sets=sets)
     cases = opened.select(backends, filters)
-    for case in cases:
-        click.echo(f"{case.key}  ({forward_flops(case) / 1e9:.3g} GFLOP forward)")
-    click.echo(f"{len(cases)} cases of suite '{opened.suite.name}' on {opened.device}")
+    echo_lines([*(f"{case.key}  ({forward_flops(case) / 1e9:.3g} GFLOP forward)" for case in cases),
+                f"{len(cases)} cases of suite '{opened.suite.name}' on {opened.device_name}"])
 
 
-@main.command()
-@click.argument("suite_path", metavar="SUITE")
+@main.command(epilog=examples("rnnbench validate suites/regression-cpu.yaml",
+                              "rnnbench validate suites/small.yaml --set hidden_size=256 --device cpu"))
+@SUITE_ARGUMENT
 @DEVICE_OPTION
-def validate(suite_path, device):
+@SET_OPTION
+def validate(suite_path, device, sets):
     """Check SUITE (format, values, device and dtype on this machine) without running it."""
     from harness.execute.session import open_suite
 
-    opened = open_suite(suite_path, device)
-    click.echo(f"{suite_path}: ok: suite '{opened.suite.name}', {len(opened.cases)} cases on {opened.device}")
+    opened = open_suite(suite_path, device, sets=sets)
+    click.echo(f"{opened.path}: ok: suite '{opened.suite.name}', {len(opened.cases)} cases on {opened.device_name}")
 
 
-@main.command()
-@click.argument("suite_path", metavar="SUITE")
-@DEVICE_OPTION
-@click.option("--out", "out", default=None, metavar="PATH",
-              help="Results file (*.json) or folder for it. Default: results/<suite>-<device>-<time>.json")
-@BACKEND_OPTION
-@FILTER_OPTION
-@click.option("--resume", "resume_path", default=None, metavar="RESULTS",
-              help="Continue the interrupted run that wrote RESULTS (or its .journal): finished cases are kept, "
-                   "the rest run. Refused if the suite or the environment changed.")
-@click.option("--rounds", type=click.IntRange(1, 50), default=None, metavar="R",
-              help="Measure every case in R rounds, each a fresh worker process with the cases in a new seeded "
-                   "order (default: the suite's timing.rounds, else 1: one round, in this process).")
-@click.option("--force", is_flag=True, help="Replace an existing results file (or an interrupted run's journal) at "
-                                            "the --out path.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-@click.option("--nvtx", is_flag=True, help="NVTX ranges around forward, backward and step, for nsys (CUDA; no-op on "
-                                           "a CPU). Off by default: their cost in the timed loop is not yet measured.")
-@click.option("--shard", "shard_spec", default=None, metavar="I/N",
-              help="Run only shard I of N (I from 0 to N-1): a deterministic split balanced by estimated cost, "
-                   "for N CI jobs or Slurm tasks; join the files with rnnbench merge.")
-@click.option("--devices", "devices", default=None, metavar="D,D…|all",
-              help="One worker process per device (cuda:0,cuda:1 or all; cpu,cpu to try it on a CPU), cases "
-                   "handed out as workers free up, one results file.")
-def run(suite_path, device, out, backends, filters, resume_path, rounds, force, quiet, nvtx=False, shard_spec=None,
-        devices=None):
-    """Time every case of SUITE and write a results file."""
+@main.command(epilog=examples("rnnbench run suites/small.yaml --device cpu -o results/",
+                              "rnnbench run suites/small.yaml --set hidden_size=64 --backend cudnn --device cpu",
+                              "rnnbench run --set cell=lstm,gru --set backend=cudnn,torchscript --set device=cpu"))
+@SUITE_OPTIONS
+@out_option("Results file (*.json) or folder for it.  [default: results/<suite>-<device>-<time>.json]", "PATH")
+@click.option("--resume", "resume_path", metavar="RESULTS",
+              help="Continue the interrupted run that wrote RESULTS (or its .journal); refused if the suite or the "
+                   "environment changed.")
+@click.option("--rounds", type=click.IntRange(1, 50), metavar="R",
+              help="R rounds, each a fresh worker with the cases in a new seeded order.  [default: timing.rounds]")
+@FORCE_OPTION
+@QUIET_OPTION
+@click.option("--nvtx", is_flag=True, help="NVTX ranges around forward, backward and step, for nsys (CUDA only).")
+@click.option("--shard", "shard_spec", metavar="I/N", help="Only shard I (0 to N-1) of N, split by estimated cost "
+                                                          "(docs/scale-out.md); join the files with rnnbench merge.")
+@click.option("--devices", "devices", metavar="D,D…|all",
+              help="One worker per device (cuda:0,cuda:1 or all; cpu,cpu on a CPU), one results file.")
+def run(suite_path, device, out, backends, filters, sets, resume_path, rounds, force, quiet, nvtx, shard_spec,
+        devices):
+    """Time every case of SUITE (or of the suite --set builds) and write a results file."""
     from harness.execute.executor import execute, finish_run, open_writer
-    from harness.report.run_text import run_ending_lines, run_header, run_summary_lines
     from harness.execute.run_plan import ON_DEVICES, plan_run
+    from harness.report.progress import BusyOnce, Progress, warn_about_machine
+    from harness.report.run_text import run_ending_lines, run_header, run_summary_lines
 
     plan = plan_run(suite_path, device=device, out=out, backends=backends, filters=filters, resume_path=resume_path,
-                    rounds=rounds, force=force, nvtx=nvtx, shard_spec=shard_spec, devices=devices)
+                    rounds=rounds, force=force, nvtx=nvtx, shard_spec=shard_spec, devices=devices, sets=sets)
     writer = open_writer(plan)
     warn_about_machine(plan.machine_state, "the run")  # once the plan is accepted: a refusal stays one line
     click.echo(run_header(plan, writer.journal_path), err=True)
@@ -103,398 +115,256 @@ def run(suite_path, device, out, backends, filters, resume_path, rounds, force, 
     with Progress(plan.progress_total, quiet, busy) as progress:
         outcome = execute(plan, writer, progress)
     ending = finish_run(plan, writer, outcome)
-    for line in run_summary_lines(ending.results):
-        click.echo(line)
-    click.echo(f"results: {plan.path}")
-    for line in run_ending_lines(plan, ending):
-        click.echo(line, err=True)
+    echo_lines([*run_summary_lines(ending.results), f"results: {plan.path}"])
+    echo_lines(run_ending_lines(plan, ending), err=True)
     sys.exit(ending.exit_code)
 
 
-@main.command()
+@main.command(epilog=examples("rnnbench ab suites/regression-cpu.yaml --a ../main/.venv/bin/python "
+                              "--b .venv/bin/python -o results/ab"))
 @click.argument("suite_path", metavar="SUITE")
 @click.option("--a", "python_a", required=True, metavar="PYTHON_A",
-              help="The baseline's interpreter, e.g. venv-a/bin/python (a command line: 'env PYTHONPATH=wt-a python').")
+              help="The baseline's interpreter: venv-a/bin/python, or a command line ('env PYTHONPATH=wt-a python').")
 @click.option("--b", "python_b", required=True, metavar="PYTHON_B", help="The current side's interpreter.")
-@click.option("--rounds", type=click.IntRange(2, 50), default=None, metavar="R",
-              help="Rounds per side (default: the suite's timing.rounds, at least 5).")
+@click.option("--rounds", type=click.IntRange(2, 50), metavar="R", help="Rounds per side.  [default: timing.rounds, "
+                                                                        "at least 5]")
 @click.option("--blocks", type=click.IntRange(1, 50), default=4, show_default=True, metavar="K",
               help="Timed blocks per case and round; the sides alternate block by block.")
-@DEVICE_OPTION
-@BACKEND_OPTION
-@FILTER_OPTION
-@click.option("-o", "--out", "out_dir", default="results/ab", show_default=True, metavar="DIR",
-              help="Folder for a.json, b.json (and comparison.md with --markdown).")
-@THRESHOLD_OPTION
-@ALPHA_OPTION
+@SELECTION_OPTIONS
+@out_option("Folder for a.json, b.json (and comparison.md).", default="results/ab", show_default=True)
+@GATE_OPTIONS
 @click.option("--markdown", is_flag=True, help="Also write DIR/comparison.md.")
-@click.option("--force", is_flag=True, help="Replace a.json and b.json if they exist.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-@click.option("--same-code-ok", is_flag=True,
-              help="A and B are meant to run the same code (an A/A, to see the gate's noise): no warning when "
-                   "their harness and torch come from the same folders; the files record that it was asked for.")
-def ab(suite_path, python_a, python_b, rounds, blocks, device, backends, filters, out_dir, threshold, alpha,
-       markdown, force, quiet, same_code_ok=False):
-    """Interleaved A/B: SUITE under interpreter A and B on this machine, taking turns, then the gate.
-
-    Each round starts a fresh worker process per side, both alive together. Case by case (in the round's
-    shuffled order) each side builds it, then the sides time it in K blocks, alternating block by block,
-    one process computing at a time: a drift of the machine hits both sides alike, and the gate compares
-    them round by round (paired). Exit codes as for compare: 1 when B regresses against A.
-
-    Each side imports what its interpreter command names, whatever folder ab runs in; each results file records
-    where its harness and torch came from. When both come from the same folders, ab warns: an A/A comparison.
-    """
-    from harness.gate.compare import compare_runs
+@FORCE_OPTION
+@QUIET_OPTION
+@click.option("--same-code-ok", is_flag=True, help="An A/A is meant (the gate's noise): no warning when both sides "
+                                                   "run the same harness and torch; the files record it.")
+def ab(suite_path, python_a, python_b, rounds, blocks, device, backends, filters, out, threshold, alpha,
+       markdown, force, quiet, same_code_ok):
+    """Interleaved A/B: SUITE under interpreters A and B, a fresh worker per side and round, taking turns block
+    by block, then the gate round by round; exit 1 when B regresses against A (docs/gate.md#interleaved-ab)."""
     from harness.execute.executor import run_ab_session
-    from harness.report.answer import ab_verdict_text
-    from harness.execute.run_plan import gate_settings, plan_ab
-    from harness.report.compare_text import render_markdown, render_text
+    from harness.execute.run_plan import plan_ab
+    from harness.report.compare_text import ab_comparison_lines
+    from harness.report.progress import AbProgress, SameCodeOnce
     from harness.report.run_text import ab_ending_line, ab_header
-    from harness.record.results_io import write_text
 
-    threshold_value, alpha_value = gate_settings(threshold, alpha)
     plan = plan_ab(suite_path, {"a": python_a, "b": python_b}, rounds=rounds, blocks=blocks, device=device,
-                   backends=backends, filters=filters, out_dir=out_dir, force=force, same_code_ok=same_code_ok)
+                   backends=backends, filters=filters, out_dir=out, force=force, same_code_ok=same_code_ok)
     click.echo(ab_header(plan), err=True)
     with AbProgress(plan.progress_total, quiet, SameCodeOnce(same_code_ok)) as progress:
         session = run_ab_session(plan, progress)
     if session.exit_code is not None:
         click.echo(ab_ending_line(plan, session), err=True)
         sys.exit(session.exit_code)
-    comparison = compare_runs(session.runs["a"], session.runs["b"], threshold=threshold_value, alpha=alpha_value,
-                              labels=("A", "B"))
-    if markdown:
-        write_text(plan.folder / "comparison.md", render_markdown(comparison))
-    click.echo(render_text(comparison))
-    click.echo(ab_verdict_text(comparison))
-    sys.exit(EXIT_FAILED if comparison.failed else EXIT_OK)
+    lines, failed = ab_comparison_lines(session.runs, threshold, alpha,
+                                        plan.folder / "comparison.md" if markdown else None)
+    echo_lines(lines)
+    sys.exit(EXIT_FAILED if failed else EXIT_OK)
 
 
-@main.command()
+@main.command(epilog=examples("rnnbench env", "rnnbench env --device cpu --json"))
 @click.option("--device", default="auto", metavar="DEVICE", help="Which device to describe.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def env(device, as_json):
     """Describe this machine: Python, torch and its libraries, CPU, GPU, and who else is using it."""
-    from harness.measure.env import collect_environment
-    from harness.record.machine_state import collect_machine_state
+    from harness.execute.session import machine_environment
     from harness.report.env_text import environment_lines
-    from harness.execute.session import resolve_device_option
 
-    environment = collect_environment(resolve_device_option(device))
-    environment["machine_state"] = collect_machine_state(environment).to_dict()
-    for line in [json.dumps(environment, indent=2)] if as_json else environment_lines(environment):
-        click.echo(line)
+    environment = machine_environment(device)
+    echo_lines([json.dumps(environment, indent=2)] if as_json else environment_lines(environment))
 
 
-@main.command()
+@main.command(epilog=examples("rnnbench compare results/baselines/cpu.json results/new.json --markdown comparison.md"))
 @click.argument("baseline_path", metavar="BASELINE")
 @click.argument("current_path", metavar="CURRENT")
-@click.option("--metric", default=None, metavar="REGION",
-              help="Timed region to compare: step, forward or backward. Default: each case's primary region "
-                   "(the step of a training case, the forward otherwise). gpu_busy: the GPU's busy time per "
-                   "step, from the profiled pass after the timed loop (when to use it: "
-                   "docs/gate.md#which-metric-to-gate-on).")
-@THRESHOLD_OPTION
-@ALPHA_OPTION
-@click.option("--markdown", "markdown_path", default=None, metavar="FILE",
-              help="Also write the report as Markdown (a pull-request comment, $GITHUB_STEP_SUMMARY).")
-@click.option("--allow-env-mismatch", is_flag=True,
-              help="Compare even when the GPU model, driver, torch, CUDA or cuDNN version (or device type, CPU "
-                   "model, math precision) differ. Refused without it.")
+@click.option("--metric", metavar="REGION", help="step, forward, backward, or gpu_busy (docs/gate.md#which-metric-"
+                                                 "to-gate-on).  [default: each case's primary region]")
+@GATE_OPTIONS
+@click.option("--markdown", "markdown_path", metavar="FILE", help="Also write the report as Markdown (a pull-request "
+                                                                  "comment, $GITHUB_STEP_SUMMARY).")
+@click.option("--allow-env-mismatch", is_flag=True, help="Compare even when GPU, driver, torch, CUDA, cuDNN, device "
+                                                         "type, CPU model or math precision differ.")
 def compare(baseline_path, current_path, metric, threshold, alpha, markdown_path, allow_env_mismatch):
-    """Is CURRENT slower than BASELINE? Compares two results files case by case.
+    """Is CURRENT slower than BASELINE? Compares two results files case by case. Exit code 0: no regression;
+    1: a case significantly slower by more than the threshold, or failing now; 2: unusable input."""
+    from harness.report.compare_text import compare_files
 
-    Exit code 0: no regression; 1: a regression (a case significantly slower by more than the threshold, or
-    a case that ran in the baseline and fails now); 2: unusable input (a missing or malformed file, nothing
-    in common, different environments without --allow-env-mismatch, a bad option).
-    """
-    from harness.gate.compare import compare_runs
-    from harness.report.compare_text import (environment_refusal_error, render_environment_refusal, render_markdown,
-                                             render_markdown_refusal, render_text)
-    from harness.execute.run_plan import gate_settings
-    from harness.record.results_io import write_text
-    from harness.record.results_store import read_results
-
-    threshold_value, alpha_value = gate_settings(threshold, alpha)
-    baseline, current = read_results(baseline_path), read_results(current_path)
-    comparison = compare_runs(baseline, current, metric=metric, threshold=threshold_value, alpha=alpha_value)
-    blocking = comparison.blocking_differences
-    if blocking and not allow_env_mismatch:
-        if markdown_path:
-            write_text(markdown_path, render_markdown_refusal(comparison, "--allow-env-mismatch"),
-                       inputs=(baseline_path, current_path))
-        click.echo(render_environment_refusal(comparison), err=True)
-        raise environment_refusal_error(comparison, "--allow-env-mismatch")
-    if markdown_path:  # first: a Markdown file that cannot be written must not follow a printed verdict
-        write_text(markdown_path, render_markdown(comparison), inputs=(baseline_path, current_path))
-    click.echo(render_text(comparison))
-    sys.exit(EXIT_FAILED if comparison.failed else EXIT_OK)
+    verdict = compare_files(baseline_path, current_path, metric=metric, threshold=threshold, alpha=alpha,
+                            markdown_path=markdown_path, allow_env_mismatch=allow_env_mismatch)
+    click.echo(verdict.text, err=verdict.refusal is not None)
+    if verdict.refusal is not None:
+        raise verdict.refusal
+    sys.exit(EXIT_FAILED if verdict.failed else EXIT_OK)
 
 
-@main.command("export-pytest-benchmark")
+@main.command("export-pytest-benchmark",
+              epilog=examples("rnnbench export-pytest-benchmark results/small-cpu.json -o small.pytest-benchmark.json"))
 @click.argument("results_path", metavar="RESULTS")
-@click.option("-o", "--output", required=True, metavar="FILE", help="The pytest-benchmark JSON file to write.")
-@click.option("--metric", default=None, metavar="REGION",
-              help="Timed region to export: step, forward or backward. Default: each case's primary region.")
-def export_pytest_benchmark(results_path, output, metric):
+@out_option("The pytest-benchmark JSON file to write.", "FILE", old=("--output",), required=True)
+@REGION_OPTION
+def export_pytest_benchmark(results_path, out, metric):
     """Write RESULTS in pytest-benchmark's JSON format (times in seconds), for `pytest-benchmark compare`."""
-    from harness.errors import ResultsFileError
-    from harness.record.export_pytest_benchmark import to_pytest_benchmark
-    from harness.record.results_io import refuse_overwriting, write_json_atomically
-    from harness.record.results_store import read_results
+    from harness.record.export_pytest_benchmark import export_file
 
-    export = to_pytest_benchmark(read_results(results_path), metric)
-    for line in export.skipped_cases:
-        click.echo(f"left out: {line}", err=True)
-    if not export.exported:
-        raise ResultsFileError(f"{results_path}: no ok case with samples to export")
-    write_json_atomically(refuse_overwriting(output, inputs=(results_path,)), export.document)
-    click.echo(f"{output}: {export.exported} benchmarks in pytest-benchmark format")
+    export = export_file(results_path, out, metric, on_left_out=lambda line: click.echo(f"left out: {line}", err=True))
+    click.echo(f"{out}: {export.exported} benchmarks in pytest-benchmark format")
 
 
-@main.command("baseline-path")
+@main.command("baseline-path", epilog=examples("rnnbench baseline-path --device cpu",
+                                                "rnnbench baseline-path results/small-cpu.json"))
 @click.argument("results_path", metavar="[RESULTS]", required=False)
-@click.option("--device", default="auto", show_default=True, metavar="DEVICE",
-              help="Without RESULTS: the device of this machine whose baseline to name.")
-@click.option("--dir", "directory", default=None, metavar="DIR",
-              help="Where baselines live.  [default: results/baselines]")
+@click.option("--device", default="auto", show_default=True, metavar="DEVICE", help="Without RESULTS: this device.")
+@click.option("--dir", "directory", metavar="DIR", help="Where baselines live.  [default: results/baselines]")
 def baseline_path(results_path, device, directory):
-    """Print the baseline file for a machine: DIR/<GPU model>.json (cpu-<CPU model>.json on a CPU).
-
-    With RESULTS, for the machine that wrote that results file; else for DEVICE on this machine.
-    """
+    """Print the baseline file, DIR/<GPU model>.json (cpu-<CPU model>.json on a CPU), of the machine that wrote
+    RESULTS, or of DEVICE on this machine."""
+    from harness.execute.session import baseline_environment
     from harness.record.results_store import STORE
 
-    if results_path:
-        from harness.record.results_store import read_results
-
-        environment = read_results(results_path).environment
-    else:
-        from harness.measure.env import gpu_info, machine_info
-        from harness.execute.session import resolve_device_option
-
-        resolved = resolve_device_option(device)
-        environment = {"machine": machine_info(), "gpu": gpu_info(resolved) if resolved.type == "cuda" else None}
-    click.echo(str(STORE.baseline_path(environment, directory)))
+    click.echo(str(STORE.baseline_path(baseline_environment(results_path, device), directory)))
 
 
-@main.command()
-@click.argument("suite_path", metavar="SUITE")
-@DEVICE_OPTION
-@BACKEND_OPTION
-@FILTER_OPTION
-@click.option("-o", "--out", "out_dir", default=None, metavar="DIR",
-              help="Folder for the profile file (and the traces).  [default: profiles]")
+@main.command(epilog=examples("rnnbench profile suites/small.yaml --device cpu --backend cudnn --steps 5 -o profiles/",
+                              "rnnbench profile --set cell=gru --set hidden_size=256 --set device=cpu"))
+@SUITE_OPTIONS
+@out_option("Folder for the profile file (and the traces).  [default: profiles]")
 @click.option("--steps", type=click.IntRange(1, MAX_PROFILE_ITERS), default=10, show_default=True, metavar="N",
               help="Steps recorded per case (after the case's warm-up and the profiler's wait and warm-up steps).")
 @click.option("--trace", is_flag=True, help="Also write a Chrome/Perfetto trace per case (opens in ui.perfetto.dev).")
 @click.option("--nvtx", is_flag=True, help="NVTX ranges around forward, backward and step (CUDA; no-op on a CPU).")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-def profile(suite_path, device, backends, filters, out_dir, steps, trace, nvtx, quiet):
+@QUIET_OPTION
+def profile(suite_path, device, backends, filters, sets, out, steps, trace, nvtx, quiet):
     """Profile every case of SUITE: kernels (GPU) or operators (CPU) per step, by name and by class, GPU busy
     and idle time, launches per step, CPU dispatch time, and cuDNN's predicted algorithm."""
     from harness.execute.executor import execute_profile, finish_profile, open_profile_writer
-    from harness.record.profile_file import profile_from_document
-    from harness.report.profile_text import profile_text
-    from harness.report.run_text import profile_ending_lines, profile_header
     from harness.execute.run_plan import plan_profile
+    from harness.report.progress import Progress, warn_about_machine
+    from harness.report.run_text import profile_ending_lines, profile_header, profile_summary_lines
 
-    plan = plan_profile(suite_path, device=device, backends=backends, filters=filters, out_dir=out_dir, steps=steps,
-                        trace=trace, nvtx=nvtx)
+    plan = plan_profile(suite_path, device=device, backends=backends, filters=filters, out_dir=out, steps=steps,
+                        trace=trace, nvtx=nvtx, sets=sets)
     writer = open_profile_writer(plan)  # before any case: a path that cannot be written fails now
     warn_about_machine(plan.machine_state, "the profile")
     click.echo(profile_header(plan, writer.journal_path), err=True)
     with Progress(len(plan.cases), quiet, label="profiling") as progress:
         outcome = execute_profile(plan, writer, progress)
     ending = finish_profile(writer, outcome)
-    click.echo(profile_text(profile_from_document(ending.document, str(plan.path))))
-    click.echo(f"profile: {plan.path}")
-    for line in profile_ending_lines(plan, ending):
-        click.echo(line, err=True)
+    echo_lines(profile_summary_lines(plan, ending))
+    echo_lines(profile_ending_lines(plan, ending), err=True)
     sys.exit(ending.exit_code)
 
 
 # --- charts and reports: read results files, draw, write; never measure (harness/report) ---
 
 RESULTS_ARGUMENT = click.argument("results_paths", metavar="RESULTS...", nargs=-1, required=True)
-OUT_DIR_OPTION = click.option("-o", "--out", "out_dir", default=None, metavar="DIR",
-                              help="Folder for the files written (created if missing).  [default: reports]")
+REPORT_OPTIONS = options(FILTER_OPTION, GATE_OPTIONS,
+                         out_option("Folder for the files written (created if missing).  [default: reports]"))
 
 
-@main.command()
+@main.command(epilog=examples("rnnbench plot results/small-cpu.json --x hidden_size --y tokens_per_s -o reports/"))
 @RESULTS_ARGUMENT
-@click.option("--x", "x_axis", default=None, metavar="AXIS",
-              help="The swept axis of the curves: batch, seq_len, input_size, hidden_size, num_layers. "
-                   "Default: one chart per axis the results swept.")
-@click.option("--y", "metric", default=None, metavar="METRIC",
-              help="What to draw: step, forward, backward (median ms), sequences_per_s, tokens_per_s, "
-                   "achieved_tflops, peak_memory, energy_per_sequence. Default: the step time (the forward "
-                   "when not every case trains).")
+@click.option("--x", "x_axis", metavar="AXIS", help="The swept axis: batch, seq_len, input_size, hidden_size, "
+                                                   "num_layers.  [default: one chart per swept axis]")
+@click.option("--y", "metric", metavar="METRIC", help="step, forward, backward (median ms), sequences_per_s, "
+                                                      "tokens_per_s, achieved_tflops, peak_memory, energy_per_sequence.")
 @click.option("--by", default="backend", show_default=True, metavar="DIM",
-              help="What one line stands for: backend, cell, mode or file; other dimensions that vary become "
-                   "facets.")
-@click.option("--chart", default="curves", show_default=True, metavar="KIND",
-              help="curves: scaling curves; speedup: every backend over cudnn, per case; compare: each file "
-                   "after the first (B) against the first (A), per case; roofline: achieved FLOP/s against arithmetic "
-                   "intensity under the run's measured ceilings.")
-@FILTER_OPTION
-@THRESHOLD_OPTION
-@ALPHA_OPTION
-@OUT_DIR_OPTION
-def plot(results_paths, x_axis, metric, by, chart, filters, threshold, alpha, out_dir):
+              help="What one line stands for: backend, cell, mode or file; other varying dimensions become facets.")
+@click.option("--chart", default="curves", show_default=True, metavar="KIND", help="curves, speedup (over cudnn), "
+              "compare (each file against the first) or roofline (docs/reports.md).")
+@REPORT_OPTIONS
+def plot(results_paths, x_axis, metric, by, chart, filters, threshold, alpha, out):
     """Draw charts of RESULTS files as PNGs: scaling curves (default), speedups or an A-vs-B comparison."""
-    from harness.execute.run_plan import gate_settings
-    from harness.report.render import filter_runs, plot as draw, write_charts
-    from harness.record.results_store import STORE, read_runs
+    from harness.report.render import plot_files
 
-    threshold_value, alpha_value = gate_settings(threshold, alpha)
-    runs = filter_runs(read_runs(results_paths), filters)
-    charts = draw(runs, chart, x_axis, metric, by, threshold=threshold_value, alpha=alpha_value)
-    for path in write_charts(charts, out_dir or STORE.reports_dir):
-        click.echo(str(path))
+    echo_lines(plot_files(results_paths, filters, out, chart=chart, x=x_axis, metric=metric, by=by,
+                          threshold=threshold, alpha=alpha))
 
 
-@main.command()
+@main.command(epilog=examples("rnnbench report results/small-cpu.json -o reports/",
+                              "rnnbench report results/baselines/cpu.json results/new.json profiles/small-cpu.json"))
 @RESULTS_ARGUMENT
-@FILTER_OPTION
-@THRESHOLD_OPTION
-@ALPHA_OPTION
-@OUT_DIR_OPTION
-def report(results_paths, filters, threshold, alpha, out_dir):
-    """Write charts, one self-contained HTML page and a Markdown summary of RESULTS files (and of profile files
-    from rnnbench profile: a stacked bar per case and backend, the step by kernel class plus idle).
+@REPORT_OPTIONS
+def report(results_paths, filters, threshold, alpha, out):
+    """Write charts, one self-contained HTML page and a Markdown summary of RESULTS files and profile files;
+    with two or more results files, each after the first against the first (docs/reports.md)."""
+    from harness.report.render import write_report_of_files
 
-    Per file: scaling curves for every swept axis, the speedup over cudnn, the environment, summary tables,
-    failed/skipped cases, noisy measurements. With two or more files, also each file after the first (B)
-    against the first (A). summary.md suits a pull-request comment or $GITHUB_STEP_SUMMARY.
-    """
-    from harness.record.profile_file import read_results_and_profiles
-    from harness.execute.run_plan import gate_settings
-    from harness.report.render import filter_profiles, filter_runs, write_report
-    from harness.record.results_store import STORE
-
-    threshold_value, alpha_value = gate_settings(threshold, alpha)
-    runs, profiles = read_results_and_profiles(results_paths)  # profile files: rnnbench profile's
-    runs, profiles = filter_runs(runs, filters) if runs else runs, filter_profiles(profiles, filters)
     left_out = []
-    for path in write_report(runs, out_dir or STORE.reports_dir, threshold=threshold_value, alpha=alpha_value,
-                             profiles=profiles, left_out=left_out):
-        click.echo(str(path))
-    for chart in left_out:
-        click.echo(f"rnnbench: chart not drawn: {chart.name}: {chart.left_out} (the report says so)", err=True)
+    echo_lines(write_report_of_files(results_paths, filters, out, threshold=threshold, alpha=alpha, left_out=left_out))
+    echo_lines([f"rnnbench: chart not drawn: {chart.name}: {chart.left_out} (the report says so)"
+                for chart in left_out], err=True)
 
 
 # --- scale-out: shards and their merge (harness/spec/shard.py, harness/record/merge.py) ---
 
-@main.command()
+@main.command(epilog=examples("rnnbench merge results/shard-0.json results/shard-1.json -o results/merged.json"))
 @click.argument("results_paths", metavar="RESULTS...", nargs=-1, required=True)
-@click.option("-o", "--output", required=True, metavar="FILE", help="The merged results file to write.")
-@click.option("--allow-env-mismatch", is_flag=True,
-              help="Merge files whose environments differ (GPU model, driver, torch, CUDA, cuDNN, ...): "
-                   "refused without it.")
-@click.option("--force", is_flag=True, help="Replace FILE if it holds rnnbench results.")
-def merge(results_paths, output, allow_env_mismatch, force):
+@out_option("The merged results file to write.", "FILE", old=("--output",), required=True)
+@click.option("--allow-env-mismatch", is_flag=True, help="Merge files whose environments differ (GPU, driver, "
+                                                         "torch, CUDA, cuDNN, ...).")
+@FORCE_OPTION
+def merge(results_paths, out, allow_env_mismatch, force):
     """Join results files (the shards of one run) into one: same suite, comparable environments, each case once,
     every sample kept. report and compare read the merged file like any other."""
-    from harness.record.merge import merge_runs
+    from harness.record.merge import merge_files
     from harness.report.run_text import merge_line, merge_warning_lines
-    from harness.record.results_io import refuse_overwriting, write_results
-    from harness.record.results_store import read_runs
 
-    target = refuse_overwriting(output, inputs=results_paths, force=force)
-    merged = merge_runs(read_runs(results_paths), allow_env_mismatch=allow_env_mismatch)
-    for line in merge_warning_lines(merged, written=False):
-        click.echo(line, err=True)
-    write_results(target, merged.run)
-    for line in merge_warning_lines(merged, written=True):
-        click.echo(line, err=True)
-    click.echo(merge_line(merged, output, len(results_paths)))
+    merged = merge_files(results_paths, out, allow_env_mismatch=allow_env_mismatch, force=force,
+                         before_writing=lambda merged: echo_lines(merge_warning_lines(merged, written=False), err=True))
+    echo_lines(merge_warning_lines(merged, written=True), err=True)
+    click.echo(merge_line(merged, out, len(results_paths)))
 
 
 # --- history: runs kept over time in SQLite, trend charts, step detection (harness/record/history.py) ---
 
-HISTORY_DB_OPTION = click.option("--db", "db_path", default=None, metavar="FILE",
-                                 help="The history database.  [default: results/history.sqlite]")
+HISTORY_DB_OPTION = click.option("--db", "db_path", metavar="FILE", help="The history database.  [default: results/history.sqlite]")
+CASE_OPTION = click.option("--case", "case_glob", metavar="GLOB", help="Only cases whose key matches the glob.")
 
 
-@main.group()
+@main.group(epilog=examples("rnnbench history add results/small-cpu.json", "rnnbench history regressions"))
 def history():
     """Keep runs over time (SQLite) and find the step where a case got slower."""
 
 
-@history.command("add")
+@history.command("add", epilog=examples("rnnbench history add results/small-cpu.json --db results/history.sqlite"))
 @click.argument("results_paths", metavar="RESULTS...", nargs=-1, required=True)
 @HISTORY_DB_OPTION
 def history_add(results_paths, db_path):
     """Store RESULTS files in the history: one row per run (environment fingerprint, commit, time), one per case
     (statistics, every sample). A run already there is refused; all files are checked before any is added."""
-    from harness.measure.env import utc_now
-    from harness.record.history import History, prepare_runs
-    from harness.record.results_store import STORE, read_runs
+    from harness.report.history import add_to_history
 
-    runs = read_runs(results_paths)
-    prepare_runs(runs)  # every file is read and checked before a database is opened (or created)
-    with History(db_path or STORE.history_path, create=True) as store:
-        for run, run_id in zip(runs, store.add(runs, added_utc=utc_now())):
-            click.echo(f"{run.source}: added as run {run_id} ({len(run.cases)} cases)")
-        click.echo(f"{store.path}: {store.run_count()} runs")
+    echo_lines(add_to_history(results_paths, db_path))
 
 
-@history.command("show")
-@click.option("--case", "case_glob", default=None, metavar="GLOB", help="Only cases whose key matches the glob.")
-@click.option("--metric", default=None, metavar="REGION",
-              help="step, forward or backward. Default: each case's primary region.")
-@click.option("--threshold", default="5%", show_default=True, metavar="FRACTION",
+@history.command("show", epilog=examples("rnnbench history show --case 'lstm/*' -o reports/history"))
+@CASE_OPTION
+@REGION_OPTION
+@click.option("--threshold", default="5%", show_default=True, metavar="FRACTION", callback=fraction,
               help="Smallest step marked on the charts: 5% or 0.05.")
 @click.option("--no-charts", is_flag=True, help="Print the series only.")
-@click.option("-o", "--out", "out_dir", default=None, metavar="DIR",
-              help="Folder for the trend charts.  [default: reports/history]")
+@out_option("Folder for the trend charts.  [default: reports/history]")
 @HISTORY_DB_OPTION
-def history_show(case_glob, metric, threshold, no_charts, out_dir, db_path):
+def history_show(case_glob, metric, threshold, no_charts, out, db_path):
     """Print each case's series (one per environment fingerprint) and draw a trend chart per case."""
-    from harness.report.history import series_lines, step_lines, trend_charts
-    from harness.record.results_io import write_files
-    from harness.record.results_store import STORE
+    from harness.report.history import show_history
 
-    found = _series_steps(case_glob, metric, threshold, db_path)
-    for item in found:
-        for line in series_lines(item.series) + step_lines(item):
-            click.echo(line)
-    if not no_charts:
-        for path in write_files(out_dir or STORE.history_charts_dir, trend_charts(found)):
-            click.echo(str(path))
+    echo_lines(show_history(db_path, case_glob, metric, threshold, charts=not no_charts, out_dir=out))
 
 
-@history.command("regressions")
-@click.option("--case", "case_glob", default=None, metavar="GLOB", help="Only cases whose key matches the glob.")
-@click.option("--metric", default=None, metavar="REGION",
-              help="step, forward or backward. Default: each case's primary region.")
+@history.command("regressions", epilog=examples("rnnbench history regressions --threshold 5%"))
+@CASE_OPTION
+@REGION_OPTION
 @THRESHOLD_OPTION
 @HISTORY_DB_OPTION
 def history_regressions(case_glob, metric, threshold, db_path):
-    """Step detection over each case's series within one environment fingerprint (asv's piecewise-constant fit).
+    """Step detection over each case's series per environment fingerprint (asv's piecewise-constant fit); exit
+    code 1 when a series' latest step is a regression, larger than both the noise and the threshold."""
+    from harness.report.history import regressions_lines, series_steps
 
-    Exit code 1 when the latest step of a series is a regression: larger than both the noise and the threshold.
-    """
-    from harness.report.history import regressions_lines
-
-    found = _series_steps(case_glob, metric, threshold, db_path)
-    for line in regressions_lines(found):
-        click.echo(line)
+    found = series_steps(db_path, case_glob, metric, threshold)
+    echo_lines(regressions_lines(found))
     sys.exit(EXIT_FAILED if any(item.latest_step_regresses for item in found) else EXIT_OK)
-
-
-def _series_steps(case_glob, metric, threshold, db_path):
-    """The history's series (of the cases matching ``case_glob``) with their fitted steps; none is an error."""
-    from harness.spec.cases import REGIONS_BY_MODE
-    from harness.execute.run_plan import parse_fraction
-    from harness.report.history import stored_steps
-
-    regions = sorted({region for regions in REGIONS_BY_MODE.values() for region in regions})
-    if metric is not None and metric not in regions:
-        raise click.BadParameter(f"{metric!r}: use one of {', '.join(regions)}", param_hint="--metric")
-    return stored_steps(db_path, case_glob, metric, parse_fraction(threshold, "--threshold"))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""How ``rnnbench`` talks to the terminal: every way a command ends (one line, an exit code), a stdout whose
-reader has gone, the progress of a run, and the warnings said while it runs. The CLI (:mod:`harness.cli`) uses
-these; the stages never print."""
+"""How ``rnnbench`` ends: every way a command ends (one line, an exit code) and a stdout whose reader has gone.
+The CLI (:mod:`harness.cli`) uses these; a run's progress and warnings are the reporter's
+(:mod:`harness.report.progress`); the other stages never print."""
 
 from __future__ import annotations
 
@@ -24,19 +24,17 @@ class Command(click.Command):
 
 
 class Group(click.Group):
-    """Every way a command can end, as an exit code and at most one line on stderr, never a traceback.
-
-    0 success, 1 a case failed (run) or a regression (compare), 2 unusable input (the project's own errors,
-    usage errors, files that cannot be read or written), 3 an internal error (a bug: RNNBENCH_DEBUG=1 shows
-    its traceback), 130 interrupted. A closed stdout (``| head``) ends nothing: output stops, the command
-    finishes and exits with its own code.
-    """
+    """Every way a command can end, as an exit code (harness.errors) and at most one line on stderr, never a
+    traceback (RNNBENCH_DEBUG=1 shows a bug's). A closed stdout (``| head``) ends nothing: output stops, the
+    command finishes and exits with its own code."""
 
     command_class = Command
     group_class = type
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if sys.stdout is sys.__stdout__ and sys.stdout is not None:
+            from harness.report.progress import QuietWhenClosed
+
             sys.stdout = QuietWhenClosed(sys.stdout)
         try:
             super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
@@ -67,6 +65,54 @@ class Group(click.Group):
         sys.exit(EXIT_OK)
 
 
+class OutOption(click.Option):
+    """An option with earlier spellings (``old``, e.g. ``--output``) that it still reads and no longer shows."""
+
+    def __init__(self, param_decls, old: tuple[str, ...] = (), **attrs):
+        super().__init__(param_decls, **attrs)
+        self.old = tuple(old)
+
+    def _shown(self, method, ctx):
+        opts, self.opts = self.opts, [name for name in self.opts if name not in self.old]
+        try:
+            return method(ctx)
+        finally:
+            self.opts = opts
+
+    def get_help_record(self, ctx):
+        return self._shown(super().get_help_record, ctx)
+
+    def get_error_hint(self, ctx):
+        return self._shown(super().get_error_hint, ctx)
+
+
+def fraction(ctx, param, value) -> float:
+    """The callback of the gate's fraction options (--threshold, --alpha: '5%' or 0.05), by the gate's rules."""
+    from harness.execute.run_plan import gate_option
+
+    return gate_option(f"--{param.name}", value)
+
+
+def echo_lines(lines, err: bool = False) -> None:
+    for line in lines:
+        click.echo(str(line), err=err)
+
+
+def options(*decorators):
+    """Options that go together (--device, --backend, --filter), as one decorator."""
+    def decorate(function):
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+    return decorate
+
+
+def examples(*command_lines: str) -> str:
+    """A command's ``--help`` epilog: command lines that run as shown (tests/cli/test_help_examples.py runs them
+    through the parser), printed as written."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in command_lines)
+
+
 def fail(message: str, code: int, prefix: str = "rnnbench: error: ") -> None:
     click.echo(f"{prefix}{one_line(message)}", err=True)
     sys.exit(code)
@@ -74,124 +120,3 @@ def fail(message: str, code: int, prefix: str = "rnnbench: error: ") -> None:
 
 def one_line(text: str) -> str:
     return " ".join(str(text).split())
-
-
-class QuietWhenClosed:
-    """stdout that, once its reader has gone (``rnnbench ... | head``), drops further output instead of
-    raising BrokenPipeError, so the command still finishes and exits with its own code."""
-
-    def __init__(self, stream):
-        self._stream = stream
-
-    def write(self, text):
-        try:
-            return self._stream.write(text)
-        except BrokenPipeError:
-            self._to_devnull()
-            return len(text)
-
-    def flush(self):
-        try:
-            self._stream.flush()
-        except BrokenPipeError:
-            self._to_devnull()
-
-    def _to_devnull(self):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, self._stream.fileno())
-        os.close(devnull)
-
-    def __getattr__(self, name):
-        return getattr(self._stream, name)
-
-
-class Progress:
-    """The progress of a run on stderr: click's bar on a terminal, else (a log, CI) a plain line per finished
-    case; nothing with --quiet. Worker events: a busy machine warned about once, a lost worker named."""
-
-    def __init__(self, total: int, quiet: bool, busy_once=None, label: str = "running"):
-        self._bar = click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True, hidden=quiet,
-                                      item_show_func=lambda label: label)
-        self._plain = not quiet and not sys.stderr.isatty()
-        self._busy_once = busy_once
-        self._sides: dict = {}
-
-    def __enter__(self):
-        self._bar.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        return self._bar.__exit__(*exc)
-
-    def __call__(self, event) -> None:
-        from harness.execute.executor import CaseProgress, WorkerLost, WorkerStarted
-
-        if isinstance(event, CaseProgress):
-            self._bar.update(1 if event.finished else 0, event.label)
-            if self._plain and event.finished:
-                click.echo(f"  {event.done}/{event.total} {event.label}", err=True)
-        elif isinstance(event, WorkerStarted) and self._busy_once is not None:
-            self._busy_once(event.environment, event.where)
-        elif isinstance(event, WorkerLost):
-            click.echo(f"\nrnnbench: WARNING: {event.reason}", err=True)
-
-
-def warn_about_machine(state, where: str) -> None:
-    from harness.record.machine_state import busy_line
-
-    line = busy_line([(where, state)])
-    if line:
-        click.echo(f"rnnbench: WARNING: {line}; its timings measure the other work too", err=True)
-    for note in state.notes:
-        click.echo(f"rnnbench: note: {note}", err=True)
-
-
-class BusyOnce:
-    """Warns of the first busy round (or A/B side) a run meets, then stays quiet: the results keep each one."""
-
-    def __init__(self, warned: bool = False):
-        self.warned = warned
-
-    def __call__(self, environment: dict | None, where: str) -> None:
-        from harness.record.machine_state import MachineState
-
-        recorded = (environment or {}).get("machine_state")
-        if self.warned or recorded is None:
-            return
-        try:
-            state = MachineState.from_dict(recorded)
-        except ValueError:  # another rnnbench's record (one side of an A/B): the writer leaves it out too
-            return
-        if state.busy:
-            self.warned = True
-            click.echo("", err=True)  # off the progress bar's line
-            warn_about_machine(state, where)
-
-
-class SameCodeOnce(BusyOnce):
-    """An A/B's warnings as its sides start: a busy machine once, and an A/A not asked for once."""
-
-    def __init__(self, same_code_ok: bool):
-        super().__init__()
-        self._same_code_ok, self._environments = same_code_ok, {}
-
-    def __call__(self, environment: dict | None, where: str, side: str | None = None) -> None:
-        from harness.gate.compare import same_code_warning, same_folders
-        from harness.record.results import Environment
-
-        if side is not None and side not in self._environments:
-            self._environments[side] = Environment(environment)
-            sides = list(self._environments.values())
-            if len(sides) == 2 and not self._same_code_ok and same_folders(*sides):
-                click.echo(f"\nrnnbench: WARNING: {same_code_warning(sides[0], sides_took_turns=True)}", err=True)
-        super().__call__(environment, where)
-
-
-class AbProgress(Progress):
-    def __call__(self, event) -> None:
-        from harness.execute.executor import WorkerStarted
-
-        if isinstance(event, WorkerStarted):
-            self._busy_once(event.environment, event.where, event.side)
-        else:
-            super().__call__(event)

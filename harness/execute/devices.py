@@ -79,7 +79,8 @@ def run_on_devices(suite_path: str, keys: Sequence[str], devices: Sequence[Worke
                    on_result: Callable[[int, dict], None],
                    on_lost: Callable[[int, str, str], None],
                    interpreter: Sequence[str] = (sys.executable,),
-                   parent_environment: Mapping | None = None, measure_peak: bool = True) -> list[str]:
+                   parent_environment: Mapping | None = None, measure_peak: bool = True,
+                   sets: Sequence[str] = ()) -> list[str]:
     """Run ``keys`` on one worker per device, the next key to whichever worker is free.
 
     Each worker's environment is checked as :func:`harness.execute.worker_client.check_worker_environment` says
@@ -96,7 +97,8 @@ def run_on_devices(suite_path: str, keys: Sequence[str], devices: Sequence[Worke
     with ExitStack() as stack:
         workers: list[WorkerProcess] = []
         for index, device in enumerate(devices):
-            plan = WorkerPlan(suite=str(suite_path), device=device.device, keys=None, measure_peak=measure_peak)
+            plan = WorkerPlan(suite=None if suite_path is None else str(suite_path), device=device.device, keys=None,
+                              measure_peak=measure_peak, sets=tuple(sets))
             workers.append(stack.enter_context(WorkerProcess(
                 interpreter, plan, label=f"--devices: the worker on {device.requested}", same_harness=True,
                 environment=device.environment(), interactive=True)))

@@ -23,35 +23,9 @@ from typing import Callable, Mapping
 
 from harness.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, RnnbenchError
 from harness.execute.run_plan import AbPlan, IN_ROUNDS, ON_DEVICES, RunPlan
+from harness.record.events import CaseProgress, WorkerLost, WorkerStarted  # noqa: F401 (the events it sends)
 
 COMPLETE, INTERRUPTED = "complete", "interrupted"
-
-
-@dataclass(frozen=True)
-class CaseProgress:
-    """A case starts (``finished`` False: in this process only) or has finished; ``label`` says which, and
-    where ("round 2/5 lstm/...", "cuda:1 gru/...")."""
-
-    done: int
-    total: int
-    label: str
-    finished: bool = True
-
-
-@dataclass(frozen=True)
-class WorkerStarted:
-    """A worker process said where it runs: ``where`` names it ("round 2", "round 2 A", "cuda:1")."""
-
-    where: str
-    environment: Mapping | None
-    side: str | None = None  # an A/B's side
-
-
-@dataclass(frozen=True)
-class WorkerLost:
-    """A ``--devices`` worker ended with an error between cases (its cases go to the others)."""
-
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -166,7 +140,7 @@ def _execute_rounds(plan: RunPlan, writer, on_progress) -> None:
             on_progress(WorkerStarted(f"round {index + 1}", environment))
 
         run_round(index, plan.suite_path, plan.options.device, order, on_result=received, on_environment=started,
-                  parent_environment=plan.environment, measure_peak=False)
+                  parent_environment=plan.environment, measure_peak=False, sets=plan.sets)
 
 
 class _Left(list):
@@ -208,7 +182,7 @@ def _execute_on_devices(plan: RunPlan, writer, on_progress) -> _Left:
 
     left.extend(run_on_devices(plan.suite_path, [case.key for case in plan.cases], workers, on_environment=started,
                                on_result=received, on_lost=lost, parent_environment=plan.environment,
-                               measure_peak=False))
+                               measure_peak=False, sets=plan.sets))
     return left
 
 

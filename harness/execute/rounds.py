@@ -41,7 +41,8 @@ def run_round(index: int, suite_path: str, device: str | None, order: Sequence[s
               interpreter: Sequence[str] = (sys.executable,),
               on_result: Callable[[dict], None] = lambda result: None,
               on_environment: Callable[[dict], None] = lambda environment: None,
-              parent_environment: Mapping | None = None, measure_peak: bool = True) -> RoundOutcome:
+              parent_environment: Mapping | None = None, measure_peak: bool = True,
+              sets: Sequence[str] = ()) -> RoundOutcome:
     """Run ``order`` (case keys) of the suite in a fresh worker process that runs this process's harness,
     wherever it was started.
 
@@ -51,7 +52,8 @@ def run_round(index: int, suite_path: str, device: str | None, order: Sequence[s
     with ``parent_environment``, an environment a results file of the parent's cannot hold), before any case runs.
     """
     outcome = RoundOutcome(index=index, order=list(order), interpreter=list(interpreter))
-    plan = WorkerPlan(suite=str(suite_path), device=device, keys=tuple(order), measure_peak=measure_peak)
+    plan = WorkerPlan(suite=None if suite_path is None else str(suite_path), device=device, keys=tuple(order),
+                      measure_peak=measure_peak, sets=tuple(sets))
     with WorkerProcess(interpreter, plan, label=f"round {index}", same_harness=True) as worker:
         for message in worker.messages():
             if message.get("type") == "environment":

@@ -30,7 +30,7 @@ IN_PROCESS, IN_ROUNDS, ON_DEVICES = "in-process", "rounds", "devices"
 class RunPlan:
     """One ``rnnbench run``, decided: what runs, where, how, into which file."""
 
-    suite_path: str
+    suite_path: str | None  # None: a suite of --set alone
     opened: object  # harness.execute.session.OpenedSuite: the suite, its resolved device, its cases
     planned: tuple  # the cases of the run's plan (Case), in order: a resumed run's whole selection
     cases: tuple  # the cases to run now: the planned ones not finished (and inside a narrower --filter)
@@ -42,6 +42,7 @@ class RunPlan:
     resuming: bool = False
     force: bool = False
     machine_state: object = None  # harness.record.machine_state.MachineState: who else used the machine as it started
+    sets: tuple[str, ...] = ()  # --set KEY=VALUE overrides of the suite (its workers apply them too)
 
     @property
     def suite(self):
@@ -62,16 +63,16 @@ class RunPlan:
         return IN_ROUNDS if self.rounds > 1 else ON_DEVICES if self.options.devices else IN_PROCESS
 
     def to_dict(self) -> dict:
-        return {"suite": str(self.suite_path), "device": str(self.opened.device), "how": self.how,
+        return {"suite": self.opened.path, "device": self.opened.device_name, "how": self.how,
                 "path": str(self.path), "resuming": self.resuming, "force": self.force,
                 "planned": [case.key for case in self.planned], "cases": [case.key for case in self.cases],
                 "previous_cases": [result.key for result in self.previous_cases], "options": self.options.to_dict()}
 
 
-def plan_run(suite_path: str, *, device: str | None = None, out: str | None = None, backends: Sequence[str] = (),
-             filters: Sequence[str] = (), resume_path: str | None = None, rounds: int | None = None,
-             force: bool = False, nvtx: bool = False, shard_spec: str | None = None,
-             devices: str | None = None) -> RunPlan:
+def plan_run(suite_path: str | None, *, device: str | None = None, out: str | None = None,
+             backends: Sequence[str] = (), filters: Sequence[str] = (), resume_path: str | None = None,
+             rounds: int | None = None, force: bool = False, nvtx: bool = False, shard_spec: str | None = None,
+             devices: str | None = None, sets: Sequence[str] = ()) -> RunPlan:
     """The plan of ``rnnbench run`` from its options. Raises UsageError for options that do not go together,
     and the stages' own errors (a bad suite, device, shard, a run that cannot be resumed) otherwise."""
     from harness.measure.env import collect_environment, measured_peak
@@ -95,7 +96,7 @@ def plan_run(suite_path: str, *, device: str | None = None, out: str | None = No
         if recorded.devices:  # resumed as it ran: one worker per device it named
             devices = ",".join(worker.requested for worker in recorded.devices)
     workers = _parse_devices(devices) if devices is not None else None
-    opened = open_suite(suite_path, device or (workers[0].requested if workers else None))
+    opened = open_suite(suite_path, device or (workers[0].requested if workers else None), sets=sets)
     rounds = rounds or opened.suite.timing.rounds
     refuse_combinations(rounds=rounds, workers=workers, nvtx=nvtx)
     opened.select(backends, filters)  # a selection that matches nothing is refused before anything is set
@@ -143,7 +144,7 @@ def plan_run(suite_path: str, *, device: str | None = None, out: str | None = No
                           round_orders=[round_order(keys, opened.suite.seed, index) for index in range(rounds)])
     return RunPlan(suite_path=suite_path, opened=opened, planned=tuple(planned), cases=cases, settings=settings,
                    options=options, environment=environment, path=Path(path), previous_cases=tuple(previous_cases),
-                   resuming=previous is not None, force=force, machine_state=state)
+                   resuming=previous is not None, force=force, machine_state=state, sets=tuple(sets))
 
 
 def refuse_combinations(*, rounds: int, workers: Sequence[WorkerDevice] | None, nvtx: bool) -> None:
@@ -280,10 +281,18 @@ def parse_fraction(text: str | float, option: str, *, allow_zero: bool = True, u
     return value
 
 
+# The gate's fractions: a threshold may be 0 (every significant slowdown counts); a significance level is in (0, 1).
+GATE_FRACTIONS = {"--threshold": {}, "--alpha": {"allow_zero": False, "upper": 1.0}}
+
+
+def gate_option(option: str, text: str | float) -> float:
+    """``--threshold`` or ``--alpha`` of the gate's commands (``rnnbench history``'s --threshold too) as a fraction."""
+    return parse_fraction(text, option, **GATE_FRACTIONS[option])
+
+
 def gate_settings(threshold: str, alpha: str) -> tuple[float, float]:
     """``--threshold`` and ``--alpha`` of the gate's commands."""
-    return (parse_fraction(threshold, "--threshold"),
-            parse_fraction(alpha, "--alpha", allow_zero=False, upper=1.0))
+    return gate_option("--threshold", threshold), gate_option("--alpha", alpha)
 
 
 
@@ -310,13 +319,13 @@ class ProfilePlan:
         return bool(self.options.get("trace"))
 
     def to_dict(self) -> dict:
-        return {"suite": str(self.suite_path), "path": str(self.path), "cases": [case.key for case in self.cases],
+        return {"suite": self.opened.path, "path": str(self.path), "cases": [case.key for case in self.cases],
                 "options": dict(self.options)}
 
 
-def plan_profile(suite_path: str, *, device: str | None = None, backends: Sequence[str] = (),
+def plan_profile(suite_path: str | None, *, device: str | None = None, backends: Sequence[str] = (),
                  filters: Sequence[str] = (), out_dir: str | None = None, steps: int = 10, trace: bool = False,
-                 nvtx: bool = False) -> ProfilePlan:
+                 nvtx: bool = False, sets: Sequence[str] = ()) -> ProfilePlan:
     """The plan of ``rnnbench profile``."""
     from harness.measure.env import collect_environment
     from harness.record.machine_state import collect_machine_state
@@ -324,7 +333,7 @@ def plan_profile(suite_path: str, *, device: str | None = None, backends: Sequen
     from harness.execute.session import apply_process_settings, open_suite
     from harness.record.results_store import STORE
 
-    opened = open_suite(suite_path, device)
+    opened = open_suite(suite_path, device, sets=sets)
     cases = opened.select(backends, filters)
     path = STORE.new_profile_path(out_dir, opened.suite.name, opened.device.type)  # refused there if taken: its writer
     flags = apply_process_settings(opened.suite)  # first: the environment records the suite's threads

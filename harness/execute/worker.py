@@ -112,7 +112,7 @@ def run_plan(plan: dict, emit, commands=sys.stdin) -> None:
     from harness.measure.runner import run_case
     from harness.execute.session import apply_process_settings, open_suite
 
-    opened = open_suite(plan["suite"], plan.get("device"))
+    opened = open_suite(plan["suite"], plan.get("device"), sets=plan.get("sets") or ())
     flags = apply_process_settings(opened.suite)
     environment = collect_environment(opened.device)
     environment["math_precision"] = flags

@@ -42,19 +42,22 @@ class WorkerFailed(RnnbenchError):
 class WorkerPlan:
     """What a worker runs (its ``plan.json``, :mod:`harness.execute.worker`)."""
 
-    suite: str
+    suite: str | None  # None: a suite of --set alone
     device: str | None
     keys: tuple[str, ...] | None  # None: the parent hands them out one at a time on the worker's stdin
     turns_blocks: int | None = None  # taking turns (an A/B): the timed blocks per case
     measure_peak: bool = True  # False: the parent measured the run's peak already
+    sets: tuple[str, ...] = ()  # the run's --set overrides, applied by the worker as by the parent
 
     def to_dict(self) -> dict:
-        document = {"suite": str(self.suite), "device": self.device,
+        document = {"suite": None if self.suite is None else str(self.suite), "device": self.device,
                     "keys": "stdin" if self.keys is None else list(self.keys)}
         if self.turns_blocks is not None:
             document["turns"] = {"blocks": self.turns_blocks}
         if not self.measure_peak:
             document["measure_peak"] = False
+        if self.sets:
+            document["sets"] = list(self.sets)
         return document
 
     @classmethod
@@ -64,7 +67,7 @@ class WorkerPlan:
         return cls(suite=data["suite"], device=data.get("device"),
                    keys=None if keys == "stdin" else tuple(keys),
                    turns_blocks=int(turns["blocks"]) if turns else None,
-                   measure_peak=data.get("measure_peak", True) is not False)
+                   measure_peak=data.get("measure_peak", True) is not False, sets=tuple(data.get("sets") or ()))
 
 
 class WorkerProcess:

@@ -86,3 +86,19 @@ def to_pytest_benchmark(run: RunResults, metric: str | None = None) -> Export:
         "version": pytest_benchmark_version,
     }
     return Export(document=document, exported=len(benchmarks), skipped_cases=tuple(skipped))
+
+
+def export_file(results_path, out, metric: str | None = None, on_left_out=lambda line: None) -> Export:
+    """``rnnbench export-pytest-benchmark``: RESULTS read, exported and written to ``out`` (never over an input
+    or another program's file); ``on_left_out`` hears each case left out. ResultsFileError when none is left."""
+    from harness.errors import ResultsFileError
+    from harness.record.results_io import refuse_overwriting, write_json_atomically
+    from harness.record.results_store import read_results
+
+    export = to_pytest_benchmark(read_results(results_path), metric)
+    for line in export.skipped_cases:
+        on_left_out(line)
+    if not export.exported:
+        raise ResultsFileError(f"{results_path}: no ok case with samples to export")
+    write_json_atomically(refuse_overwriting(out, inputs=(results_path,)), export.document)
+    return export

@@ -34,6 +34,20 @@ class Merged:
     plan_unknown: str | None = None  # why not
 
 
+def merge_files(paths, out, *, allow_env_mismatch: bool = False, force: bool = False,
+                before_writing=lambda merged: None) -> Merged:
+    """``rnnbench merge``: the files read and merged, ``before_writing(merged)`` told (its warnings said before a
+    write that may fail), the merged file written to ``out`` (never over an input, nor another program's file)."""
+    from harness.record.results_io import refuse_overwriting, write_results
+    from harness.record.results_store import read_runs
+
+    target = refuse_overwriting(out, inputs=paths, force=force)
+    merged = merge_runs(read_runs(paths), allow_env_mismatch=allow_env_mismatch)
+    before_writing(merged)
+    write_results(target, merged.run)
+    return merged
+
+
 def merge_runs(runs: Sequence[RunResults], *, allow_env_mismatch: bool = False) -> Merged:
     if not runs:
         raise MergeError("merge: name at least one results file")

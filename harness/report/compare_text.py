@@ -5,6 +5,7 @@ it decides nothing."""
 from __future__ import annotations
 
 import textwrap
+from dataclasses import dataclass
 
 from harness.gate.compare import SAME_CODE, Comparison, Pair, comparison_method, run_rounds
 from harness.record.environment_diff import EnvironmentDifference
@@ -249,3 +250,46 @@ def environment_refusal_error(comparison: Comparison, option: str):
     return ComparisonError(f"refusing to compare runs of different environments "
                            f"({', '.join(d.label for d in comparison.blocking_differences)}); refresh the baseline "
                            f"on this machine or pass {option}")
+
+
+@dataclass(frozen=True)
+class FilesCompared:
+    """What ``rnnbench compare`` says: ``text`` (on stdout, or on stderr with a ``refusal`` to raise after it)."""
+
+    text: str
+    failed: bool = False
+    refusal: Exception | None = None
+
+
+def compare_files(baseline_path, current_path, *, metric, threshold: float, alpha: float, markdown_path=None,
+                  allow_env_mismatch: bool = False) -> FilesCompared:
+    """The gate over two results files, its Markdown written first (a file that cannot be written must not
+    follow a printed verdict); different environments are refused unless ``allow_env_mismatch``."""
+    from harness.gate.compare import compare_runs
+    from harness.record.results_io import write_text
+    from harness.record.results_store import read_results
+
+    baseline, current = read_results(baseline_path), read_results(current_path)
+    comparison = compare_runs(baseline, current, metric=metric, threshold=threshold, alpha=alpha)
+    refused = bool(comparison.blocking_differences) and not allow_env_mismatch
+    if markdown_path:
+        markdown = (render_markdown_refusal(comparison, "--allow-env-mismatch") if refused
+                    else render_markdown(comparison))
+        write_text(markdown_path, markdown, inputs=(baseline_path, current_path))
+    if refused:
+        return FilesCompared(render_environment_refusal(comparison),
+                             refusal=environment_refusal_error(comparison, "--allow-env-mismatch"))
+    return FilesCompared(render_text(comparison), failed=comparison.failed)
+
+
+def ab_comparison_lines(runs, threshold: float, alpha: float, markdown_path=None) -> tuple[list[str], bool]:
+    """The end of ``rnnbench ab``: the gate of B against A (its Markdown written to ``markdown_path`` first) and
+    the verdict; with whether B regressed."""
+    from harness.gate.compare import compare_runs
+    from harness.record.results_io import write_text
+    from harness.report.answer import ab_verdict_text
+
+    comparison = compare_runs(runs["a"], runs["b"], threshold=threshold, alpha=alpha, labels=("A", "B"))
+    if markdown_path is not None:
+        write_text(markdown_path, render_markdown(comparison))
+    return [render_text(comparison), ab_verdict_text(comparison)], comparison.failed

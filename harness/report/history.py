@@ -134,3 +134,42 @@ def stored_steps(db_path, case_glob: str | None, region: str | None, threshold: 
     if not found:
         raise HistoryError(f"no ok case{' matches ' + case_glob if case_glob else ''} in the history")
     return found
+
+
+def series_steps(db_path, case_glob: str | None, metric: str | None, threshold: float) -> list[SeriesSteps]:
+    """:func:`stored_steps` for ``rnnbench history``'s options: ``--metric`` one of the timed regions."""
+    from harness.errors import UsageError
+    from harness.spec.cases import REGIONS_BY_MODE
+
+    regions = sorted({region for regions in REGIONS_BY_MODE.values() for region in regions})
+    if metric is not None and metric not in regions:
+        raise UsageError(f"--metric {metric!r}: use one of {', '.join(regions)}")
+    return stored_steps(db_path, case_glob, metric, threshold)
+
+
+def show_history(db_path, case_glob, metric, threshold: float, *, charts: bool = True, out_dir=None) -> list[str]:
+    """``rnnbench history show``: each series and its steps, then the trend charts written (default folder:
+    reports/history), as the lines to print."""
+    from harness.record.results_io import write_files
+    from harness.record.results_store import STORE
+
+    found = series_steps(db_path, case_glob, metric, threshold)
+    lines = [line for item in found for line in series_lines(item.series) + step_lines(item)]
+    if charts:
+        lines += [str(path) for path in write_files(out_dir or STORE.history_charts_dir, trend_charts(found))]
+    return lines
+
+
+def add_to_history(results_paths, db_path) -> list[str]:
+    """``rnnbench history add``: every file read and checked before the database is opened (or created), then
+    each run added; the lines saying so."""
+    from harness.measure.env import utc_now
+    from harness.record.history import History, prepare_runs
+    from harness.record.results_store import STORE, read_runs
+
+    runs = read_runs(results_paths)
+    prepare_runs(runs)
+    with History(db_path or STORE.history_path, create=True) as store:
+        lines = [f"{run.source}: added as run {run_id} ({len(run.cases)} cases)"
+                 for run, run_id in zip(runs, store.add(runs, added_utc=utc_now()))]
+        return lines + [f"{store.path}: {store.run_count()} runs"]

@@ -264,3 +264,24 @@ def write_report(runs: Sequence[RunResults], out_dir: str | Path, *, threshold: 
 def _profile_labels(profiles) -> list[str]:
     return [Path(p.source).name.removesuffix(".json") if p.source else f"profile-{i}"
             for i, p in enumerate(profiles, start=1)]
+
+
+def write_report_of_files(paths: Sequence[str], filters: Sequence[str], out_dir: str | Path | None, *,
+                          threshold: float, alpha: float, left_out: list | None = None) -> list[Path]:
+    """``rnnbench report``: results and profile files (told apart by their schema) read, filtered, reported
+    into ``out_dir`` (default: reports/)."""
+    from harness.record.profile_file import read_results_and_profiles
+
+    runs, profiles = read_results_and_profiles(paths)
+    runs, profiles = filter_runs(runs, filters) if runs else runs, filter_profiles(profiles, filters)
+    return write_report(runs, out_dir or STORE.reports_dir, threshold=threshold, alpha=alpha, profiles=profiles,
+                        left_out=left_out)
+
+
+def plot_files(paths: Sequence[str], filters: Sequence[str], out_dir: str | Path | None, *, chart: str, x, metric,
+               by: str, threshold: float, alpha: float) -> list[Path]:
+    """``rnnbench plot``: results files read, filtered, charted and written into ``out_dir`` (default: reports/)."""
+    from harness.record.results_store import read_runs
+
+    charts = plot(filter_runs(read_runs(paths), filters), chart, x, metric, by, threshold=threshold, alpha=alpha)
+    return write_charts(charts, out_dir or STORE.reports_dir)

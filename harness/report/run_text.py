@@ -13,14 +13,14 @@ def run_header(plan, journal_path) -> str:
     resumed = f" ({len(plan.previous_cases)} already finished)" if plan.resuming else ""
     resumed += f" (shard {plan.options.shard})" if plan.options.shard is not None else ""
     hardware = Environment(plan.environment).hardware_name
-    return (f"rnnbench: {len(plan.cases)} cases of suite '{suite.name}'{resumed} on {plan.opened.device} "
+    return (f"rnnbench: {len(plan.cases)} cases of suite '{suite.name}'{resumed} on {plan.opened.device_name} "
             f"({hardware}, {suite.dtype}, {suite.precision}); journal: {journal_path}")
 
 
 def run_ending_lines(plan, ending) -> list[str]:
     """What a run that did not finish its plan says last: why it stopped, what was kept, how to go on."""
     path, kept = plan.path, len(ending.results.cases)
-    resume = f"continue with: rnnbench run {plan.suite_path} --resume {path}"
+    resume = f"continue with: rnnbench run {plan.opened.path} --resume {path}"
     if ending.outcome.stopped_by == "error":
         return [f"rnnbench: error: {ending.outcome.failure}; the run stopped; {kept} finished cases saved to {path}"]
     if ending.outcome.stopped_by == "workers":
@@ -95,5 +95,13 @@ def run_summary_lines(results) -> list[str]:
 
 
 def profile_header(plan, journal_path) -> str:
-    return (f"rnnbench: profiling {len(plan.cases)} cases of suite '{plan.suite.name}' on {plan.opened.device}, "
+    return (f"rnnbench: profiling {len(plan.cases)} cases of suite '{plan.suite.name}' on {plan.opened.device_name}, "
             f"{plan.profile_settings.steps} steps each; journal: {journal_path}")
+
+
+def profile_summary_lines(plan, ending) -> list[str]:
+    """The end of ``rnnbench profile`` on stdout: the profile's tables, then where the file is."""
+    from harness.record.profile_file import profile_from_document
+    from harness.report.profile_text import profile_text
+
+    return [profile_text(profile_from_document(ending.document, str(plan.path))), f"profile: {plan.path}"]

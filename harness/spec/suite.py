@@ -18,14 +18,11 @@ from typing import Any, Mapping
 import yaml
 
 from harness.spec import limits
+from harness.spec.backend_names import BACKENDS, FLASHRNN_BACKENDS  # noqa: F401 (the suite's axis values)
 from harness.spec.dtypes import DTYPES
 from harness.errors import SuiteError
 
 CELLS = ("lstm", "gru")
-# FlashRNN's kernels (harness.measure.backends.flashrnn), one backend per kernel variant
-FLASHRNN_BACKENDS = ("flashrnn_vanilla", "flashrnn_triton", "flashrnn_cuda", "flashrnn_cuda_fused")
-BACKENDS = ("cudnn", "eager", "torchscript", "compile", "compile_module", "compile_rnn", "cudagraph",
-            *FLASHRNN_BACKENDS)
 # The backends torch.compile builds, which a suite's compile_mode applies to (ignored by the others).
 COMPILE_BACKENDS = ("compile", "compile_module", "compile_rnn")
 MODES = ("forward", "forward_backward", "inference")
@@ -248,7 +245,13 @@ def suite_from_record(record: Mapping, source: str) -> Suite:
     from harness.spec.frozen import thaw  # a record read back is frozen (read-only mappings, tuples)
 
     data = {key: thaw(value) for key, value in record.items() if key not in RECORD_ONLY_KEYS + ("threads",)}
-    return replace(_Checker(source, None).suite(data), sha256=str(record.get("sha256") or ""))
+    return replace(check_suite_mapping(data, source), sha256=str(record.get("sha256") or ""))
+
+
+def check_suite_mapping(data: Mapping, source: str) -> Suite:
+    """A suite given as the mapping a suite file holds (not read from YAML text: no line numbers), validated as
+    a file is; raises SuiteError naming what is wrong."""
+    return _Checker(source, None).suite(data)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

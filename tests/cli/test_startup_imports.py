@@ -1,0 +1,44 @@
+"""``rnnbench --help``, ``list`` and ``validate`` of a CPU float32 suite start without importing torch (the
+~2 s of most of a command's start on a small machine; benchmarks/cli_startup.py times it). Structural: a fresh
+process's sys.modules, not a clock. 'auto' and other dtypes ask torch, as docs/suites.md says."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+PROBE = """
+import sys
+from harness.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+print(f"exit={code} torch={'torch' in sys.modules}", file=sys.stderr)
+"""
+
+
+def torch_imported(*args) -> bool:
+    result = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, cwd=ROOT,
+                            timeout=300)
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("exit=0 "), result.stderr
+    return last.endswith("torch=True")
+
+
+@pytest.mark.parametrize("args", [
+    ("--help",),
+    ("list", "--help"),
+    ("list", "suites/regression-cpu.yaml"),
+    ("validate", "suites/regression-cpu.yaml"),
+    ("validate", "suites/small.yaml", "--device", "cpu"),
+    ("list", "--set", "device=cpu", "--set", "hidden_size=64,128"),
+], ids=" ".join)
+def test_these_start_without_torch(args):
+    assert not torch_imported(*args)
+
+
+def test_a_suite_on_device_auto_asks_torch_whether_there_is_a_gpu():
+    assert torch_imported("validate", "suites/small.yaml")
