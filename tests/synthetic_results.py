@@ -89,3 +89,34 @@ def gate_cases():
     current = synthetic_run(2, shifts={TIGHT.key: 1.2}, source="/r/b.json")
     return (with_cases(base, [drifting_a if r.case == DRIFTING else r for r in base.cases]),
             with_cases(current, [drifting_b if r.case == DRIFTING else r for r in current.cases]))
+
+
+def ab_runs(seed: int, cases: list[Case], *, changes: dict[str, float] | None = None, rounds: int = 6,
+            blocks: int = 4, per_block: int = 8, between_round_sd: float = 0.01, within_round_sd: float = 0.01,
+            machine_sd: float = 0.05, sample_sd: float = 0.02, session: str = "s1") -> tuple[RunResults, RunResults]:
+    """The two sides of one rnnbench ab with recorded blocks, step samples only (forward_backward cases): per round
+    each side's process has its own speed (``between_round_sd``, log scale: the rounds' random effect of the log
+    ratio is sqrt(2) x that), per block the machine's speed hits both sides alike (``machine_sd``: cancels when
+    paired), each side's block has its own (``within_round_sd``), and each sample its noise. ``changes``: B's
+    factor by case key (default 1: an A/A)."""
+    rng = np.random.default_rng(seed)
+    changes = changes or {}
+    sides: dict[str, list[CaseResult]] = {"a": [], "b": []}
+    for index, case in enumerate(cases):
+        values = {"a": [], "b": []}
+        for _ in range(rounds):
+            process = {side: rng.normal(0, between_round_sd) for side in values}
+            for _ in range(blocks):
+                machine = rng.normal(0, machine_sd)
+                for side in values:
+                    factor = changes.get(case.key, 1.0) if side == "b" else 1.0
+                    values[side].extend(base_ms(index) * factor * np.exp(
+                        machine + process[side] + rng.normal(0, within_round_sd)
+                        + rng.normal(0, sample_sd, per_block)))
+        for side in sides:
+            sides[side].append(CaseResult(case=case, status="ok", samples_ms={"step": tuple(map(float, values[side]))},
+                                          round_lengths={"step": (blocks * per_block,) * rounds},
+                                          block_lengths=(per_block,) * (rounds * blocks)))
+    return tuple(RunResults(environment=copy.deepcopy(CPU_ENVIRONMENT), suite=dict(SUITE), cases=tuple(sides[side]),
+                            options={"interleaved": {"session": session, "side": side, "blocks": blocks}})
+                 for side in ("a", "b"))

@@ -10,6 +10,8 @@ What is compared
     each case's primary region: the step of a training case, the forward otherwise), from its kept samples:
     the ratio of medians, its block-bootstrap interval and a Mann-Whitney p of batch medians, Holm-adjusted
     over all compared cases (:mod:`harness.gate.ratios`), and from them the verdict (:mod:`harness.gate.verdict`).
+    The two sides of one ``rnnbench ab`` are paired instead: block by block where both recorded their blocks
+    (one-sided tests, Benjamini-Hochberg: ``GateRule.ONE_SIDED_FDR``), else round by round.
 
 Cases not compared are listed, never dropped: only in one file, failed or skipped in either file, or without
 samples of the region. A case ok in the baseline that *fails* in the current run (parity, out of memory,
@@ -33,13 +35,12 @@ from harness.record.environment_diff import EnvironmentDifference, environment_d
 from harness.errors import ComparisonError
 from harness.record.metrics import METRICS, check_sampled_metric
 from harness.spec.cases import Case
-from harness.gate.ratios import (DEFAULT_ALPHA, Ratio, batch_medians, geometric_mean, hierarchical_ratio, holm_adjust,
-                            geometric_mean_of_round_medians, interval_method, mann_whitney_p,
-                            paired_round_ratio,
-                            ratio_interval, robust_spread)
+from harness.gate.ratios import (DEFAULT_ALPHA, Ratio, batch_medians, bh_adjust, geometric_mean, hierarchical_ratio,
+                                 holm_adjust, geometric_mean_of_round_medians, interval_method, mann_whitney_p,
+                                 paired_block_ratio, paired_round_ratio, ratio_interval, robust_spread)
 from harness.record.results import CaseResult, Environment, RunResults
 from harness.record.results_store import file_labels
-from harness.gate.verdict import VERDICTS, Verdict, classify
+from harness.gate.verdict import VERDICTS, GateRule, Verdict, classify
 
 DEFAULT_THRESHOLD = 0.05
 MIN_CASES_FOR_SPREAD = 5
@@ -50,6 +51,7 @@ class ComparisonMethod(Enum):
     ``Pair.current_ms``: ``side_statistic``) and how the change, its interval and p are computed (:mod:`ratios`).
     Decided once, by :func:`decide_method`."""
 
+    PAIRED_BY_BLOCK = "paired by block"
     PAIRED_BY_ROUND = "paired by round"
     TWO_LEVEL_BOOTSTRAP = "two-level bootstrap"
     SINGLE_ROUND_BOOTSTRAP = "single-round bootstrap"
@@ -59,8 +61,16 @@ class ComparisonMethod(Enum):
         """What a side's time (``Pair.baseline_ms``, ``Pair.current_ms``) is under this method, in words."""
         return _SIDE_STATISTICS[self]
 
+    @property
+    def rule(self) -> GateRule:
+        """The verdicts' definitions under this method (:mod:`harness.gate.verdict`)."""
+        return GateRule.ONE_SIDED_FDR if self is ComparisonMethod.PAIRED_BY_BLOCK else GateRule.HOLM_INTERVAL
+
 
 _SIDE_STATISTICS = {
+    # the runs took turns block by block and recorded the blocks: block k of A against block k of B, rounds a
+    # random effect (ratios.paired_block_ratio); the change is that paired estimate, not the ratio of these two
+    ComparisonMethod.PAIRED_BY_BLOCK: "geometric mean of block medians",
     # the runs took turns (rnnbench ab): the change is the geometric mean of the rounds' ratios of medians
     ComparisonMethod.PAIRED_BY_ROUND: "geometric mean of round medians",
     # rounds in fresh processes: the interval and the test resample rounds, then batches within them
@@ -70,12 +80,15 @@ _SIDE_STATISTICS = {
 }
 
 
-def decide_method(sides_took_turns: bool, baseline_rounds: int, current_rounds: int) -> ComparisonMethod:
-    """How two sides measured in ``baseline_rounds`` and ``current_rounds`` rounds are compared: paired by round
-    when they took turns (``rnnbench ab``) in as many rounds, else the two-level bootstrap when either measured in
-    rounds, else the single-round block bootstrap."""
+def decide_method(sides_took_turns: bool, baseline_rounds: int, current_rounds: int,
+                  blocks_line_up: bool = False) -> ComparisonMethod:
+    """How two sides measured in ``baseline_rounds`` and ``current_rounds`` rounds are compared: paired by block
+    when they took turns (``rnnbench ab``) in as many rounds and both recorded as many blocks in each
+    (``blocks_line_up``), paired by round when they took turns in as many rounds (files written before the blocks
+    were recorded), else the two-level bootstrap when either measured in rounds, else the single-round block
+    bootstrap."""
     if sides_took_turns and baseline_rounds == current_rounds:
-        return ComparisonMethod.PAIRED_BY_ROUND
+        return ComparisonMethod.PAIRED_BY_BLOCK if blocks_line_up else ComparisonMethod.PAIRED_BY_ROUND
     if baseline_rounds > 1 or current_rounds > 1:
         return ComparisonMethod.TWO_LEVEL_BOOTSTRAP
     return ComparisonMethod.SINGLE_ROUND_BOOTSTRAP
@@ -91,11 +104,15 @@ class Pair:
     method: ComparisonMethod      # how this pair was compared; method.side_statistic: what the two times are
     baseline_ms: float            # the baseline's time of the region, by method.side_statistic
     current_ms: float             # the current run's, likewise
-    ratio: float                  # the change, current / baseline (by the method); > 1: slower
-    ci_low: float | None          # interval of the ratio at confidence 1 - alpha; None: too few batches
-    ci_high: float | None
-    p_value: float                # two-sided Mann-Whitney U on the batch medians
-    p_adjusted: float             # Holm-Bonferroni over all compared cases
+    ratio: float                  # the change, current / baseline (by the method; paired by block: the paired
+                                  # estimate, not current_ms / baseline_ms); > 1: slower
+    ci_low: float | None          # interval of the ratio at method.rule.interval_confidence(alpha); None: too few
+    ci_high: float | None         # batches or rounds
+    # the p the verdict tests, by method.rule: PAIRED_BY_BLOCK: one-sided, of the direction the ratio points
+    # (slower above 1, faster below); otherwise two-sided (Mann-Whitney U on batch medians, paired t on rounds,
+    # or the two-level bootstrap's)
+    p_value: float
+    p_adjusted: float             # over all compared cases: Benjamini-Hochberg (one-sided rule) or Holm-Bonferroni
     verdict: Verdict
 
     @property
@@ -139,6 +156,15 @@ class Comparison:
     same_code_intended: bool = False  # an A/A asked for (rnnbench ab --same-code-ok, the gate calibration)
     # how the comparison is described (comparison_method): its pairs' method where every case ran as many rounds
     method: ComparisonMethod = ComparisonMethod.SINGLE_ROUND_BOOTSTRAP
+
+    @property
+    def rule(self) -> GateRule:
+        """The verdicts' definitions, as the renderers describe them: those of ``method``."""
+        return self.method.rule
+
+    @property
+    def interval_confidence(self) -> float:
+        return self.rule.interval_confidence(self.alpha)
 
     def with_verdict(self, verdict: Verdict) -> tuple[Pair, ...]:
         return tuple(p for p in self.pairs if p.verdict == verdict)
@@ -243,15 +269,16 @@ def compare_runs(baseline: RunResults, current: RunResults, *, metric: str | Non
     raw = []
     sides_took_turns = took_turns(baseline, current)
     for base, cur, region in measured:
-        method = decide_method(sides_took_turns, base.round_count, cur.round_count)
+        method = decide_method(sides_took_turns, base.round_count, cur.round_count,
+                               blocks_line_up(base, cur, region))
         raw.append(dict(baseline=base, current=cur, region=region, method=method,
                         **_compared(method, base, cur, region, alpha)))
-    adjusted = holm_adjust([entry["p_value"] for entry in raw])
     pairs = []
-    for entry, p_adjusted in zip(raw, adjusted):
+    for entry, p_adjusted in zip(raw, adjusted_p_values(raw)):
         ratio = entry.pop("ratio", None) or entry["current_ms"] / entry["baseline_ms"]
+        entry.pop("p_slower", None), entry.pop("p_faster", None)
         verdict = classify(ratio, entry["ci_low"], entry["ci_high"], p_adjusted, threshold=threshold,
-                           alpha=alpha, lower_is_better=lower_is_better)
+                           alpha=alpha, lower_is_better=lower_is_better, rule=entry["method"].rule)
         pairs.append(Pair(**entry, ratio=ratio, p_adjusted=p_adjusted, verdict=verdict))
 
     warnings = [f"the {label} run is {run.status}: only its finished cases are compared"
@@ -286,13 +313,47 @@ def compare_runs(baseline: RunResults, current: RunResults, *, metric: str | Non
         warnings=tuple(warnings), baseline_label=baseline_label, current_label=current_label,
         same_code=code_is_shared, same_code_intended=intended,
         # the whole comparison, as if every case ran the most rounds any did: what comparison_method describes
-        method=decide_method(sides_took_turns, *[max(run_rounds(baseline), run_rounds(current))] * 2),
+        method=decide_method(sides_took_turns, *[max(run_rounds(baseline), run_rounds(current))] * 2,
+                             bool(pairs) and all(p.method is ComparisonMethod.PAIRED_BY_BLOCK for p in pairs)),
     )
+
+
+def adjusted_p_values(raw: list[dict]) -> list[float]:
+    """Each compared case's adjusted p, by its method's rule: Holm over the two-sided p-values of the cases
+    compared so; Benjamini-Hochberg over the one-sided p-values of the cases paired by block, the "slower" and
+    the "faster" p-values each over all of them, a case getting that of the direction its ratio points."""
+    adjusted = [1.0] * len(raw)
+    holm = [i for i, entry in enumerate(raw) if entry["method"].rule is GateRule.HOLM_INTERVAL]
+    for i, p in zip(holm, holm_adjust([raw[i]["p_value"] for i in holm])):
+        adjusted[i] = p
+    one_sided = [i for i in range(len(raw)) if i not in set(holm)]
+    slower = bh_adjust([raw[i]["p_slower"] for i in one_sided])
+    faster = bh_adjust([raw[i]["p_faster"] for i in one_sided])
+    for i, p_slower, p_faster in zip(one_sided, slower, faster):
+        adjusted[i] = p_slower if raw[i]["p_slower"] <= raw[i]["p_faster"] else p_faster
+    return adjusted
+
+
+def blocks_line_up(base: CaseResult, cur: CaseResult, region: str) -> bool:
+    """Whether the two sides recorded their timed blocks, as many in every round, so that block k of one can be
+    paired with block k of the other."""
+    base_blocks, cur_blocks = base.samples_by_block(region), cur.samples_by_block(region)
+    if base_blocks is None or cur_blocks is None or len(base_blocks) != len(cur_blocks):
+        return False
+    return len({len(blocks) for blocks in (*base_blocks, *cur_blocks)}) == 1
 
 
 def _compared(method: ComparisonMethod, base: CaseResult, cur: CaseResult, region: str, alpha: float) -> dict:
     """Each side's time, the interval of the change and its p, by ``method`` (and the change itself, where it is
     not the ratio of the two times)."""
+    if method is ComparisonMethod.PAIRED_BY_BLOCK:
+        # block k of A ran next to block k of B: the machine's drift within a round cancels too
+        base_blocks, cur_blocks = base.samples_by_block(region), cur.samples_by_block(region)
+        pairing = paired_block_ratio(base_blocks, cur_blocks, alpha)
+        return dict(baseline_ms=_geometric_mean_of_block_medians(base_blocks),
+                    current_ms=_geometric_mean_of_block_medians(cur_blocks), ci_low=pairing.ratio.low,
+                    ci_high=pairing.ratio.high, p_value=min(pairing.p_slower, pairing.p_faster),
+                    p_slower=pairing.p_slower, p_faster=pairing.p_faster, ratio=pairing.ratio.value)
     if method is ComparisonMethod.PAIRED_BY_ROUND:
         # compared round by round, the machine's drift cancels
         base_rounds, cur_rounds = base.samples_by_round(region), cur.samples_by_round(region)
@@ -309,6 +370,12 @@ def _compared(method: ComparisonMethod, base: CaseResult, cur: CaseResult, regio
     return dict(baseline_ms=float(np.median(base_samples)), current_ms=float(np.median(cur_samples)),
                 ci_low=ci_low, ci_high=ci_high,
                 p_value=mann_whitney_p(batch_medians(base_samples), batch_medians(cur_samples)))
+
+
+def _geometric_mean_of_block_medians(rounds_of_blocks) -> float:
+    """A side's own time when paired by block (the change is the paired estimate, near but not exactly the ratio
+    of the two sides' values)."""
+    return float(np.exp(np.mean([np.log(np.median(block)) for blocks in rounds_of_blocks for block in blocks])))
 
 
 SAME_CODE = "A and B run the same code: an A/A comparison"
@@ -369,7 +436,8 @@ def comparison_method(comparison) -> str:
     """How this comparison's intervals and p-values were computed (``Comparison.method``), in words (for every
     renderer)."""
     return interval_method(comparison.alpha, rounds=comparison.method is ComparisonMethod.TWO_LEVEL_BOOTSTRAP,
-                           paired=comparison.method is ComparisonMethod.PAIRED_BY_ROUND)
+                           paired=comparison.method is ComparisonMethod.PAIRED_BY_ROUND,
+                           by_block=comparison.method is ComparisonMethod.PAIRED_BY_BLOCK)
 
 
 def run_rounds(run: RunResults) -> int:

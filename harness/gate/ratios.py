@@ -16,6 +16,9 @@ p         Two-sided Mann-Whitney U test (scipy, exact) of the batch medians (eac
           median): how likely a difference at least this clear is between two runs of the same code.
 p (Holm)  The p-values of all compared cases adjusted by Holm-Bonferroni, so the chance of calling any
           case significant when nothing changed stays at alpha however many cases are compared.
+
+A/B sides that recorded their blocks (``rnnbench ab``) are paired block by block instead
+(:func:`paired_block_ratio`): one-sided p-values, adjusted by Benjamini-Hochberg (:func:`bh_adjust`).
 """
 
 from __future__ import annotations
@@ -102,10 +105,19 @@ def _bootstrap_medians(batches: np.ndarray, rng: np.random.Generator, resamples:
     return medians
 
 
-def interval_method(alpha: float = DEFAULT_ALPHA, rounds: bool = False, paired: bool = False) -> str:
+def interval_method(alpha: float = DEFAULT_ALPHA, rounds: bool = False, paired: bool = False,
+                    by_block: bool = False) -> str:
     """How the interval of a ratio is computed, in words, from the constants that compute it; ``rounds``:
     some cases were measured in rounds (fresh processes), which the two-level bootstrap resamples first;
-    ``paired``: the two runs took turns (``rnnbench ab``) and are compared round by round."""
+    ``paired``: the two runs took turns (``rnnbench ab``) and are compared round by round; ``by_block``: they
+    took turns and recorded their blocks, compared block by block (:func:`paired_block_ratio`)."""
+    if by_block:
+        return (f"{1 - 2 * alpha:.0%} interval, paired by block (the runs took turns, rnnbench ab): the change is the "
+                f"geometric mean over the rounds of each round's median ratio of block medians, block k of B against "
+                f"block k of A in the same round (the ms shown: each side's own geometric mean of its block "
+                f"medians), rounds a random effect: the interval a Student t interval of the rounds' log median "
+                f"block ratios (rounds - 1 degrees of freedom), its ends the one-sided {1 - alpha:.0%} bounds; "
+                f"p one-sided, of the direction the change points; none with fewer than {MIN_PAIRED_ROUNDS} rounds")
     if paired:
         return (f"{1 - alpha:.0%} interval, paired by round (the runs took turns, rnnbench ab): the change is the "
                 f"geometric mean of the rounds' ratios of medians (the ms shown: each side's geometric mean of its "
@@ -195,6 +207,76 @@ def paired_round_ratio(baseline_rounds: Sequence[Sequence[float]], other_rounds:
     return Ratio(math.exp(mean), math.exp(mean - quantile * error), math.exp(mean + quantile * error)), p_value
 
 
+@dataclass(frozen=True)
+class BlockPairing:
+    """What :func:`paired_block_ratio` found: the change with its interval, the one-sided p-values of "slower"
+    and "faster" (against a ratio of 1), and the model's variance components (of the log ratio)."""
+
+    ratio: Ratio
+    p_slower: float              # one-sided: how likely an estimate this far above 1 is when B is not slower
+    p_faster: float              # its mirror
+    rounds: int
+    blocks: int                  # per round
+    between_round_var: float     # sigma_u^2 of the log block ratios, (MSB - MSW) / K (ANOVA), at least 0
+    within_round_var: float      # sigma_e^2 = MSW, the blocks' scatter within their round
+    df: int                      # degrees of freedom of the interval and the tests: rounds - 1
+
+
+def block_log_ratios(baseline_blocks: Sequence[Sequence[Sequence[float]]],
+                     other_blocks: Sequence[Sequence[Sequence[float]]]) -> np.ndarray:
+    """log(median of B's block k / median of A's block k) of round r, as an (R, K) array: the two blocks of one
+    index ran next to each other in time. Raises ValueError when the sides' rounds or blocks do not line up."""
+    if len(baseline_blocks) != len(other_blocks):
+        raise ValueError("paired blocks need as many rounds on both sides")
+    counts = {len(blocks) for blocks in (*baseline_blocks, *other_blocks)}
+    if len(counts) != 1 or 0 in counts:
+        raise ValueError("paired blocks need as many blocks in every round on both sides")
+    return np.log([[np.median(other) / np.median(base) for base, other in zip(base_round, other_round)]
+                   for base_round, other_round in zip(baseline_blocks, other_blocks)])
+
+
+def paired_block_ratio(baseline_blocks: Sequence[Sequence[Sequence[float]]],
+                       other_blocks: Sequence[Sequence[Sequence[float]]],
+                       alpha: float = DEFAULT_ALPHA) -> BlockPairing:
+    """Sides that took turns block by block (``rnnbench ab``), compared at the level the design alternates.
+
+    y[r, k] = log(median B block k / median A block k) of round r: the two blocks ran next to each other, so the
+    machine's drift within the round cancels. Rounds (fresh processes: their own memory layout, their own ratio)
+    are a random effect, u_r ~ N(0, sigma_u^2), and blocks within a round scatter around their round's value. Each
+    round stands for the **median** of its K block ratios (one block hit by a neighbour's burst does not move it:
+    on the CPU VM's kept sessions the median caught more than the mean, docs/gate.md#paired-by-block), and the
+    change is exp of the mean of the R round values, its interval a Student t interval of them with R - 1 degrees
+    of freedom: the rounds are independent, so that is exact whatever the rounds' own variance is (pooling the R K
+    blocks as if independent is not: sigma_u^2 > 0 on the kept A/A sessions).
+
+    The interval is the two-sided 1 - 2 alpha one (its ends are the one-sided 1 - alpha bounds the one-sided tests
+    use); p_slower and p_faster are one-sided t-tests against 1. ``between_round_var`` and ``within_round_var``
+    are the balanced one-way ANOVA estimates of the y's components, for the calibration. Fewer than
+    ``MIN_PAIRED_ROUNDS`` rounds give no interval and p-values of 1."""
+    logs = block_log_ratios(baseline_blocks, other_blocks)
+    rounds, blocks = logs.shape
+    round_values = np.median(logs, axis=1)
+    mean = float(round_values.mean())
+    within = float(logs.var(axis=1, ddof=1).mean()) if blocks > 1 else 0.0
+    if rounds < MIN_PAIRED_ROUNDS:
+        return BlockPairing(Ratio(math.exp(mean)), 1.0, 1.0, rounds, blocks, 0.0, within, max(rounds - 1, 0))
+    between = max(0.0, float(logs.mean(axis=1).var(ddof=1)) - within / blocks)
+    error = float(round_values.std(ddof=1)) / math.sqrt(rounds)
+    df = rounds - 1
+    if error == 0.0:  # the same samples on both sides, or a ratio that never varied
+        tiny = 1.0 / BOOTSTRAP_RESAMPLES
+        p_slower, p_faster = (1.0, 1.0) if mean == 0.0 else ((tiny, 1.0) if mean > 0 else (1.0, tiny))
+        return BlockPairing(Ratio(math.exp(mean), math.exp(mean), math.exp(mean)), p_slower, p_faster, rounds,
+                            blocks, between, within, df)
+    from scipy import stats as scipy_stats
+
+    quantile = float(scipy_stats.t.ppf(1 - alpha, df))
+    statistic = mean / error
+    ratio = Ratio(math.exp(mean), math.exp(mean - quantile * error), math.exp(mean + quantile * error))
+    return BlockPairing(ratio, float(scipy_stats.t.sf(statistic, df)), float(scipy_stats.t.cdf(statistic, df)),
+                        rounds, blocks, between, within, df)
+
+
 def mann_whitney_p(baseline_batches: np.ndarray, current_batches: np.ndarray) -> float:
     from scipy import stats as scipy_stats  # half a second to import; only a comparison needs it
 
@@ -213,6 +295,20 @@ def holm_adjust(p_values: Sequence[float]) -> list[float]:
     for position, index in enumerate(order):
         running = max(running, min(1.0, (count - position) * p_values[index]))
         adjusted[index] = running
+    return adjusted
+
+
+def bh_adjust(p_values: Sequence[float]) -> list[float]:
+    """Benjamini-Hochberg adjusted p-values (step-up; monotone; capped at 1), in the input order: the cases
+    with adjusted p < q are a set whose expected share of false discoveries is at most q (independent or
+    positively dependent tests), and when nothing changed at all, the chance of any discovery is at most q."""
+    count = len(p_values)
+    order = sorted(range(count), key=lambda i: p_values[i], reverse=True)
+    adjusted = [1.0] * count
+    running = 1.0
+    for position, index in enumerate(order):
+        running = min(running, count * p_values[index] / (count - position))
+        adjusted[index] = min(1.0, running)
     return adjusted
 
 

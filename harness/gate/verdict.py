@@ -1,14 +1,25 @@
 """The regression gate's verdicts: what each means, and every word, symbol and colour it is shown with.
 
-Definitions (time metrics, lower is better; t = threshold, band = [1/(1+t), 1+t])
-    regression   Holm-adjusted p < alpha AND the whole interval above 1+t: the current run is slower, and
-                 slower by more than the threshold, with confidence.
-    improvement  Holm-adjusted p < alpha AND the whole interval below 1/(1+t): faster by more than the
-                 threshold, with confidence.
+Definitions (time metrics, lower is better; t = threshold, band = [1/(1+t), 1+t]), by the comparison's
+:class:`GateRule`:
+
+ONE_SIDED_FDR (A/B sides paired block by block, ``rnnbench ab``)
+    regression   the one-sided p of "slower" (against a ratio of 1), Benjamini-Hochberg-adjusted over all
+                 compared cases, < alpha AND the change above 1+t: slower with confidence, and by more than
+                 the threshold as measured. Promise: among the cases called regressions, the expected share
+                 that are not slower at all is at most alpha (a false-discovery rate); when nothing changed,
+                 the chance of any regression in the comparison is at most alpha.
+    improvement  the mirror: the one-sided p of "faster", adjusted likewise over all cases, < alpha AND the
+                 change below 1/(1+t).
+HOLM_INTERVAL (every other comparison)
+    regression   Holm-adjusted two-sided p < alpha AND the whole interval above 1+t: the current run is
+                 slower, and slower by more than the threshold, with confidence (a family-wise rate).
+    improvement  Holm-adjusted p < alpha AND the whole interval below 1/(1+t).
+Both
     noise        neither, and the ratio is outside the band: a change of threshold size was measured but
-                 cannot be told from noise (not significant after Holm, or the interval reaches back into
-                 the band). Reported, never fails the gate; more samples (a larger budget_s) or a quieter
-                 machine decide it.
+                 cannot be told from noise (not significant after the adjustment, or, by Holm's rule, the
+                 interval reaches back into the band). Reported, never fails the gate; more rounds, samples
+                 (a larger budget_s) or a quieter machine decide it.
     unchanged    neither, and the ratio is inside the band: any change is smaller than the threshold.
 
 This module is the one place that knows the vocabulary; renderers ask a :class:`Verdict` for its words.
@@ -59,9 +70,13 @@ class Verdict(str, Enum):
         """The report's word, with the gate's name where they differ: 'slower (regression)', 'noise'."""
         return f"{self.word} ({self.value})" if self.word != self.value else self.word
 
-    def legend(self, threshold: float) -> str:
+    def legend(self, threshold: float, rule: "GateRule | None" = None) -> str:
         lower, upper = band(threshold)
-        return self.legend_template.format(lower=f"{lower:.3g}", upper=f"{upper:.3g}")
+        template = self.legend_template
+        if rule is GateRule.ONE_SIDED_FDR:  # the change itself beyond the band, not its whole interval
+            template = template.replace("whole CI above", "change above").replace("whole CI below", "change below")
+            template = template.replace("not significant or CI reaches into it", "not significant")
+        return template.format(lower=f"{lower:.3g}", upper=f"{upper:.3g}")
 
 
 VERDICTS = tuple(Verdict)
@@ -73,25 +88,59 @@ def band(threshold: float) -> tuple[float, float]:
     return 1.0 / (1.0 + threshold), 1.0 + threshold
 
 
+class GateRule(Enum):
+    """Which definitions a comparison's verdicts follow (module docstring), and the words they are shown with."""
+
+    ONE_SIDED_FDR = "one-sided, Benjamini-Hochberg"
+    HOLM_INTERVAL = "two-sided, Holm"
+
+    @property
+    def adjustment(self) -> str:
+        """The multiple-comparison adjustment, short: a table's column is 'p (' + this + ')'."""
+        return "BH" if self is GateRule.ONE_SIDED_FDR else "Holm"
+
+    @property
+    def adjustment_words(self) -> str:
+        """The tests and their adjustment, in words: 'Holm-Bonferroni'."""
+        return ("one-sided tests and Benjamini-Hochberg (a false-discovery rate)" if self is GateRule.ONE_SIDED_FDR
+                else "Holm-Bonferroni")
+
+    def interval_confidence(self, alpha: float) -> float:
+        """The confidence of the interval shown: one-sided tests at alpha go with the 1 - 2 alpha two-sided
+        interval (its ends are their one-sided bounds); Holm's two-sided test with 1 - alpha."""
+        return 1 - 2 * alpha if self is GateRule.ONE_SIDED_FDR else 1 - alpha
+
+
 def classify(ratio: float, ci_low: float | None, ci_high: float | None, p_adjusted: float, *,
-             threshold: float, alpha: float, lower_is_better: bool = True) -> Verdict:
-    """The verdict of one case; see the module docstring for the definitions."""
+             threshold: float, alpha: float, lower_is_better: bool = True,
+             rule: GateRule = GateRule.HOLM_INTERVAL) -> Verdict:
+    """The verdict of one case; see the module docstring for the definitions. ``p_adjusted``: under
+    ONE_SIDED_FDR the adjusted one-sided p of the direction the ratio points (slower above 1, faster below)."""
     lower, upper = band(threshold)
     significant = p_adjusted < alpha
-    slower_beyond = ci_low is not None and ci_low > upper
-    faster_beyond = ci_high is not None and ci_high < lower
+    if rule is GateRule.ONE_SIDED_FDR:
+        slower_beyond, faster_beyond = ratio > upper, ratio < lower
+    else:
+        slower_beyond = ci_low is not None and ci_low > upper
+        faster_beyond = ci_high is not None and ci_high < lower
     if significant and (slower_beyond or faster_beyond):
         worse = slower_beyond if lower_is_better else faster_beyond
         return Verdict.REGRESSION if worse else Verdict.IMPROVEMENT
     return Verdict.UNCHANGED if lower <= ratio <= upper else Verdict.NOISE
 
 
-def verdict_rule(threshold: float, alpha: float, compared: int) -> str:
+def verdict_rule(threshold: float, alpha: float, compared: int, rule: GateRule = GateRule.HOLM_INTERVAL) -> str:
     """One sentence on where the verdicts of an A-vs-B comparison come from and what they mean."""
     lower, upper = band(threshold)
-    return (f"Verdicts are those of rnnbench compare A B (A the baseline, B the current run; threshold "
-            f"{threshold:.1%}, alpha {alpha:g}): {REGRESSION.word} (a {REGRESSION.value}) or {IMPROVEMENT.word} "
-            f"(an {IMPROVEMENT.value}) when the change is significant after Holm-Bonferroni over the {compared} "
+    opening = (f"Verdicts are those of rnnbench compare A B (A the baseline, B the current run; threshold "
+               f"{threshold:.1%}, alpha {alpha:g}): {REGRESSION.word} (a {REGRESSION.value}) or {IMPROVEMENT.word} "
+               f"(an {IMPROVEMENT.value}) when ")
+    if rule is GateRule.ONE_SIDED_FDR:
+        return (opening + f"the one-sided test of that direction (against no change) is significant after "
+                f"Benjamini-Hochberg over the {compared} compared cases (a false-discovery rate of {alpha:g}) and "
+                f"the change lies beyond the band {lower:.3g}×–{upper:.3g}×; {NOISE.word} when the change is outside "
+                f"the band but not significantly so; {UNCHANGED.word} inside the band")
+    return (opening + f"the change is significant after Holm-Bonferroni over the {compared} "
             f"compared cases and the whole interval lies beyond the band {lower:.3g}×–{upper:.3g}×; {NOISE.word} "
             f"when the ratio is outside the band but not significantly so, or its interval reaches back into "
             f"the band; {UNCHANGED.word} inside the band")

@@ -36,8 +36,14 @@ def format_p(p: float) -> str:
 def method_line(comparison: Comparison) -> str:
     metric = comparison.region or "each case's primary region (step; forward for forward-only modes)"
     return (f"metric: {metric}; threshold {comparison.threshold:.3g} ({comparison.threshold:.1%}); "
-            f"alpha {comparison.alpha:g} with Holm-Bonferroni over {len(comparison.pairs)} compared cases; "
+            f"alpha {comparison.alpha:g} with {comparison.rule.adjustment_words} over {len(comparison.pairs)} compared "
+            f"cases; "
             f"{comparison_method(comparison)}")
+
+
+def table_headers(comparison: Comparison) -> tuple[str, str]:
+    """The interval's and the adjusted p's column headings: '95% CI', 'p (Holm)'."""
+    return f"{comparison.interval_confidence:.0%} CI", f"p ({comparison.rule.adjustment})"
 
 
 TERMINAL_WIDTH = 110  # long prose lines of the terminal output wrap here (tables do not)
@@ -138,8 +144,7 @@ def render_text(comparison: Comparison) -> str:
     for warning in comparison.warnings:
         lines.append(f"warning: {warning}")
     lines.append("")
-    header = ("case", "region", "baseline ms", "current ms", "change", f"{1 - comparison.alpha:.0%} CI",
-              "p (Holm)", "verdict")
+    header = ("case", "region", "baseline ms", "current ms", "change", *table_headers(comparison), "verdict")
     rows = [(p.key, p.region, format_ms(p.baseline_ms), format_ms(p.current_ms),
              format_change(p.ratio), format_interval(p), format_p(p.p_adjusted), p.verdict.label)
             for p in comparison.ordered()]
@@ -204,8 +209,7 @@ def render_markdown(comparison: Comparison) -> str:
         lines += _md_environment(comparison.environment) + [""]
     notes = comparison.warnings
     lines += [f"> :warning: {_md(note)}" for note in notes] + ([""] if notes else [])
-    header = ("verdict", "case", "region", "baseline ms", "current ms", "change", f"{1 - comparison.alpha:.0%} CI",
-              "p (Holm)")
+    header = ("verdict", "case", "region", "baseline ms", "current ms", "change", *table_headers(comparison))
     ordered = comparison.ordered()
     flagged = [p for p in ordered if p.verdict != Verdict.UNCHANGED]
     unchanged = [p for p in ordered if p.verdict == Verdict.UNCHANGED]

@@ -279,7 +279,7 @@ def _comparison_section(comparison: Comparison, chart) -> str:
              f"<p>{_comparison_text(comparison)}. Ratio: B's median over A's "
              f"({escape(comparison.region or 'each case’s primary region')}), &gt; 1 means B is slower; "
              f"{escape(comparison_method(comparison))}. "
-             f"{escape(verdict_rule(comparison.threshold, comparison.alpha, len(comparison.pairs)))}.</p>"]
+             f"{escape(verdict_rule(comparison.threshold, comparison.alpha, len(comparison.pairs), comparison.rule))}.</p>"]
     parts += [f"<p class=flag>Warning (as rnnbench compare A B warns): {escape(warning)}.</p>"
               for warning in comparison.warnings]
     if comparison.blocking_differences:
@@ -300,7 +300,7 @@ def _comparison_section(comparison: Comparison, chart) -> str:
                      + "".join(f"<th>{v.word}</th>" for v in VERDICTS) + f"</tr>{''.join(rows)}</table>")
     changed = comparison.changed()
     parts.append(f"<h3>{changed_cases_title()} ({len(changed)})</h3>")
-    parts.append(_pair_table(changed, comparison.alpha) if changed
+    parts.append(_pair_table(changed, comparison) if changed
                  else f"<p>None: every compared case is inside the ±{comparison.threshold:.1%} band.</p>")
     left_out = ([(key, "only in A") for key in comparison.only_in_baseline]
                 + [(key, "only in B") for key in comparison.only_in_current]
@@ -312,7 +312,7 @@ def _comparison_section(comparison: Comparison, chart) -> str:
     return "\n".join(parts)
 
 
-def _pair_table(pairs: Sequence[Pair], alpha: float) -> str:
+def _pair_table(pairs: Sequence[Pair], comparison: Comparison) -> str:
     rows = "".join(
         f"<tr class=\"{p.verdict}\"><td><code>{escape(p.key)}</code></td><td>{escape(p.region)}</td>"
         f"<td class=num>{format_ms(p.baseline_ms)}</td>"
@@ -320,8 +320,8 @@ def _pair_table(pairs: Sequence[Pair], alpha: float) -> str:
         f"<td class=num>{p.ratio:.3f}×</td><td class=num>{_ci(p)}</td>"
         f"<td class=num>{format_p(p.p_adjusted)}</td><td>{p.verdict.word_with_name()}</td></tr>"
         for p in pairs)
-    return (f"<table><tr><th>case</th><th>region</th><th>A ms</th><th>B ms</th><th>B/A</th><th>{1 - alpha:.0%} CI</th>"
-            f"<th>p (Holm)</th><th>verdict</th></tr>{rows}</table>")
+    return (f"<table><tr><th>case</th><th>region</th><th>A ms</th><th>B ms</th><th>B/A</th><th>{comparison.interval_confidence:.0%} CI</th>"
+            f"<th>p ({comparison.rule.adjustment})</th><th>verdict</th></tr>{rows}</table>")
 
 
 def _comparison_text(comparison: Comparison) -> str:

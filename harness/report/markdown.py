@@ -147,7 +147,7 @@ def _comparison_summary(comparison: Comparison) -> list[str]:
                           else f"{counts[v]} {v.word}" for v in VERDICTS)
         lines += [f"Median time B/A (> 1: B slower), geometric mean **{geomean:.3f}×** over {len(comparison.pairs)} "
                   f"compared cases: {tally}. "
-                  f"{verdict_rule(comparison.threshold, comparison.alpha, len(comparison.pairs))}.", ""]
+                  f"{verdict_rule(comparison.threshold, comparison.alpha, len(comparison.pairs), comparison.rule)}.", ""]
         lines += [f"> :warning: rnnbench compare A B warns: {markdown_inline(warning)}" for warning in comparison.warnings] \
             + ([""] if comparison.warnings else [])
         if comparison.blocking_differences:
@@ -161,7 +161,7 @@ def _comparison_summary(comparison: Comparison) -> list[str]:
         lines.append("")
         changed = comparison.changed()
         if changed:
-            rows = [f"| case | A ms | B ms | B/A [{1 - comparison.alpha:.0%} CI] | verdict |", "|---|---:|---:|---:|---|"]
+            rows = [f"| case | A ms | B ms | B/A [{comparison.interval_confidence:.0%} CI] | verdict |", "|---|---:|---:|---:|---|"]
             for p in changed:
                 ci = f" [{p.ci_low:.2f}, {p.ci_high:.2f}]" if p.interval.has_ci else ""
                 rows.append(f"| {p.verdict.mark} `{p.key}` | {format_ms(p.baseline_ms)} | "

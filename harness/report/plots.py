@@ -417,7 +417,7 @@ def comparison_figure(comparison: Comparison, context_a: str, context_b: str) ->
         first.set_yticks(range(len(rows)), row_labels)
         first.set_ylim(len(rows) - 0.5, -0.5)
     _finish_ratio_axes(grid, [p.interval for p in pairs])
-    handles = [Line2D([], [], linestyle="none", label=verdict.legend(threshold), **_verdict_style(verdict))
+    handles = [Line2D([], [], linestyle="none", label=verdict.legend(threshold, comparison.rule), **_verdict_style(verdict))
                for verdict in VERDICTS]
     handles.append(Line2D([], [], color="0.45", linewidth=0.9, linestyle=":",
                           label=f"threshold band {edges[0]:.3g}×–{edges[1]:.3g}× (±{threshold:.1%})"))
@@ -442,7 +442,7 @@ def comparison_figure(comparison: Comparison, context_a: str, context_b: str) ->
         left_out.append(f"{broken} BROKEN: ran in A, fails in B (fails the gate)")
     lines = [*_wrap(f"A: {context_a}", width), *_wrap(f"B: {context_b}", width),
              f"colours: verdicts of rnnbench compare A B (threshold {threshold:.1%}, alpha {comparison.alpha:g}, "
-             f"Holm) · whiskers: {1 - comparison.alpha:.0%} interval"]
+             f"{comparison.rule.adjustment}) · whiskers: {comparison.interval_confidence:.0%} interval"]
     for warning in comparison.warnings:
         lines += _wrap(f"warning: {warning}", width)
     if comparison.blocking_differences:
@@ -456,7 +456,7 @@ def comparison_figure(comparison: Comparison, context_a: str, context_b: str) ->
 
 def comparison_detail(comparison: Comparison) -> str:
     return (f"Colours: the verdicts of rnnbench compare A B (A the baseline): threshold {comparison.threshold:.1%}, "
-            f"alpha {comparison.alpha:g} after Holm-Bonferroni over the {len(comparison.pairs)} compared cases. "
+            f"alpha {comparison.alpha:g} after {comparison.rule.adjustment_words} over the {len(comparison.pairs)} compared cases. "
             f"Whiskers: {comparison_method(comparison)}; whiskers longer than the plot are cut at its edge.")
 
 

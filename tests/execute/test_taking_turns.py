@@ -235,7 +235,7 @@ def test_ab_takes_turns_writes_paired_files_and_says_so(tmp_path):
         states = side.environment.machine_states
         assert [where for where, _ in states] == ["round 1", "round 2", "round 3"]
         assert all(os.getpid() not in [p.pid for p in state.busiest] for _, state in states)
-    assert "paired by round" in result.output and "side B of an A/B, 2 blocks" in result.output
+    assert "paired by block" in result.output and "side B of an A/B, 2 blocks" in result.output
     # one interpreter, one PYTHONPATH for both sides: ab says on the terminal and in the header that it is an A/A
     assert "rnnbench: WARNING: A and B run the same code: an A/A comparison" in result.output
     assert "warning: A and B run the same code: an A/A comparison" in result.output
