@@ -114,8 +114,8 @@ def interval_method(alpha: float = DEFAULT_ALPHA, rounds: bool = False, paired: 
     if by_block:
         return (f"{1 - 2 * alpha:.0%} interval, paired by block (the runs took turns, rnnbench ab): the change is the "
                 f"geometric mean over the rounds of each round's median ratio of block medians, block k of B against "
-                f"block k of A in the same round (the ms shown: each side's own geometric mean of its block "
-                f"medians), rounds a random effect: the interval a Student t interval of the rounds' log median "
+                f"block k of A in the same round (the ms shown: each side's own geometric mean over the rounds of "
+                f"its median block median), rounds a random effect: the interval a Student t interval of the rounds' log median "
                 f"block ratios (rounds - 1 degrees of freedom), its ends the one-sided {1 - alpha:.0%} bounds; "
                 f"p one-sided, of the direction the change points; none with fewer than {MIN_PAIRED_ROUNDS} rounds")
     if paired:

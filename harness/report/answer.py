@@ -222,13 +222,11 @@ def answer_text(run: RunResults, speedups: dict[str, Speedup] | None = None) -> 
 
 
 def ab_verdict_text(comparison) -> str:
-    """The verdict at the end of ``rnnbench ab``: the A-vs-B gate first, then B's fastest per configuration."""
-    from harness.report.compare_text import count_summary, format_change, verdict_line
+    """The verdict at the end of ``rnnbench ab``: the A-vs-B gate first (the counts are the line above it), then
+    B's fastest per configuration."""
+    from harness.report.compare_text import verdict_line
 
     lines = [f"verdict: {verdict_line(comparison)}"]
-    if comparison.pairs:
-        lines.append(f"  B vs A: {count_summary(comparison)} of {len(comparison.pairs)} compared; geometric mean "
-                     f"change {format_change(comparison.geomean)}")
     answer = run_answer(comparison.current)
     lines.append(f"  in B, {answer.overall_line()}")
     return "\n".join(lines)

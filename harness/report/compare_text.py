@@ -133,7 +133,7 @@ def render_environment_refusal(comparison: Comparison) -> str:
     return "\n".join(lines)
 
 
-def render_text(comparison: Comparison) -> str:
+def render_text(comparison: Comparison, *, verdict: bool = True) -> str:
     lines = [_run_line("baseline", comparison.baseline), _run_line("current ", comparison.current),
              *code_lines(comparison), *wrapped(method_line(comparison))]
     if comparison.environment:
@@ -167,7 +167,8 @@ def render_text(comparison: Comparison) -> str:
     if comparison.only_in_current:
         lines.append(f"only in the current run ({len(comparison.only_in_current)}):")
         lines += [f"  {key}" for key in comparison.only_in_current]
-    lines.append(verdict_line(comparison))
+    if verdict:  # rnnbench ab says it once, in its closing verdict (harness.report.answer.ab_verdict_text)
+        lines.append(verdict_line(comparison))
     return "\n".join(lines)
 
 
@@ -292,4 +293,4 @@ def ab_comparison_lines(runs, threshold: float, alpha: float, markdown_path=None
     comparison = compare_runs(runs["a"], runs["b"], threshold=threshold, alpha=alpha, labels=("A", "B"))
     if markdown_path is not None:
         write_text(markdown_path, render_markdown(comparison))
-    return [render_text(comparison), ab_verdict_text(comparison)], comparison.failed
+    return [render_text(comparison, verdict=False), ab_verdict_text(comparison)], comparison.failed

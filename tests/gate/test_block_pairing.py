@@ -80,10 +80,18 @@ def test_sides_with_blocks_are_paired_by_block_and_files_without_them_by_round()
     assert {p.method for p in by_block.pairs} == {ComparisonMethod.PAIRED_BY_BLOCK}
     assert by_block.method is ComparisonMethod.PAIRED_BY_BLOCK and by_block.rule is GateRule.ONE_SIDED_FDR
     assert by_block.pairs[0].verdict == "regression"
-    # the ms shown are each side's geometric mean of block medians: their ratio is near the paired change
+    # the ms shown are each side's median block median, geometric mean over rounds: near the paired change
     pair = by_block.pairs[0]
     assert pair.ratio == pytest.approx(pair.current_ms / pair.baseline_ms, rel=0.02)
-    assert pair.method.side_statistic == "geometric mean of block medians"
+    assert pair.method.side_statistic == "geometric mean over rounds of the median block median"
+    # one block of B hit by a burst (10x): the shown times stay beside the change, as the change itself does
+    hit = b.cases[1]
+    first = hit.block_lengths[0]
+    burst = {region: tuple(v * 10 for v in samples[:first]) + samples[first:] for region, samples in hit.samples_ms.items()}
+    bursty = compare_runs(a, replace(b, cases=(b.cases[0], replace(hit, samples_ms=burst), *b.cases[2:])))
+    shown = bursty.pairs[1]
+    assert shown.ratio == pytest.approx(by_block.pairs[1].ratio, rel=0.05)
+    assert shown.current_ms / shown.baseline_ms == pytest.approx(shown.ratio, rel=0.05)
     old = [replace(run, cases=tuple(replace(c, block_lengths=()) for c in run.cases)) for run in (a, b)]
     by_round = compare_runs(*old)
     assert by_round.method is ComparisonMethod.PAIRED_BY_ROUND and by_round.rule is GateRule.HOLM_INTERVAL

@@ -16,6 +16,7 @@ from tests.helpers import make_case
 from synthetic_results import gate_cases
 
 from harness.gate.compare import compare_runs
+from harness.report.compare_text import verdict_line
 from harness.report.answer import ab_verdict_text, answer_text, capitalised, run_answer
 from harness.report.compare_text import TERMINAL_WIDTH, render_text
 from harness.report.context import context_line, torch_versions
@@ -126,6 +127,17 @@ def test_the_ab_verdict_starts_with_the_gate():
     comparison = compare_runs(a, b)
     lines = ab_verdict_text(comparison).splitlines()
     assert lines[0].startswith("verdict: REGRESSION") and "fastest per configuration" in lines[-1]
+
+
+def test_ab_says_its_verdict_once():
+    from harness.report.compare_text import ab_comparison_lines
+
+    a, b = gate_cases()
+    lines, failed = ab_comparison_lines({"a": a, "b": b}, threshold=0.05, alpha=0.05)
+    text = "\n".join(lines)
+    verdict = verdict_line(compare_runs(a, b, labels=("A", "B")))
+    assert failed and text.count(verdict) == 1 and f"verdict: {verdict}" in text
+    assert text.count(" compared: ") == 1  # the counts once, above the verdict
 
 
 def test_the_compare_header_is_wrapped():
