@@ -15,7 +15,7 @@ from harness.spec import limits
 from harness.errors import ResultsFileError
 from harness.record.results import SCHEMA, SCHEMA_VERSION, CaseResult, RunResults, thaw
 from harness.record.results_io import (create_new_file, finite_document, json_default, read_text, unreadable_json,
-                                        write_or_rescue, write_results)
+                                        unwritten_error, write_or_rescue, write_results)
 from harness.record.results_schema import results_from_document
 
 JOURNAL_SUFFIX = ".journal"
@@ -185,12 +185,8 @@ class ResultsWriter:
         try:
             failed = write_or_rescue(self.path, lambda path: write_results(path, run))
             if failed is not None:
-                why, rescue = failed
-                if rescue is None:
-                    raise ResultsFileError(f"cannot write {self.path} ({why}) nor a rescue copy; "
-                                           f"the journal {self.journal_path} keeps what it could")
-                raise ResultsFileError(f"cannot write {self.path} ({why}); the {len(self.cases)} "
-                                       f"finished cases are in {rescue}")
+                raise unwritten_error(self.path, *failed, self.journal_path,
+                                      kept=f"the {len(self.cases)} finished cases are")
         finally:
             try:
                 self._journal.close()

@@ -226,7 +226,7 @@ class ProfileWriter:
 
     def finish(self, status: str, finished_utc: str) -> dict:
         """Write the profile file (atomically) and remove the journal; returns the document written."""
-        from harness.record.results_io import write_json_atomically, write_or_rescue
+        from harness.record.results_io import unwritten_error, write_json_atomically, write_or_rescue
 
         document = self.document(status, finished_utc)
         try:
@@ -235,14 +235,12 @@ class ProfileWriter:
             pass
         failed = write_or_rescue(self.path, lambda path: write_json_atomically(path, document))
         if failed is not None:
-            why, rescue = failed
-            if rescue is None:
-                raise ResultsFileError(f"cannot write {self.path} ({why}) nor a rescue copy; the journal "
-                                       f"{self.journal_path} keeps what it could (rnnbench report reads it)")
-            self.journal_path.unlink(missing_ok=True)
+            if failed[1] is not None:
+                self.journal_path.unlink(missing_ok=True)
             count = len(self.records)
-            raise ResultsFileError(f"cannot write {self.path} ({why}); the {count} profiled case{'s' if count != 1 else ''}"
-                                   f" {'are' if count != 1 else 'is'} in {rescue}")
+            raise unwritten_error(self.path, *failed, self.journal_path,
+                                  kept=f"the {count} profiled case{'s are' if count != 1 else ' is'}",
+                                  journal_note=" (rnnbench report reads it)")
         self.journal_path.unlink(missing_ok=True)
         return document
 

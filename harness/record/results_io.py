@@ -46,6 +46,16 @@ def write_or_rescue(path: str | Path, write: Callable[[Path], object]) -> tuple[
     return why, rescue
 
 
+def unwritten_error(path: Path, why: str, rescue: Path | None, journal_path: Path, kept: str,
+                    journal_note: str = "") -> ResultsFileError:
+    """The one-line error of a file that :func:`write_or_rescue` could not write: where its ``kept`` content
+    ("the 3 finished cases") went instead, the rescue file or, when that failed too, the journal."""
+    if rescue is None:
+        return ResultsFileError(f"cannot write {path} ({why}) nor a rescue copy; the journal {journal_path} keeps "
+                                f"what it could{journal_note}")
+    return ResultsFileError(f"cannot write {path} ({why}); {kept} in {rescue}")
+
+
 def replace_atomically(path: Path, write, binary: bool = False) -> Path:
     """``write(stream)`` into a temporary file beside ``path``, flushed to disk, then renamed over ``path``:
     a reader sees the old file or the whole new one, never a part (a full disk leaves no truncated file)."""
