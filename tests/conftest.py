@@ -14,6 +14,11 @@ def pytest_collection_finish(session):
 
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
+        # Under pytest-xdist (the README's `-n 2 --dist loadgroup`) the GPU tests share one worker: two at once on
+        # one GPU would each see the other as a busy GPU and share its memory, clocks and energy counter.
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(pytest.mark.xdist_group("gpu"))
         return
     skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU; none on this machine (run scripts/gpu-check.sh on one)")
     for item in items:

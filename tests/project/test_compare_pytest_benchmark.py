@@ -4,6 +4,7 @@ entry point (benchmarks/) timing suite cases through the ``benchmark`` fixture."
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -19,6 +20,14 @@ from synthetic_results import case_result, grid_cases, synthetic_run, with_cases
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 CASES = grid_cases()
+
+
+def own_pytest_environment() -> dict:
+    """This process's environment without what pytest-xdist and pytest set for their own workers: a pytest started
+    from a test under ``-n 2`` saw ``PYTEST_XDIST_WORKER``, took itself for an xdist worker and pytest-benchmark
+    disabled every benchmark (no JSON written)."""
+    return {name: value for name, value in os.environ.items()
+            if not name.startswith(("PYTEST_XDIST_", "PYTEST_CURRENT_TEST"))}
 
 
 def test_export_converts_milliseconds_to_seconds():
@@ -90,7 +99,7 @@ def run_pytest(*args: str) -> subprocess.CompletedProcess:
                "--rnnbench-suite", "benchmarks/tiny.yaml", "--rnnbench-device", "cpu",
                "--rnnbench-filter", "cell=lstm", "--rnnbench-backend", "cudnn", "--benchmark-min-rounds=3",
                "--benchmark-max-time=0.001", *args]
-    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300, env=own_pytest_environment())
 
 
 def test_pytest_entry_point_times_cases_and_gates_with_compare_fail(tmp_path):
@@ -125,6 +134,6 @@ def test_pytest_entry_point_times_cases_and_gates_with_compare_fail(tmp_path):
 def test_pytest_entry_point_rejects_a_bad_suite():
     done = subprocess.run([sys.executable, "-m", "pytest", "benchmarks/test_rnn_benchmarks.py", "-p",
                            "no:cacheprovider", "--rnnbench-suite", "no/such/suite.yaml", "--benchmark-disable"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+                          capture_output=True, text=True, cwd=ROOT, timeout=300, env=own_pytest_environment())
     assert done.returncode != 0
     assert "no such suite file" in done.stdout + done.stderr

@@ -86,7 +86,7 @@ def test_the_readme_is_a_short_front_page():
 def test_the_readme_shows_the_test_command_ci_runs():
     ci_command = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
     install_and_test = ci_command[ci_command.index("pip install -e '.[test]'"):]
-    assert install_and_test == "pip install -e '.[test]' && pytest"
+    assert install_and_test == "pip install -e '.[test]' && pytest -n 2 --dist loadgroup"
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme[readme.index("## Running the tests"):]
     assert install_and_test in section.split("\n## ")[0]
