@@ -3,6 +3,8 @@ import gc
 import pytest
 import torch
 
+from tests.helpers import short_machine_window as _short_machine_window
+
 
 def pytest_collection_finish(session):
     # Every case the runner measures collects garbage three times, and each full collection walks the
@@ -24,3 +26,10 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip_gpu)
+
+
+@pytest.fixture(name="short_machine_window")
+def short_machine_window_fixture():
+    """tests.helpers.short_machine_window for one test."""
+    with _short_machine_window():
+        yield

@@ -5,7 +5,11 @@ seeded RNG, for the comparator) and ``tests/report_builders.py`` (runs on known 
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
+
+import pytest
 
 import torch
 import yaml
@@ -103,3 +107,21 @@ def rnnbench_here(*args):
 
     result = cli(*args)
     return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+
+# The busy-machine window (harness.record.machine_state) a run, profile or env in this process reads the machine
+# over: torch is imported already, so the whole window (0.5 s) is slept. 50 ms still samples /proc twice.
+SHORT_MACHINE_WINDOW_S = 0.05
+
+
+@contextmanager
+def short_machine_window():
+    """Commands run in this process read the machine over :data:`SHORT_MACHINE_WINDOW_S`, for tests of what a
+    run does, not of the busy-machine verdict (a shorter window sees the neighbours more coarsely). Where a
+    module-scoped fixture runs commands; a test asks for the ``short_machine_window`` fixture (tests/conftest.py)."""
+    from harness.record import machine_state
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(machine_state, "collect_machine_state",
+                      partial(machine_state.collect_machine_state, window_s=SHORT_MACHINE_WINDOW_S))
+        yield

@@ -14,7 +14,9 @@ import pytest
 
 from harness.record.journal import journal_path_for
 from harness.record.results_store import read_results, read_results_or_journal
-from tests.helpers import cli, one_line_refusal, suite_file
+from tests.helpers import cli, one_line_refusal, short_machine_window, suite_file
+
+pytestmark = pytest.mark.usefixtures("short_machine_window")
 
 PLANNED = dict(name="planned", timing={"warmup_iters": 0, "min_iters": 2, "max_iters": 3, "budget_s": 0.001},
                grid={"batch": [2, 3]})  # four cases
@@ -28,14 +30,15 @@ def runs(tmp_path_factory):
     suite = suite_file(folder, **PLANNED)
     other_seed = suite_file(folder, "seeded.yaml", seed=7, **PLANNED)
     made = {}
-    for name, path, extra in (("0of2", suite, ["--shard", "0/2"]), ("1of2", suite, ["--shard", "1/2"]),
-                              ("1of3", suite, ["--shard", "1/3"]),
-                              ("lstm1of2", suite, ["--shard", "1/2", "--filter", "cell=lstm"]),
-                              ("seed1of2", other_seed, ["--shard", "1/2"])):
-        out = folder / f"{name}.json"
-        done = cli("run", path, "--out", out, "--quiet", *extra)
-        assert done.exit_code == 0, done.output
-        made[name] = out
+    with short_machine_window():
+        for name, path, extra in (("0of2", suite, ["--shard", "0/2"]), ("1of2", suite, ["--shard", "1/2"]),
+                                  ("1of3", suite, ["--shard", "1/3"]),
+                                  ("lstm1of2", suite, ["--shard", "1/2", "--filter", "cell=lstm"]),
+                                  ("seed1of2", other_seed, ["--shard", "1/2"])):
+            out = folder / f"{name}.json"
+            done = cli("run", path, "--out", out, "--quiet", *extra)
+            assert done.exit_code == 0, done.output
+            made[name] = out
     made["suite"] = suite
     return made
 
