@@ -10,13 +10,18 @@ import time
 import pytest
 
 from harness.record.results_store import read_results
-from tests.helpers import rnnbench_here, suite_file
+from tests.helpers import rnnbench_here, short_machine_window, suite_file
+
+# The runs that are signalled or killed, and the one that holds the lock, are real processes; the resumes and
+# the run refused the lock run in this process (the lock is another process's all the same).
+pytestmark = pytest.mark.usefixtures("short_machine_window")
 
 
-def interruptible_suite(folder, budget_s=0.1):
-    """Eight cases of at least ``budget_s`` each: a run that can be stopped between them."""
+def interruptible_suite(folder, budget_s=0.1, seq_lens=(3,)):
+    """Eight cases (for each of ``seq_lens``) of at least ``budget_s`` each: a run that can be stopped between
+    them."""
     return suite_file(folder, name="interruptible", timing={"warmup_iters": 0, "min_iters": 1, "budget_s": budget_s},
-                      grid={"backend": ["cudnn", "eager"], "batch": [2, 3]})
+                      grid={"backend": ["cudnn", "eager"], "batch": [2, 3], "seq_len": list(seq_lens)})
 
 
 TOTAL_CASES = 8
@@ -41,14 +46,9 @@ def suite(tmp_path):
     return interruptible_suite(tmp_path)
 
 
-def resume_here(suite, results):
-    """A resume that is refused, or has nothing left to run, in this process: no signal is sent to it."""
-    return rnnbench_here("run", suite, "--quiet", "--resume", results)
-
-
-def resume(suite, results):
-    return subprocess.run([sys.executable, "-m", "harness.cli", "run", str(suite), "--quiet", "--resume",
-                           str(results)], capture_output=True, text=True, timeout=300)
+def resume_here(suite, results, *args):
+    """A resume in this process: no signal is sent to it."""
+    return rnnbench_here("run", suite, "--quiet", "--resume", results, *args)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -66,7 +66,7 @@ def test_interrupted_run_saves_finished_cases_and_resumes(suite, tmp_path, sig):
     assert all(case.ok for case in interrupted.cases)
     assert not results.with_name("r.json.journal").exists()
 
-    done = resume(suite, results)
+    done = resume_here(suite, results)
     assert done.returncode == 0, done.stderr
     finished = read_results(results)
     assert finished.status == "complete"
@@ -84,15 +84,13 @@ def test_a_killed_run_resumes_from_its_journal_and_stays_interrupted_until_the_p
     process.communicate(timeout=60)
     assert not results.exists() and journal.exists()
     # a resume with a narrower selection runs part of the plan: the run stays interrupted
-    narrower = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(suite), "--quiet", "--resume",
-                               str(results), "--filter", "cell=gru", "--backend", "cudnn"],
-                              capture_output=True, text=True, timeout=300)
+    narrower = resume_here(suite, results, "--filter", "cell=gru", "--backend", "cudnn")
     assert narrower.returncode == 130, narrower.stderr
     assert "planned cases not run" in narrower.stderr
     partial = read_results(results)
     assert partial.status == "interrupted" and len(partial.cases) < TOTAL_CASES
     assert list(partial.options["backends"]) == [] and list(partial.options["filters"]) == []  # the plan
-    done = resume(suite, results)
+    done = resume_here(suite, results)
     assert done.returncode == 0, done.stderr
     assert read_results(results).status == "complete"
     assert len(read_results(results).cases) == TOTAL_CASES
@@ -105,7 +103,8 @@ def cudnn_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cudnn-run")
     suite = interruptible_suite(folder)
     results = folder / "r.json"
-    done = rnnbench_here("run", suite, "--quiet", "--out", results, "--backend", "cudnn")
+    with short_machine_window():
+        done = rnnbench_here("run", suite, "--quiet", "--out", results, "--backend", "cudnn")
     assert done.returncode == 0, done.stderr
     return results
 
@@ -140,7 +139,8 @@ def test_resume_repeats_the_runs_selection(suite, finished_run):
 
 
 def test_a_second_run_on_the_same_out_is_refused_while_the_first_writes(suite, tmp_path):
-    interruptible_suite(suite.parent, budget_s=2.0)  # the first run outlasts the second's start
+    # 31 cases of 0.25 s left once the first is in the journal: the first run is still running when it is stopped
+    interruptible_suite(suite.parent, budget_s=0.25, seq_lens=(3, 4, 5, 6))
     results = tmp_path / "r.json"
     process = start_run(suite, "--out", results)
     wait_for_finished_cases(results.with_name("r.json.journal"), 1)
@@ -148,8 +148,7 @@ def test_a_second_run_on_the_same_out_is_refused_while_the_first_writes(suite, t
     # alone outlasted its cases on a loaded machine): the order is made, not hoped for.
     process.send_signal(signal.SIGSTOP)
     try:
-        second = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(suite), "--quiet", "--out",
-                                 str(results), "--force"], capture_output=True, text=True, timeout=300)
+        second = rnnbench_here("run", suite, "--quiet", "--out", results, "--force")
     finally:
         process.send_signal(signal.SIGINT)  # delivered when it continues
         process.send_signal(signal.SIGCONT)
