@@ -1,10 +1,9 @@
 """rnnbench profile's output: checked before any case is profiled, every profiled case kept in a journal as it
 finishes, a rescue copy where the profile file cannot be written, and the file named in every disk error.
-Real subprocesses of the command where it runs cases (a real SIGKILL, a rescue folder of its own), the refusals
-before the first case in this process; a real full disk (a small tmpfs)."""
+A real subprocess where the command is killed (a real SIGKILL); the other profiles in this process (the rescue
+folder: tempfile's, as the next test sets it); a real full disk (a small tmpfs)."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -20,6 +19,8 @@ from tests.full_disk import PAGE_BYTES, fill, small_disk
 from tests.helpers import rnnbench_here
 from tests.measure.test_profile import profile_suite
 
+pytestmark = pytest.mark.usefixtures("short_machine_window")
+
 PROFILING = "rnnbench: profiling"
 _RECORD = {"key": "k", "case": {"cell": "lstm", "backend": "cudnn", "mode": "forward", "batch": 1, "seq_len": 1,
                                 "input_size": 1, "hidden_size": 1, "num_layers": 1, "bidirectional": False,
@@ -27,15 +28,8 @@ _RECORD = {"key": "k", "case": {"cell": "lstm", "backend": "cudnn", "mode": "for
            "status": "skipped", "reason": "made up"}
 
 
-def _profile(tmp_path, *args, env=None):
-    suite = profile_suite(tmp_path)
-    return subprocess.run([sys.executable, "-m", "harness.cli", "profile", str(suite), "--quiet", "--steps", "2",
-                           *map(str, args)], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **(env or {})})
-
-
 def _profile_here(tmp_path, *args):
-    """A profile refused before its first case, in this process."""
+    """A profile of a tiny suite, in this process."""
     return rnnbench_here("profile", profile_suite(tmp_path), "--quiet", "--steps", "2", *args)
 
 
@@ -66,13 +60,14 @@ def test_a_full_disk_before_the_first_case_is_refused_at_once_naming_the_journal
         assert not list((disk / "profiles").glob("*.journal"))
 
 
-def test_a_disk_that_fills_while_profiling_keeps_the_finished_cases_in_a_rescue_file(tmp_path):
+def test_a_disk_that_fills_while_profiling_keeps_the_finished_cases_in_a_rescue_file(tmp_path, monkeypatch):
     rescue_folder = tmp_path / "tmp"
     rescue_folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(rescue_folder))
     with small_disk(tmp_path / "disk") as disk:
         (disk / "profiles").mkdir()
         fill(disk, leave_pages=1)  # room for the journal's first line (about 2 KB), not for a case (about 8 KB)
-        done = _profile(tmp_path, "-o", disk / "profiles", env={"TMPDIR": str(rescue_folder)})
+        done = _profile_here(tmp_path, "-o", disk / "profiles")
     assert done.returncode == 2, done.stderr
     line = _one_error_line(done)
     [rescue] = rescue_folder.glob("rnnbench-rescued-*.profile.json")
