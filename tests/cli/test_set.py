@@ -2,16 +2,13 @@
 file records the suite as loaded; refusals are one line and exit 2."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 from click.testing import CliRunner
 
 from harness.cli import main
 from harness.record.results_store import read_results
+from tests.helpers import cli
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 TINY = ["--set", "device=cpu", "--set", "threads=1", "--set", "batch=2", "--set", "seq_len=3",
         "--set", "input_size=4", "--set", "timing.warmup_iters=1", "--set", "timing.min_iters=3",
         "--set", "timing.budget_s=0.01", "--set", "timing.profile_iters=0"]
@@ -44,12 +41,11 @@ def test_a_malformed_or_unknown_set_is_one_line_and_exit_2():
         assert not result.stdout
 
 
-def test_an_ad_hoc_run_in_rounds_records_its_suite_as_loaded(tmp_path):
+def test_an_ad_hoc_run_in_rounds_records_its_suite_as_loaded(tmp_path, short_machine_window):
     out = tmp_path / "adhoc.json"
     sets = [*TINY, "--set", "hidden_size=5", "--set", "backend=cudnn", "--set", "cell=gru"]
-    result = subprocess.run([sys.executable, "-m", "harness.cli", "run", *sets, "--rounds", "2", "--quiet",
-                             "-o", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=600)
-    assert result.returncode == 0, result.stderr
+    result = cli("run", *sets, "--rounds", "2", "--quiet", "-o", out)  # each round's worker a process all the same
+    assert result.exit_code == 0, result.stderr
     run = read_results(out)  # checked as any results file is
     suite = json.loads(out.read_text())["suite"]
     assert suite["name"] == "adhoc" and suite["source"] == " ".join(sets)
@@ -57,10 +53,8 @@ def test_an_ad_hoc_run_in_rounds_records_its_suite_as_loaded(tmp_path):
     assert [case.status for case in run.cases] == ["ok"] and run.run_options.round_count == 2
 
 
-def test_a_profile_of_a_suite_without_a_file(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "harness.cli", "profile", *TINY, "--set", "hidden_size=5",
-                             "--steps", "1", "--quiet", "-o", str(tmp_path)], capture_output=True, text=True,
-                            cwd=ROOT, timeout=600)
-    assert result.returncode == 0, result.stderr
+def test_a_profile_of_a_suite_without_a_file(tmp_path, short_machine_window):
+    result = cli("profile", *TINY, "--set", "hidden_size=5", "--steps", "1", "--quiet", "-o", tmp_path)
+    assert result.exit_code == 0, result.stderr
     written = json.loads(next(tmp_path.glob("adhoc-cpu-*.json")).read_text())
     assert written["suite"]["name"] == "adhoc" and written["suite"]["grid"]["hidden_size"] == [5]
