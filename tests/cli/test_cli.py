@@ -11,6 +11,8 @@ import pytest
 
 from tests.helpers import rnnbench_here, suite_file
 
+pytestmark = pytest.mark.usefixtures("short_machine_window")  # the commands run in this process
+
 THREE_BACKENDS = {"backend": ["cudnn", "eager", "torchscript"]}
 
 
