@@ -121,7 +121,9 @@ near_valid = st.fixed_dictionaries({"name": st.text(max_size=5) | st.integers(),
                                              "include": values, "device": values, "precision": values})
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# 150 mappings a run (3.4 s for 300 on the 2-core machine, two thirds of it drawing them): each run draws new
+# ones (no fixed seed), so the runs of CI together keep trying more than one run's worth
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(st.dictionaries(names, values, max_size=8), near_valid))
 def test_random_mappings_load_or_raise_suite_error(mapping):
     text = yaml.safe_dump(mapping)
