@@ -67,7 +67,7 @@ class RunEnding:
 
 def open_writer(plan: RunPlan):
     """The results writer of a plan (its journal is created, its file locked)."""
-    from harness.measure.env import utc_now
+    from harness.record.results import utc_now
     from harness.record.journal import ResultsWriter
 
     return ResultsWriter(plan.path, plan.environment, plan.suite.to_dict(), started_utc=utc_now(),
@@ -102,7 +102,7 @@ def execute(plan: RunPlan, writer, on_progress: Callable = lambda event: None) -
 def finish_run(plan: RunPlan, writer, outcome: Outcome) -> RunEnding:
     """Write the results file (signals deferred) with the run's status: complete only when every planned case
     is recorded (a narrower --filter on resume runs part of the plan)."""
-    from harness.measure.env import utc_now
+    from harness.record.results import utc_now
 
     recorded = {result.key for result in writer.cases} | set(writer.round_documents)
     remaining = tuple(case for case in plan.planned if case.key not in recorded)
@@ -152,7 +152,7 @@ class _Left(list):
 def _execute_on_devices(plan: RunPlan, writer, on_progress) -> _Left:
     """One worker process per device, each handed the next case when it is free; the keys never started."""
     from harness.execute.devices import run_on_devices
-    from harness.measure.env import utc_now
+    from harness.record.results import utc_now
     from harness.record.results import CaseResult
 
     workers = plan.options.devices
@@ -212,7 +212,7 @@ def run_ab_session(plan: AbPlan, on_progress: Callable = lambda event: None) -> 
     """The rounds of an A/B, the sides taking turns (:func:`harness.execute.rounds.run_interleaved_round`). Each side's
     results file is opened when its first worker says where it runs (that environment is the file's), and
     every file is finished, whatever happened."""
-    from harness.measure.env import utc_now
+    from harness.record.results import utc_now
     from harness.execute.rounds import run_interleaved_round
     from harness.record.journal import ResultsWriter
 
@@ -305,7 +305,7 @@ class ProfileEnding:
 def open_profile_writer(plan):
     """The profile's writer (:class:`harness.record.profile_file.ProfileWriter`: its journal created now) and, with
     traces, their folder; ResultsFileError, nothing left behind, when either cannot be created."""
-    from harness.measure.env import utc_now
+    from harness.record.results import utc_now
     from harness.errors import ResultsFileError
     from harness.record.profile_file import ProfileWriter
     from harness.record.results_store import STORE
@@ -345,7 +345,7 @@ def execute_profile(plan, writer, on_progress: Callable = lambda event: None) ->
 
 def finish_profile(writer, outcome: Outcome) -> ProfileEnding:
     """Write the profile file (signals deferred; if it cannot be written, an error naming the rescue)."""
-    from harness.measure.env import utc_now
+    from harness.record.results import utc_now
 
     with signals_deferred():
         document = writer.finish(outcome.status, utc_now())

@@ -8,21 +8,17 @@ import re
 import socket
 import subprocess
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
 import harness
 from harness.spec.dtypes import torch_dtype
+from harness.record.results import utc_now
 
 PROJECT_ROOT = Path(harness.__file__).resolve().parent.parent
 ENV_VARS = ("CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUBLAS_WORKSPACE_CONFIG",
             "PYTORCH_CUDA_ALLOC_CONF", "TORCHINDUCTOR_CACHE_DIR", "TORCHINDUCTOR_FX_GRAPH_CACHE")
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 DEVICE_SPELLING = re.compile(r"(auto|cpu|cuda)(?::([0-9]{1,4}))?", re.ASCII)

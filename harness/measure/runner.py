@@ -24,12 +24,11 @@ from harness.spec.batches import Batch, as_called, make_batch
 from harness.measure.backends.cudnn import REPACKED_WEIGHTS_WARNING, detect_kernel_library
 from harness.spec.cases import Case
 from harness.spec.dtypes import torch_dtype
-from harness.measure.env import utc_now
 from harness.errors import BackendUnavailable
 from harness.measure.parity import ParityReport, comparable_tensors, compare, tolerance_for
 from harness.measure.nvtx import clock_with_ranges
 from harness.measure.quiet import messages_captured
-from harness.record.results import CaseResult
+from harness.record.results import CaseResult, utc_now
 from harness.spec.suite import Telemetry, Timing, profile_iters_for
 from harness.measure.telemetry.case import CaseTelemetry
 from harness.measure.telemetry.host import current_rss_bytes, peak_rss, reset_peak_rss

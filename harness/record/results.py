@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from functools import cached_property
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Mapping
@@ -26,6 +27,12 @@ from harness.record.stats import SampleStats, summarize_rounds
 if TYPE_CHECKING:
     from harness.record.run_options import RunOptions
     from harness.record.machine_state import MachineState
+
+
+def utc_now() -> str:
+    """Now, as the UTC times results and the history record (started_utc, added_utc)."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
 
 SCHEMA = "rnnbench.results"
 SCHEMA_VERSION = 1

@@ -163,7 +163,7 @@ def show_history(db_path, case_glob, metric, threshold: float, *, charts: bool =
 def add_to_history(results_paths, db_path) -> list[str]:
     """``rnnbench history add``: every file read and checked before the database is opened (or created), then
     each run added; the lines saying so."""
-    from harness.measure.env import utc_now
+    from harness.record.results import utc_now
     from harness.record.history import History, prepare_runs
     from harness.record.results_store import STORE, read_runs
 

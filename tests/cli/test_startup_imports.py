@@ -1,5 +1,5 @@
-"""``rnnbench --help``, ``list`` and ``validate`` of a CPU float32 suite start without importing torch (the
-~2 s of most of a command's start on a small machine; benchmarks/cli_startup.py times it). Structural: a fresh
+"""``rnnbench --help``, ``list`` and ``validate`` of a CPU float32 suite, and ``history add``, start without
+importing torch (the ~2 s of most of a command's start on a small machine; benchmarks/cli_startup.py times it). Structural: a fresh
 process's sys.modules, not a clock. 'auto' and other dtypes ask torch, as docs/suites.md says."""
 
 import subprocess
@@ -7,6 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from harness.record.results_io import write_results
+from synthetic_results import synthetic_run
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 PROBE = """
@@ -38,6 +41,13 @@ def torch_imported(*args) -> bool:
 ], ids=" ".join)
 def test_these_start_without_torch(args):
     assert not torch_imported(*args)
+
+
+def test_history_add_of_a_results_file_starts_without_torch(tmp_path):
+    """It reads results files and writes SQLite (it once imported torch to read the clock: 1.5 s a call)."""
+    results = tmp_path / "run.json"
+    write_results(results, synthetic_run(0))
+    assert not torch_imported("history", "add", str(results), "--db", str(tmp_path / "history.sqlite"))
 
 
 def test_a_suite_on_device_auto_asks_torch_whether_there_is_a_gpu():
