@@ -13,6 +13,7 @@ forward, not scaled samples). Prints a table (and --json) with the measured slow
 
     PYTHONPATH=. python benchmarks/gate_calibration.py SUITE [--mode ab] [--pairs 20] [--rounds 5]
         [--blocks 4] [--slowdowns 0.20] [--threshold 0.05] [--json OUT.json] [--keep DIR]
+        [--backend NAME] [--filter AXIS=V]  only these cases, as rnnbench ab selects them
         [--first-session K]        split the sessions over several calls (sessions K, K+1, ...)
     PYTHONPATH=. python benchmarks/gate_calibration.py SUITE --from-kept DIR [--json OUT.json] [--simulate N]
         tally what --keep wrote: per injected slowdown (the slowed-* files found), per rule
@@ -64,21 +65,29 @@ def slowed_interpreter(slowdown: float) -> list[str]:
     return ["env", f"PYTHONPATH={path}", f"RNNBENCH_INJECT_SLOWDOWN={slowdown}", sys.executable]
 
 
-def ab_session(suite: str, rounds: int, blocks: int, slowdowns: list[float], seed: int) -> dict:
-    """One interleaved session, as ``rnnbench ab`` runs one (harness.execute.executor.run_ab_session): sides "a",
-    "a-again" and one per slowdown take turns; their RunResults."""
+def session_plan(suite: str, rounds: int, blocks: int, slowdowns: list[float], seed: int, folder: str | Path,
+                 backends: tuple[str, ...] = (), filters: tuple[str, ...] = ()):
+    """The plan of one interleaved session: sides "a", "a-again" and one per slowdown, over the suite's cases that
+    ``backends`` and ``filters`` select (as ``rnnbench ab --backend/--filter``), writing into ``folder``."""
     import shlex
 
-    from harness.execute.executor import run_ab_session
     from harness.execute.run_plan import plan_ab
 
     sides = {"a": [sys.executable], "a-again": [sys.executable]}
     sides.update({f"slowed-{s:g}": slowed_interpreter(s) for s in slowdowns})
+    # every side imports this checkout's harness on purpose (the slowdown is the shim's): an A/A asked for
+    return plan_ab(suite, {side: shlex.join(command) for side, command in sides.items()}, rounds=rounds,
+                   blocks=blocks, backends=backends, filters=filters, out_dir=folder, same_code_ok=True, seed=seed)
+
+
+def ab_session(suite: str, rounds: int, blocks: int, slowdowns: list[float], seed: int,
+               backends: tuple[str, ...] = (), filters: tuple[str, ...] = ()) -> dict:
+    """One interleaved session (:func:`session_plan`), as ``rnnbench ab`` runs one
+    (harness.execute.executor.run_ab_session); its RunResults by side."""
+    from harness.execute.executor import run_ab_session
+
     with tempfile.TemporaryDirectory(prefix="rnnbench-calibration-") as folder:
-        # every side imports this checkout's harness on purpose (the slowdown is the shim's): an A/A asked for
-        plan = plan_ab(suite, {side: shlex.join(command) for side, command in sides.items()}, rounds=rounds,
-                       blocks=blocks, out_dir=folder, same_code_ok=True, seed=seed)
-        session = run_ab_session(plan)
+        session = run_ab_session(session_plan(suite, rounds, blocks, slowdowns, seed, folder, backends, filters))
     if not session.complete:
         raise SystemExit(f"session {seed}: {session.outcome.failure or 'interrupted'}")
     return dict(session.runs)
@@ -100,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=None, help="default: 5 (ab), 3 (back-to-back)")
     parser.add_argument("--blocks", type=int, default=4, help="ab: timed blocks per case and round")
     parser.add_argument("--slowdowns", default=None, help="default: 0.20 (ab), 0.05,0.10,0.20 (back-to-back)")
+    parser.add_argument("--backend", action="append", default=[], metavar="NAME",
+                        help="ab: only these backends (repeatable), as rnnbench ab --backend: a session that fits "
+                             "one call of a lent GPU")
+    parser.add_argument("--filter", action="append", default=[], metavar="AXIS=V[,V]|GLOB",
+                        help="ab: only these cases (repeatable), as rnnbench ab --filter")
     parser.add_argument("--threshold", type=float, default=0.05)
     parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="the gate's alpha (rnnbench ab --alpha)")
     parser.add_argument("--json", default=None)
@@ -157,7 +171,10 @@ def main(argv: list[str] | None = None) -> int:
                               simulate=args.simulate, json_path=args.json, pocock_sessions=args.pocock_sessions,
                               simulate_rounds=[int(r) for r in (args.simulate_rounds or "").split(",") if r])
         for index in range(args.first_session, args.first_session + args.pairs):
-            runs = ab_session(args.suite, rounds, args.blocks, slowdowns, seed=index)
+            session_started = time.perf_counter()
+            runs = ab_session(args.suite, rounds, args.blocks, slowdowns, seed=index, backends=tuple(args.backend),
+                              filters=tuple(args.filter))
+            print(f"session {index}: {time.perf_counter() - session_started:.0f} s", flush=True)
             if args.keep:
                 Path(args.keep).mkdir(parents=True, exist_ok=True)
                 for side, run in runs.items():

@@ -38,7 +38,8 @@ DEVICE_OPTION = click.option("--device", default=None, metavar="DEVICE",
 THRESHOLD_OPTION = click.option("--threshold", default="5%", show_default=True, metavar="FRACTION", callback=fraction,
                                 help="Smallest slowdown that counts as a regression: 5% or 0.05.")
 ALPHA_OPTION = click.option("--alpha", default="0.05", show_default=True, metavar="FRACTION", callback=fraction,
-                            help="Significance level (Holm-Bonferroni over all cases); intervals at 1 - alpha.")
+                            help="Significance level over all compared cases: Benjamini-Hochberg, one-sided, for A/B sides paired "
+                                 "by block; Holm-Bonferroni otherwise (docs/gate.md#verdicts).")
 SELECTION_OPTIONS = options(DEVICE_OPTION, BACKEND_OPTION, FILTER_OPTION)
 GATE_OPTIONS = options(THRESHOLD_OPTION, ALPHA_OPTION)
 REGION_OPTION = click.option("--metric", metavar="REGION", help="step, forward or backward.  [default: each case's "
