@@ -150,29 +150,46 @@ def test_ab_alternates_two_interpreters_and_gates_b_against_a(tmp_path):
     assert "note: A and B run the same code: an A/A comparison" in result.output
 
 
-def test_the_calibration_shim_really_runs_more_of_the_model_per_step():
-    import os
-    import subprocess
+def _calibration_shim(monkeypatch, fraction: str | None):
+    """benchmarks/calibration_shim/sitecustomize.py loaded in this process as Python loads it at a start with its
+    folder on PYTHONPATH and RNNBENCH_INJECT_SLOWDOWN=``fraction`` (None: unset); what it patches is restored
+    after the test."""
+    import importlib.util
 
-    repo = Path(__file__).resolve().parent.parent.parent
-    code = ("import torch, harness.measure.runner as r\n"
-            "from tests.helpers import cpu_settings, tiny_case\n"
-            "case = tiny_case(seq_len=10)\n"
-            "built = r.build_backend('cudnn', r.make_reference(case, cpu_settings()))\n"
-            "x = torch.randn(10, 3, 5)\n"
-            "for _ in range(3):\n    built.model(x)\n"  # the third call measures how much to add (untimed: warm-up)
-            "lengths, forward = [], torch.nn.LSTM.forward\n"
-            "torch.nn.LSTM.forward = lambda self, x, *a: (lengths.append((x.size(0), torch.is_grad_enabled())),"
-            " forward(self, x, *a))[1]\n"
-            "built.model(x)\n"
-            "print((lengths, built.injected_extra_steps))\n")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(repo / "benchmarks" / "calibration_shim"), str(repo)]),
-               RNNBENCH_INJECT_SLOWDOWN="0.2")
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
-                          cwd=repo)
-    lengths, sized = eval(done.stdout.strip())  # noqa: S307 - our own subprocess's print of two lists
+    import harness.measure.runner as runner
+
+    monkeypatch.setenv("RNNBENCH_INJECT_SLOWDOWN", "set by the test")  # so that monkeypatch restores what was there
+    if fraction is None:
+        monkeypatch.delenv("RNNBENCH_INJECT_SLOWDOWN")
+    else:
+        monkeypatch.setenv("RNNBENCH_INJECT_SLOWDOWN", fraction)
+    monkeypatch.setattr(runner, "build_backend", runner.build_backend)  # the shim replaces it; put back after
+    path = Path(__file__).resolve().parent.parent.parent / "benchmarks" / "calibration_shim" / "sitecustomize.py"
+    spec = importlib.util.spec_from_file_location("calibration_sitecustomize", path)
+    shim = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(shim)
+    return shim
+
+
+def test_the_calibration_shim_really_runs_more_of_the_model_per_step(monkeypatch):
+    import torch
+
+    import harness.measure.runner as r
+    from tests.helpers import cpu_settings, tiny_case
+
+    _calibration_shim(monkeypatch, "0.2")
+    case = tiny_case(seq_len=10)
+    built = r.build_backend("cudnn", r.make_reference(case, cpu_settings()))
+    x = torch.randn(10, 3, 5)
+    for _ in range(3):
+        built.model(x)  # the third call measures how much to add (untimed: warm-up)
+    lengths, forward = [], torch.nn.LSTM.forward
+    monkeypatch.setattr(torch.nn.LSTM, "forward",
+                        lambda self, x, *a: (lengths.append((x.size(0), torch.is_grad_enabled())), forward(self, x, *a))[1])
+    built.model(x)
+    sized = built.injected_extra_steps
     *extra, step = lengths
-    assert step == (10, True), done.stderr  # then the step's own forward, with gradients
+    assert step == (10, True)  # then the step's own forward, with gradients
     assert extra and all(not grad for _, grad in extra)  # no-grad forwards over part of the sequence first
     # exactly the time steps the sizing chose, in chunks of at most the sequence; how many it chose depends on
     # the measured step/forward ratio (the machine's load), so its arithmetic is checked apart, below
@@ -180,13 +197,12 @@ def test_the_calibration_shim_really_runs_more_of_the_model_per_step():
     assert all(n <= 10 for n, _ in extra)
 
 
-def test_the_calibration_shims_sizing_is_the_fraction_of_a_step_in_forward_time_steps():
-    import importlib.util
+def test_the_calibration_shims_sizing_is_the_fraction_of_a_step_in_forward_time_steps(monkeypatch):
+    import harness.measure.runner as runner
 
-    path = Path(__file__).resolve().parent.parent.parent / "benchmarks" / "calibration_shim" / "sitecustomize.py"
-    spec = importlib.util.spec_from_file_location("calibration_sitecustomize", path)
-    shim = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(shim)  # without RNNBENCH_INJECT_SLOWDOWN it patches nothing
+    unpatched = runner.build_backend
+    shim = _calibration_shim(monkeypatch, None)
+    assert runner.build_backend is unpatched  # without RNNBENCH_INJECT_SLOWDOWN it patches nothing
     # a step of three forwards' time: +20 % of it is 0.6 forwards, 6 of 10 time steps
     assert shim.extra_forward_steps(0.2, step_s=3e-3, forward_s=1e-3, seq_len=10) == 6
     assert shim.extra_forward_steps(0.1, step_s=2e-3, forward_s=1e-3, seq_len=50) == 10

@@ -138,9 +138,11 @@ def test_the_parent_lets_one_process_compute_at_a_time_and_alternates_the_blocks
 
 def test_a_worker_that_dies_while_taking_turns_is_a_round_failed_with_its_last_line(tmp_path):
     suite = suite_file(tmp_path, timing=TURNS_TIMING)
+    fake = tmp_path / "fake_worker.py"
+    fake.write_text(FAKE_WORKER)  # side A: a worker that takes its turns (a real one only costs a torch import)
     with pytest.raises(RoundFailed, match=r"round 0 B: .*No module named"):
-        run_interleaved_round(0, str(suite), None, KEYS, {"a": [sys.executable], "b": [sys.executable, "-S"]},
-                              blocks=2)
+        run_interleaved_round(0, str(suite), None, KEYS, {"a": [sys.executable, str(fake), str(tmp_path / "log-a")],
+                                                          "b": [sys.executable, "-S"]}, blocks=2)
 
 
 def _round_samples(rng, median_ms, shifts, n=30):

@@ -122,59 +122,48 @@ def test_real_cuda_pass_measures_busy_time_launches_and_idle():
     assert idle["eager"] > idle["cudnn"] - 0.05  # per-step launches leave the GPU waiting at least as long
 
 
-# Records, as JSON, TEARDOWN_CUPTI as the first profiler session of the process starts, and the case's fact.
-_FIRST_SESSION_SPY = """
-import json, os
-import torch.profiler.profiler as kineto
-
-seen = []
-prepare = kineto._KinetoProfile.prepare_trace
-def spy(self):
-    seen.append(os.environ.get("TEARDOWN_CUPTI", "unset"))
-    return prepare(self)
-kineto._KinetoProfile.prepare_trace = spy
-
-from harness.measure.runner import run_case
-from tests.helpers import cpu_settings, tiny_case
-
-first = run_case(tiny_case(), cpu_settings())
-second = run_case(tiny_case(backend="eager"), cpu_settings())
-print(json.dumps({"seen": seen, "statuses": [first.status, second.status],
-                  "fact": first.activity.get("profiler_teardown")}))
-"""
-
-
-def _first_session(environment_value):
-    import json
+def _first_sessions(monkeypatch, environment_value):
+    """TEARDOWN_CUPTI as each profiler session of two cases starts, in this process as a fresh one finds it:
+    the variable the user set (``environment_value``, None: unset) and nothing rnnbench set before (an earlier
+    test's profiled pass sets it in this process; monkeypatch restores it after). The cases' statuses and the
+    first case's fact, as a results file records them."""
     import os
-    import subprocess
-    import sys
 
-    environment = {name: value for name, value in os.environ.items() if name != "TEARDOWN_CUPTI"}
-    if environment_value is not None:
-        environment["TEARDOWN_CUPTI"] = environment_value
-    from pathlib import Path
+    import torch.profiler.profiler as kineto
 
-    done = subprocess.run([sys.executable, "-c", _FIRST_SESSION_SPY], capture_output=True, text=True,
-                          env=environment, cwd=Path(__file__).resolve().parent.parents[1], timeout=240)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    monkeypatch.setenv("TEARDOWN_CUPTI", "unset by the test")  # so that monkeypatch restores what was there
+    if environment_value is None:
+        monkeypatch.delenv("TEARDOWN_CUPTI")
+    else:
+        monkeypatch.setenv("TEARDOWN_CUPTI", environment_value)
+    seen = []
+    prepare = kineto._KinetoProfile.prepare_trace
+
+    def spy(self):
+        seen.append(os.environ.get("TEARDOWN_CUPTI", "unset"))
+        return prepare(self)
+
+    monkeypatch.setattr(kineto._KinetoProfile, "prepare_trace", spy)
+    first = run_case(tiny_case(), cpu_settings())
+    second = run_case(tiny_case(backend="eager"), cpu_settings())
+    return {"seen": seen, "statuses": [first.status, second.status],
+            "fact": first.activity.get("profiler_teardown")}
 
 
-def test_cupti_teardown_is_asked_for_before_the_first_profiler_session_of_a_process():
+def test_cupti_teardown_is_asked_for_before_the_first_profiler_session_of_a_process(monkeypatch):
     from harness.measure.activity import _cupti_teardown_is_safe
 
     if not _cupti_teardown_is_safe():
         pytest.skip("this torch's CUDA runtime is too old for CUPTI teardown")
-    report = _first_session(None)
+    report = _first_sessions(monkeypatch, None)
     assert report["statuses"] == ["ok", "ok"]
     # every session, the first included, starts with the variable Kineto reads when the session ends
     assert report["seen"] == ["1", "1"]
     assert report["fact"] == "not needed: no CUPTI on a CPU"
 
 
-def test_a_teardown_setting_of_the_user_is_kept():
-    report = _first_session("0")
+def test_a_teardown_setting_of_the_user_is_kept(monkeypatch):
+    report = _first_sessions(monkeypatch, "0")
     assert report["seen"] == ["0", "0"]
 
 

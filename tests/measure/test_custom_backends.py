@@ -3,7 +3,6 @@ package (entry points of group rnnbench.backends), found by import name here and
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from harness.errors import SuiteError
 from harness.measure.runner import run_case
 from harness.execute.session import open_suite
 from harness.spec.suite import parse_suite
-from tests.helpers import suite_file
+from tests.helpers import cli, suite_file
 
 ROOT = Path(__file__).resolve().parent.parents[1]
 
@@ -224,14 +223,15 @@ def test_an_installed_package_offers_a_backend_through_an_entry_point(tmp_path, 
         custom_backends.entry_point_backends.cache_clear()
 
 
-def test_worker_processes_import_the_user_s_module_and_its_results_compare(tmp_path, user_module):
-    # --rounds 2: each round a fresh worker, started with PYTHONSAFEPATH=1, from a folder without the module
+def test_worker_processes_import_the_user_s_module_and_its_results_compare(tmp_path, user_module, monkeypatch):
+    # --rounds 2: each round a fresh worker, started with PYTHONSAFEPATH=1, from a folder without the module (the
+    # workers are what is tested; their parent runs in this process, the module on its sys.path as on PYTHONPATH)
     suite = _suite(tmp_path, ["cudnn", "mine"], {"mine": "my_rnn_backend:build"})
     out = tmp_path / "rounds.json"
-    done = subprocess.run([sys.executable, "-m", "harness.cli", "run", suite, "--rounds", "2", "--out", str(out),
-                           "--quiet"], capture_output=True, text=True, cwd=tmp_path, timeout=600,
-                          env={**os.environ, "PYTHONSAFEPATH": "1"})
-    assert done.returncode == 0, done.stderr[-2000:]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONSAFEPATH", "1")
+    done = cli("run", suite, "--rounds", "2", "--out", out, "--quiet")
+    assert done.exit_code == 0, done.stderr[-2000:]
     cases = {record["case"]["backend"]: record for record in json.loads(out.read_text())["cases"]}
     assert cases["mine"]["status"] == "ok" and cases["mine"]["parity"]["passed"]
     assert len(cases["mine"]["samples_ms"]["step"]) >= 6  # both rounds' samples

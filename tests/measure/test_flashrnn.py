@@ -135,12 +135,16 @@ def test_no_kernel_tiling_for_a_shape_is_a_skip_not_a_failure():
         flashrnn_backend._CudaKernelCalls(NoTiling(), torch.device("cpu"))._call(torch.ones(2))
 
 
+# Its own process: triton reads TRITON_INTERPRET as the kernels are defined. One timed step, no warm-up and no
+# profiled pass: parity and the backend's facts are what is checked, and each interpreted step takes ~0.35 s.
 _INTERPRETED = """
 import json, sys
-from tests.helpers import cpu_settings, tiny_case
+from dataclasses import replace
+from tests.helpers import QUICK_TIMING, cpu_settings, tiny_case
 from harness.measure.runner import run_case
+timing = replace(QUICK_TIMING, warmup_iters=0, min_iters=1, max_iters=1, profile_iters=0)
 result = run_case(tiny_case(backend="flashrnn_triton", batch=2, seq_len=3, input_size=5, hidden_size=16,
-                            mode=sys.argv[1]), cpu_settings())
+                            mode=sys.argv[1]), cpu_settings(timing=timing))
 print(json.dumps(result.to_dict()))
 """
 

@@ -213,13 +213,20 @@ def profile_suite(folder, backends=("cudnn", "eager")):
     return suite_file(folder, "tiny.yaml", name="tiny-profile", grid={"cell": ["lstm"], "backend": list(backends)})
 
 
-def test_profile_writes_a_profile_file_traces_and_tables_and_report_draws_it(tmp_path):
-    from tests.cli.test_cli import rnnbench
+@pytest.fixture
+def torch_threads_kept():
+    """The suite's threads (1) are set on this process by a command run in it; afterwards they are as before."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_profile_writes_a_profile_file_traces_and_tables_and_report_draws_it(tmp_path, torch_threads_kept):
     from tests.helpers import rnnbench_here
 
     suite = profile_suite(tmp_path)
-    done = rnnbench("profile", suite, "-o", tmp_path / "profiles", "--steps", 2, "--trace", "--quiet",
-                    "--backend", "cudnn")
+    done = rnnbench_here("profile", suite, "-o", tmp_path / "profiles", "--steps", 2, "--trace", "--quiet",
+                         "--backend", "cudnn")
     assert done.returncode == 0, done.stderr
     [path] = (tmp_path / "profiles").glob("*.profile.json")
     run = read_profile(path)

@@ -1,11 +1,9 @@
 """Telemetry through the whole pipeline on the CPU: ``rnnbench run`` and ``rnnbench env`` as a user meets
-them (real subprocesses), with the real nvidia-ml-py (no driver here) and with the fake NVML module."""
+them (the whole command, run in this process; its NVML sampler as in any run), with the real nvidia-ml-py
+(no driver here) and with the fake NVML module."""
 
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -16,22 +14,28 @@ from harness.measure.telemetry.nvml import MODULE_ENV_VAR
 from tests import fake_nvml
 from tests.helpers import cpu_settings, rnnbench_here, suite_file, tiny_case
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-
-
-def rnnbench(*args, env=None, timeout=300):
-    environment = {key: value for key, value in os.environ.items()
-                   if key not in (MODULE_ENV_VAR, fake_nvml.SCENARIO_ENV)}
-    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), environment.get("PYTHONPATH")]))
-    environment.update(env or {})
-    return subprocess.run([sys.executable, "-m", "harness.cli", *map(str, args)], capture_output=True,
-                          text=True, cwd=ROOT, env=environment, timeout=timeout)
-
 
 @pytest.fixture
 def tiny_suite(tmp_path):
     return suite_file(tmp_path, "tiny.yaml", name="tiny-telemetry", timing={"budget_s": 0.05},
                       grid={"cell": ["lstm"], "mode": ["forward_backward", "inference"]})
+
+
+@pytest.fixture
+def no_nvml_hooks(monkeypatch):
+    """This process as ``rnnbench`` starts: no test hook names an NVML module or scenario."""
+    monkeypatch.delenv(MODULE_ENV_VAR, raising=False)
+    monkeypatch.delenv(fake_nvml.SCENARIO_ENV, raising=False)
+
+
+@pytest.fixture
+def torch_threads_kept():
+    """The suite's threads (1) are set on this process by a run in it; afterwards they are as before."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 def test_run_case_on_the_cpu_records_peak_rss_and_why_there_is_no_nvml(monkeypatch):
@@ -58,9 +62,9 @@ def test_run_case_with_fake_nvml_records_a_window_of_the_primary_region(monkeypa
     assert list(inference.telemetry["windows"]) == ["forward"]
 
 
-def test_cpu_run_results_carry_rss_and_nvml_unavailable(tiny_suite, tmp_path):
+def test_cpu_run_results_carry_rss_and_nvml_unavailable(tiny_suite, tmp_path, no_nvml_hooks, torch_threads_kept):
     out = tmp_path / "r.json"
-    done = rnnbench("run", tiny_suite, "--out", out, "--quiet")
+    done = rnnbench_here("run", tiny_suite, "--out", out, "--quiet")
     assert done.returncode == 0, done.stderr
     document = json.loads(out.read_text())
     for case in document["cases"]:
@@ -80,10 +84,15 @@ def test_cpu_run_results_carry_rss_and_nvml_unavailable(tiny_suite, tmp_path):
     assert "Traceback" not in done.stderr
 
 
-def test_run_with_fake_nvml_writes_windows_and_shows_energy_columns(tiny_suite, tmp_path):
+def test_run_with_fake_nvml_writes_windows_and_shows_energy_columns(tiny_suite, tmp_path, monkeypatch,
+                                                                   torch_threads_kept):
     out = tmp_path / "r.json"
-    done = rnnbench("run", tiny_suite, "--out", out, "--quiet",
-                    env={MODULE_ENV_VAR: fake_nvml.MODULE, fake_nvml.SCENARIO_ENV: "{}"})
+    fake_nvml.configure(monkeypatch)
+    monkeypatch.setenv(MODULE_ENV_VAR, fake_nvml.MODULE)
+    try:
+        done = rnnbench_here("run", tiny_suite, "--out", out, "--quiet")
+    finally:
+        close_monitors()  # a process's monitors close as it exits; this one's go on
     assert done.returncode == 0, done.stderr
     document = json.loads(out.read_text())
     step = document["cases"][0]["telemetry"]["windows"]["step"]
@@ -91,13 +100,6 @@ def test_run_with_fake_nvml_writes_windows_and_shows_energy_columns(tiny_suite, 
     assert step["power_mean_w"] == 350 and step["gpu_utilization_mean_pct"] == 97
     assert document["cases"][1]["telemetry"]["windows"]["forward"]["samples"] >= 1
     assert "J/seq" in done.stdout and "LOW-CONFIDENCE" in done.stdout
-
-
-@pytest.fixture
-def no_nvml_hooks(monkeypatch):
-    """This process as ``rnnbench`` (the helper above) starts one: no test hook names an NVML module or scenario."""
-    monkeypatch.delenv(MODULE_ENV_VAR, raising=False)
-    monkeypatch.delenv(fake_nvml.SCENARIO_ENV, raising=False)
 
 
 def test_env_without_nvml_prints_a_clean_reason(no_nvml_hooks):
