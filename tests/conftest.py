@@ -33,3 +33,13 @@ def short_machine_window_fixture():
     """tests.helpers.short_machine_window for one test."""
     with _short_machine_window():
         yield
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_restored():
+    """A command run in this process sets the suite's thread count (threads: 1) on the pytest process; the next
+    test, on whichever xdist worker and in whichever order, starts from the process's own count."""
+    threads = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)

@@ -8,7 +8,7 @@ from harness.gate.speedup import speedup_over_cudnn
 from harness.record.journal import ResultsWriter, read_journal
 from harness.record.results_io import write_results
 from harness.record.results_store import read_results
-from helpers import tiny_case
+from tests.helpers import tiny_case
 
 
 def _result(backend="cudnn", samples=(2.0, 1.0, 3.0, 2.5, 1.5, 2.2), status="ok", **extra):
