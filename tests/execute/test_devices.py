@@ -64,6 +64,7 @@ def test_a_worker_that_dies_on_a_case_loses_only_that_case(tmp_path):
     assert left == ["gru/cudnn/forward_backward/B2-T3-I4-H4-L1/float32/cpu"]  # its only worker is gone
 
 
+@pytest.mark.usefixtures("short_machine_window")
 def test_two_workers_share_the_cases_stop_on_ctrl_c_and_resume(tmp_path):
     suite = suite_file(tmp_path, **DEVICES_SUITE)
     results = tmp_path / "r.json"

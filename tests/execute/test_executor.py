@@ -120,6 +120,7 @@ def test_an_interpreter_command_that_cannot_be_one_is_one_line_and_exit_2(suite,
     assert not (tmp_path / "ab").exists()
 
 
+@pytest.mark.usefixtures("short_machine_window")
 def test_devices_whose_workers_all_die_say_so_and_do_not_exit_as_interrupted(suite, tmp_path):
     from harness.errors import EXIT_FAILED
     from harness.execute.executor import execute, finish_run, open_writer
@@ -139,6 +140,7 @@ def test_devices_whose_workers_all_die_say_so_and_do_not_exit_as_interrupted(sui
     assert sum(type(event).__name__ == "WorkerLost" for event in events) == 2
 
 
+@pytest.mark.usefixtures("short_machine_window")
 def test_a_run_says_a_plain_line_per_case_when_stderr_is_not_a_terminal(tmp_path, monkeypatch):
     import torch
 

@@ -106,6 +106,7 @@ def test_merged_rounds_keep_their_blocks_only_when_every_round_had_them():
     assert replace(merged, block_lengths=(1, 2, 1, 1, 1)).samples_by_block("step") is None  # one too many
 
 
+@pytest.mark.usefixtures("short_machine_window")
 def test_a_run_in_rounds_writes_one_result_per_case_and_compare_says_how_many_rounds(tmp_path):
     from click.testing import CliRunner
 

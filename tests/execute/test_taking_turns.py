@@ -84,6 +84,7 @@ def test_the_timed_loop_in_blocks_waits_for_its_turn_before_each_and_the_wait_is
                 wait_turn=lambda block: wait_turn(block, said_s=0.0))
 
 
+@pytest.mark.usefixtures("short_machine_window")
 def test_a_worker_taking_turns_asks_before_it_builds_and_before_each_block(tmp_path):
     from harness.execute.worker import run_plan
 

@@ -223,6 +223,7 @@ def test_an_installed_package_offers_a_backend_through_an_entry_point(tmp_path, 
         custom_backends.entry_point_backends.cache_clear()
 
 
+@pytest.mark.usefixtures("short_machine_window")
 def test_worker_processes_import_the_user_s_module_and_its_results_compare(tmp_path, user_module, monkeypatch):
     # --rounds 2: each round a fresh worker, started with PYTHONSAFEPATH=1, from a folder without the module (the
     # workers are what is tested; their parent runs in this process, the module on its sys.path as on PYTHONPATH)

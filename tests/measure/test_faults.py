@@ -15,6 +15,7 @@ from harness.spec.suite import Timing
 from tests.helpers import cpu_settings, suite_file, tiny_case
 
 
+@pytest.mark.usefixtures("short_machine_window")
 def test_out_of_memory_in_one_backend_does_not_stop_the_run(tmp_path, monkeypatch):
     def eager_runs_out_of_memory(name, reference):
         if name == "eager":

@@ -221,6 +221,7 @@ def torch_threads_kept():
     torch.set_num_threads(threads)
 
 
+@pytest.mark.usefixtures("short_machine_window")
 def test_profile_writes_a_profile_file_traces_and_tables_and_report_draws_it(tmp_path, torch_threads_kept):
     from tests.helpers import rnnbench_here
 

@@ -224,6 +224,7 @@ def test_a_nvml_module_variable_that_names_no_module_leaves_nvml_unavailable_wit
         load_nvml()
 
 
+@pytest.mark.usefixtures("short_machine_window")
 def test_rnnbench_env_with_a_nvml_module_variable_that_names_no_module_says_why_and_exits_0(monkeypatch):
     from tests.helpers import rnnbench_here
 

@@ -62,6 +62,7 @@ def test_run_case_with_fake_nvml_records_a_window_of_the_primary_region(monkeypa
     assert list(inference.telemetry["windows"]) == ["forward"]
 
 
+@pytest.mark.usefixtures("short_machine_window")
 def test_cpu_run_results_carry_rss_and_nvml_unavailable(tiny_suite, tmp_path, no_nvml_hooks, torch_threads_kept):
     out = tmp_path / "r.json"
     done = rnnbench_here("run", tiny_suite, "--out", out, "--quiet")
@@ -84,6 +85,7 @@ def test_cpu_run_results_carry_rss_and_nvml_unavailable(tiny_suite, tmp_path, no
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.usefixtures("short_machine_window")
 def test_run_with_fake_nvml_writes_windows_and_shows_energy_columns(tiny_suite, tmp_path, monkeypatch,
                                                                    torch_threads_kept):
     out = tmp_path / "r.json"
@@ -102,6 +104,7 @@ def test_run_with_fake_nvml_writes_windows_and_shows_energy_columns(tiny_suite, 
     assert "J/seq" in done.stdout and "LOW-CONFIDENCE" in done.stdout
 
 
+@pytest.mark.usefixtures("short_machine_window")
 def test_env_without_nvml_prints_a_clean_reason(no_nvml_hooks):
     done = rnnbench_here("env", "--device", "cpu")
     assert done.returncode == 0, done.stderr
@@ -110,6 +113,7 @@ def test_env_without_nvml_prints_a_clean_reason(no_nvml_hooks):
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.usefixtures("short_machine_window")
 def test_env_prints_the_gpu_state_and_warns_about_other_processes(monkeypatch):
     device = {**fake_nvml.DEFAULT_DEVICE, "processes": [{"pid": 4242, "used": 2**30}], "reasons": 0x1}
     monkeypatch.setenv(MODULE_ENV_VAR, fake_nvml.MODULE)

@@ -217,6 +217,7 @@ def test_a_missing_or_broken_results_file_is_one_line_and_exit_2(tmp_path):
         assert code == 2 and output.count("\n") == 1, output
 
 
+@pytest.mark.usefixtures("short_machine_window")
 def test_a_real_tiny_run_reports_headless(tmp_path):
     """End to end, with no display: run a tiny sweep (in this process), then report it in a real process that
     has no display and asks matplotlib for an interactive backend."""
