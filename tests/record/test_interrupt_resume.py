@@ -52,7 +52,10 @@ def resume_here(suite, results, *args):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_interrupted_run_saves_finished_cases_and_resumes(suite, tmp_path, sig):
+def test_interrupted_run_saves_finished_cases_and_resumes(tmp_path, sig):
+    # The signal must land before the run's last case: 6 cases of 0.2 s are left once 2 are in, slack enough
+    # for this process to be scheduled late on a loaded machine (6 of 0.1 s left 0.6 s).
+    suite = interruptible_suite(tmp_path, budget_s=0.2)
     results = tmp_path / "r.json"
     process = start_run(suite, "--out", results)
     wait_for_finished_cases(results.with_name("r.json.journal"), 2)
