@@ -4,15 +4,14 @@ piecewise-constant levels (harness.gate.step_detect) drawn over the run medians 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
-
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING, Sequence
 
 from harness.record.history import Series
-from harness.report.plots import MARKERS, PALETTE, png_bytes
 from harness.gate.step_detect import Segment, Step, fit_segments, significant_steps
 from harness.record.results_store import slug
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @dataclass(frozen=True)
@@ -60,6 +59,12 @@ def step_lines(found: SeriesSteps) -> list[str]:
 
 def trend_figure(key: str, found: Sequence[SeriesSteps]) -> Figure:
     """One case: each fingerprint's medians in run order, their intervals, the fitted levels, the steps."""
+    # matplotlib here, not at the top: `history add` and `history regressions` draw nothing (0.5 s of their start)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from harness.report.plots import MARKERS, PALETTE
+
     figure = Figure(figsize=(8, 4.2), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
@@ -102,6 +107,8 @@ def trend_figure(key: str, found: Sequence[SeriesSteps]) -> Figure:
 
 def trend_charts(found: Sequence[SeriesSteps]) -> dict[str, bytes]:
     """File name -> PNG, one per case (and region)."""
+    from harness.report.plots import png_bytes
+
     by_case: dict[tuple[str, str], list[SeriesSteps]] = {}
     for item in found:
         by_case.setdefault((item.series.key, item.series.region), []).append(item)
