@@ -25,6 +25,16 @@ from harness.gate.speedup import UNRELIABLE_RULE, UNRELIABLE_RULE_SHORT, Speedup
 from harness.spec.suite import BACKENDS
 
 
+# A compiled backend that Dynamo could not compile timed eager PyTorch: the verdict says so where it names it,
+# as the charts' legends do.
+RAN_EAGERLY_LABEL = " (NOT compiled: ran eagerly)"
+
+
+def answer_name(result: CaseResult) -> str:
+    """The backend of one result as the verdict names it: its display name, and whether it ran eagerly."""
+    return result_backend_name(result) + (RAN_EAGERLY_LABEL if result.ran_eagerly else "")
+
+
 @dataclass(frozen=True)
 class Behind:
     """A backend that ran in a configuration and was not the fastest. ``speedup``: the fastest against it
@@ -35,7 +45,7 @@ class Behind:
 
     @property
     def name(self) -> str:
-        return result_backend_name(self.result)
+        return answer_name(self.result)
 
     @property
     def reliable(self) -> bool:
@@ -56,7 +66,7 @@ class ConfigurationAnswer:
 
     @property
     def fastest_name(self) -> str | None:
-        return result_backend_name(self.fastest) if self.fastest else None
+        return answer_name(self.fastest) if self.fastest else None
 
     @property
     def unclear_why(self) -> str | None:
@@ -89,6 +99,17 @@ class RunAnswer:
             if configuration.fastest is not None:
                 counts[configuration.fastest_name] = counts.get(configuration.fastest_name, 0) + 1
         return dict(sorted(counts.items(), key=lambda item: -item[1]))
+
+    def geomean_name(self, backend: str) -> str:
+        """A backend label as its geometric mean is named: shown as everywhere, and whether its cases ran eagerly
+        (all of them, or how many of those that ran)."""
+        ran = [result for c in self.configurations for result in ([c.fastest] if c.fastest else [])
+               + [b.result for b in c.behind] if result.case.backend_label == backend]
+        eagerly = sum(result.ran_eagerly for result in ran)
+        name = self.display_names.get(backend, backend)
+        if not eagerly:
+            return name
+        return name + (RAN_EAGERLY_LABEL if eagerly == len(ran) else f" (NOT compiled in {eagerly} of {len(ran)})")
 
     @property
     def unclear(self) -> int:
@@ -165,7 +186,7 @@ def geomean_parts(answer: RunAnswer, times: str = "×") -> list[tuple[str, str]]
         value = f"{mean.value:.2f}{times}" if mean.value is not None else "no reliable ratio"
         if mean.unreliable:
             value += f" ({mean.left_out_text()})"
-        parts.append((answer.display_names.get(mean.backend, mean.backend), value))
+        parts.append((answer.geomean_name(mean.backend), value))
     return parts
 
 

@@ -46,7 +46,7 @@ def _run_summary(label: str, run: RunResults, charts) -> list[str]:
     geomeans = answer.geomeans
     if geomeans:
         lines += [f"Speedup over {answer.baseline}, geometric mean over cases (> 1: faster): "
-                  + " · ".join(_geomean_text(mean, answer.display_names) for mean in ordered_geomeans(answer))]
+                  + " · ".join(_geomean_text(mean, answer) for mean in ordered_geomeans(answer))]
         left_out = sum(mean.unreliable for mean in geomeans.values())
         if left_out:
             lines += ["", f"{UNRELIABLE_MARK} {left_out} unreliable speedup{'s' if left_out != 1 else ''} left out of "
@@ -82,10 +82,10 @@ def _run_summary(label: str, run: RunResults, charts) -> list[str]:
     return lines
 
 
-def _geomean_text(mean, names: dict[str, str]) -> str:
+def _geomean_text(mean, answer) -> str:
     value = f"{mean.value:.2f}×" if mean.value is not None else "no reliable ratio"
     left_out = f" ({mean.left_out_text()} {UNRELIABLE_MARK})" if mean.unreliable else ""
-    return f"**{names.get(mean.backend, mean.backend)}** {value}{left_out}"
+    return f"**{answer.geomean_name(mean.backend)}** {value}{left_out}"
 
 
 def _regions(run: RunResults) -> str:

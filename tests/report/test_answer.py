@@ -108,6 +108,33 @@ def test_the_verdict_names_the_fastest_per_configuration_and_counts_the_ties_as_
     assert "speedup over nn.LSTM / nn.GRU, geometric mean (> 1: faster): eager " in text
 
 
+def test_the_verdict_says_which_compiled_backend_ran_eagerly_where_it_names_it():
+    """A compile_module that Dynamo could not compile timed eager PyTorch: named fastest or slower without a word,
+    it reads as torch.compile's result."""
+    eager_fallback = {"compile": {"fell_back_to_eager": True, "graphs": 0, "graph_breaks": 1,
+                                  "break_reasons": ["Attempted to wrap RNN, GRU, or LSTM"]}}
+    compiled = {"compile": {"fell_back_to_eager": False, "graphs": 2, "graph_breaks": 0, "break_reasons": []}}
+    run = make_run([ok_result(make_case("cudnn"), 2.0), ok_result(make_case("compile_module"), 1.0,
+                                                                  backend_facts=eager_fallback),
+                    ok_result(make_case("compile"), 3.0, backend_facts=compiled),
+                    ok_result(make_case("cudnn", "gru"), 1.0), ok_result(make_case("compile_module", "gru"), 2.0,
+                                                                      backend_facts=eager_fallback)])
+    lstm, gru = answer_text(run).splitlines()[1:3]
+    assert lstm.split(": ", 1)[1].startswith("compile_module (NOT compiled: ran eagerly) fastest, 1.00 ms")
+    assert "compile 3.00×" in lstm and "compile (NOT" not in lstm and "nn.LSTM" in lstm
+    assert "compile_module (NOT compiled: ran eagerly) 2.00×" in gru
+    assert "fastest per configuration: compile_module (NOT compiled: ran eagerly) 1 of 2" in answer_text(run)
+    # its geometric mean speedup is eager PyTorch's too; a backend that ran eagerly in some cases says how many
+    geomeans = next(line for line in answer_text(run).splitlines() if line.startswith("speedup over"))
+    assert "compile_module (NOT compiled: ran eagerly) 1.00×" in geomeans and "compile 0.67×" in geomeans
+    mixed = with_results(run, [*run.cases, ok_result(make_case("compile_module", batch=32), 1.0, backend_facts=compiled),
+                               ok_result(make_case("cudnn", batch=32), 1.0)])
+    mixed_geomeans = next(line for line in answer_text(mixed).splitlines() if line.startswith("speedup over"))
+    assert "compile_module (NOT compiled in 2 of 3) " in mixed_geomeans
+    assert "compile_module (NOT compiled: ran eagerly)" in report_markdown([("run", run, [])], [])
+    assert "compile_module (NOT compiled: ran eagerly)" in report_html([("run", run, [])], [], [])
+
+
 def test_an_unreliable_ratio_is_marked_and_gets_no_number():
     rng = np.random.default_rng(0)
     steady = make_case("cudnn")
