@@ -152,8 +152,7 @@ class _Left(list):
 def _execute_on_devices(plan: RunPlan, writer, on_progress) -> _Left:
     """One worker process per device, each handed the next case when it is free; the keys never started."""
     from harness.execute.devices import run_on_devices
-    from harness.record.results import utc_now
-    from harness.record.results import CaseResult
+    from harness.record.results import CaseResult, utc_now
 
     workers = plan.options.devices
     by_key = {case.key: case for case in plan.cases}

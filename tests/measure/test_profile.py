@@ -213,16 +213,8 @@ def profile_suite(folder, backends=("cudnn", "eager")):
     return suite_file(folder, "tiny.yaml", name="tiny-profile", grid={"cell": ["lstm"], "backend": list(backends)})
 
 
-@pytest.fixture
-def torch_threads_kept():
-    """The suite's threads (1) are set on this process by a command run in it; afterwards they are as before."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.usefixtures("short_machine_window")
-def test_profile_writes_a_profile_file_traces_and_tables_and_report_draws_it(tmp_path, torch_threads_kept):
+def test_profile_writes_a_profile_file_traces_and_tables_and_report_draws_it(tmp_path):
     from tests.helpers import rnnbench_here
 
     suite = profile_suite(tmp_path)

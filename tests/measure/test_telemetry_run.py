@@ -28,16 +28,6 @@ def no_nvml_hooks(monkeypatch):
     monkeypatch.delenv(fake_nvml.SCENARIO_ENV, raising=False)
 
 
-@pytest.fixture
-def torch_threads_kept():
-    """The suite's threads (1) are set on this process by a run in it; afterwards they are as before."""
-    import torch
-
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_run_case_on_the_cpu_records_peak_rss_and_why_there_is_no_nvml(monkeypatch):
     monkeypatch.delenv(MODULE_ENV_VAR, raising=False)
     result = run_case(tiny_case(), cpu_settings())
@@ -63,7 +53,7 @@ def test_run_case_with_fake_nvml_records_a_window_of_the_primary_region(monkeypa
 
 
 @pytest.mark.usefixtures("short_machine_window")
-def test_cpu_run_results_carry_rss_and_nvml_unavailable(tiny_suite, tmp_path, no_nvml_hooks, torch_threads_kept):
+def test_cpu_run_results_carry_rss_and_nvml_unavailable(tiny_suite, tmp_path, no_nvml_hooks):
     out = tmp_path / "r.json"
     done = rnnbench_here("run", tiny_suite, "--out", out, "--quiet")
     assert done.returncode == 0, done.stderr
@@ -86,8 +76,7 @@ def test_cpu_run_results_carry_rss_and_nvml_unavailable(tiny_suite, tmp_path, no
 
 
 @pytest.mark.usefixtures("short_machine_window")
-def test_run_with_fake_nvml_writes_windows_and_shows_energy_columns(tiny_suite, tmp_path, monkeypatch,
-                                                                   torch_threads_kept):
+def test_run_with_fake_nvml_writes_windows_and_shows_energy_columns(tiny_suite, tmp_path, monkeypatch):
     out = tmp_path / "r.json"
     fake_nvml.configure(monkeypatch)
     monkeypatch.setenv(MODULE_ENV_VAR, fake_nvml.MODULE)

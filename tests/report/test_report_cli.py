@@ -7,7 +7,6 @@ import sys
 from dataclasses import replace
 
 import pytest
-import torch
 from click.testing import CliRunner
 from report_builders import failed_result, ok_result, sweep_run, with_results
 
@@ -226,11 +225,7 @@ def test_a_real_tiny_run_reports_headless(tmp_path):
     # no DISPLAY, and an interactive backend asked for: the reporter must not need one (it never uses pyplot)
     env = {"PATH": "/usr/bin:/bin", "MPLBACKEND": "TkAgg", "HOME": str(tmp_path)}
     results = tmp_path / "tiny.json"
-    threads = torch.get_num_threads()
-    try:
-        done = cli("run", suite, "--out", results, "--quiet")
-    finally:
-        torch.set_num_threads(threads)  # the suite's one thread was for the run
+    done = cli("run", suite, "--out", results, "--quiet")  # its threads: 1 are undone after the test (conftest)
     assert done.exit_code == 0, done.stderr
     done = subprocess.run([sys.executable, "-m", "harness.cli", "report", str(results), "-o", str(tmp_path / "r")],
                           capture_output=True, text=True, timeout=120, env=env)
