@@ -10,7 +10,7 @@ from typing import Sequence
 
 from harness.gate.compare import Comparison, Pair, comparison_method
 from harness.report import context
-from harness.report.compare_text import format_p, verdict_line
+from harness.report.compare_text import format_p, table_headers, verdict_line
 from harness.report.flags import NOISY_RULE, Flagged, eager_fallbacks, is_noisy, noisy, problems, unreliable_speedups
 from harness.report.answer import behind_text, capitalised, geomean_parts, run_answer
 from harness.report.names import cpu_libraries, format_cudnn_version, result_backend_name
@@ -320,8 +320,9 @@ def _pair_table(pairs: Sequence[Pair], comparison: Comparison) -> str:
         f"<td class=num>{p.ratio:.3f}×</td><td class=num>{_ci(p)}</td>"
         f"<td class=num>{format_p(p.p_adjusted)}</td><td>{p.verdict.word_with_name()}</td></tr>"
         for p in pairs)
-    return (f"<table><tr><th>case</th><th>region</th><th>A ms</th><th>B ms</th><th>B/A</th><th>{comparison.interval_confidence:.0%} CI</th>"
-            f"<th>p ({comparison.rule.adjustment})</th><th>verdict</th></tr>{rows}</table>")
+    interval, p_adjusted = table_headers(comparison)
+    return (f"<table><tr><th>case</th><th>region</th><th>A ms</th><th>B ms</th><th>B/A</th><th>{interval}</th>"
+            f"<th>{p_adjusted}</th><th>verdict</th></tr>{rows}</table>")
 
 
 def _comparison_text(comparison: Comparison) -> str:
