@@ -256,6 +256,14 @@ def test_a_long_context_is_wrapped_not_clipped():
     assert ink_at_the_edges(png_bytes(figure)) == 0
 
 
+def test_a_one_configuration_charts_long_title_is_wrapped_not_clipped():
+    run = sweep_run(cells=("gru",))
+    one_configuration = with_results(run, [r for r in run.cases if r.case.seq_len == 32])
+    figure = scaling_figure(scaling_chart(entries_of([one_configuration]), "batch"), context_line([one_configuration]))
+    assert "forward_backward" in figure._suptitle.get_text()  # the configuration is in the title
+    assert ink_at_the_edges(png_bytes(figure)) == 0
+
+
 def test_exponents_need_three_points_and_come_with_their_interval():
     assert exponent_interval([1, 2], [1.0, 2.0]) is None
     slope, half_width = exponent_interval([1, 2, 4, 8], [3 * x ** 0.5 for x in (1, 2, 4, 8)])
